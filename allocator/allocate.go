@@ -1,0 +1,240 @@
+package allocator
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Allocate answers req against the addresses in use, without changing
+// anything: the caller records the answer with Assign once it has been
+// written. The answer is deterministic: the same Config, Usage and Request
+// always give the same Result.
+//
+// Automatic allocation, per family in the order of req.Families: when the
+// namespace may share, the lowest address of the pool already held only by
+// compatible Services; otherwise the lowest free address (the highest with
+// search-order desc). IPv4 addresses ending in .0 or .255 are never handed
+// out automatically.
+//
+// Requested addresses are validated instead: one held by an incompatible
+// Service is a conflict; one outside the namespace's pool is allowed and
+// listed in Result.Outside.
+func (u *Usage) Allocate(cfg *Config, req Request) (Result, error) {
+	if len(req.Requested) > 0 {
+		return u.validateRequested(cfg, req)
+	}
+	pool := cfg.PoolFor(req.Namespace)
+	if pool == nil {
+		return Result{}, &Error{Reason: ReasonNoPool, Pool: req.Namespace}
+	}
+	if pool.invalid != "" {
+		return Result{}, &Error{Reason: ReasonNoPool, Pool: pool.name, Detail: pool.invalid}
+	}
+	if pool.dhcp {
+		return Result{Addrs: []netip.Addr{netip.IPv4Unspecified()}, Pool: pool.name}, nil
+	}
+	fams, err := wantedFamilies(pool, req)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Pool: pool.name}
+	var firstErr error
+	for _, f := range fams {
+		a, shared, err := u.pick(cfg, pool, f, req)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		res.Addrs = append(res.Addrs, a)
+		if shared {
+			res.Shared = append(res.Shared, a)
+		}
+	}
+	switch {
+	case len(res.Addrs) == 0:
+		return Result{}, firstErr
+	case req.Policy == RequireDualStack && len(res.Addrs) < len(fams):
+		return Result{}, firstErr
+	}
+	return res, nil
+}
+
+// wantedFamilies returns the families to allocate, in order.
+func wantedFamilies(pool *Pool, req Request) ([]Family, error) {
+	fams := slices.Clone(req.Families)
+	for i, f := range fams {
+		if f != IPv4 && f != IPv6 {
+			return nil, &Error{Reason: ReasonInvalidRequest, Detail: fmt.Sprintf("unknown IP family %v", f)}
+		}
+		if slices.Contains(fams[:i], f) {
+			return nil, &Error{Reason: ReasonInvalidRequest, Detail: fmt.Sprintf("IP family %v listed twice", f)}
+		}
+	}
+	if len(fams) == 0 {
+		fams = []Family{IPv4}
+		if !pool.Has(IPv4) && pool.Has(IPv6) {
+			fams[0] = IPv6
+		}
+	}
+	switch req.Policy {
+	case "", SingleStack:
+		fams = fams[:1]
+	case PreferDualStack, RequireDualStack:
+		if len(fams) == 1 {
+			other := IPv6
+			if fams[0] == IPv6 {
+				other = IPv4
+			}
+			fams = append(fams, other)
+		}
+	default:
+		return nil, &Error{Reason: ReasonInvalidRequest, Detail: fmt.Sprintf("unknown ipFamilyPolicy %q", req.Policy)}
+	}
+	return fams, nil
+}
+
+// pick chooses one address of family f from pool for req.
+func (u *Usage) pick(cfg *Config, pool *Pool, f Family, req Request) (netip.Addr, bool, error) {
+	if !pool.Has(f) {
+		return netip.Addr{}, false, &Error{Reason: ReasonFamilyUnavailable, Pool: pool.name, Family: f}
+	}
+	if len(req.Ports) > 0 && cfg.AllowShare(req.Namespace) {
+		if a, ok := u.shareCandidate(cfg, pool, f, req); ok {
+			return a, true, nil
+		}
+	}
+	i := f.index()
+	var k key
+	var ok bool
+	if cfg.desc {
+		k, ok = u.lastFree(pool, i)
+	} else {
+		k, ok = u.firstFree(pool, i)
+	}
+	if !ok {
+		return netip.Addr{}, false, &Error{Reason: ReasonExhausted, Pool: pool.name, Family: f}
+	}
+	return addrOf(f, k), false, nil
+}
+
+// shareCandidate returns the lowest address of family f in pool that req may
+// share. It walks the shareable addresses of the pool's range: O(k) in their
+// number, which sharing keeps small.
+func (u *Usage) shareCandidate(cfg *Config, pool *Pool, f Family, req Request) (netip.Addr, bool) {
+	rs := pool.set.Ranges()
+	var found netip.Addr
+	for _, r := range rs {
+		if (r.From().Is4()) != (f == IPv4) {
+			continue
+		}
+		u.shareable.AscendRange(r.From(), r.To().Next(), func(a netip.Addr) bool {
+			if !allocatable(a) || !u.compatible(cfg, a, req, true) {
+				return true
+			}
+			found = a
+			return false
+		})
+		if found.IsValid() {
+			return found, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// compatible reports whether req may hold a alongside its current holders.
+// Automatic sharing also needs every holder's namespace to allow sharing;
+// an explicit request needs only ports that do not collide.
+func (u *Usage) compatible(cfg *Config, a netip.Addr, req Request, auto bool) bool {
+	return u.conflictWith(cfg, a, req, auto) == nil
+}
+
+// conflictWith returns the first holder of a that req may not share with.
+func (u *Usage) conflictWith(cfg *Config, a netip.Addr, req Request, auto bool) *Holding {
+	for _, h := range u.byAddr[a] {
+		if h.Owner == req.Owner {
+			continue
+		}
+		if len(h.Ports) == 0 || len(req.Ports) == 0 || portsCollide(h.Ports, req.Ports) {
+			return h
+		}
+		if auto && !cfg.AllowShare(h.Namespace) {
+			return h
+		}
+	}
+	return nil
+}
+
+// portsCollide reports whether a and b have a port/protocol pair in common.
+func portsCollide(a, b []Port) bool {
+	for _, p := range a {
+		if slices.Contains(b, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// validateRequested checks the addresses a user asked for.
+func (u *Usage) validateRequested(cfg *Config, req Request) (Result, error) {
+	pool := cfg.PoolFor(req.Namespace)
+	var res Result
+	if pool != nil {
+		res.Pool = pool.name
+	}
+	var seen []Family
+	for _, a := range req.Requested {
+		if !a.IsValid() {
+			return Result{}, &Error{Reason: ReasonInvalidRequest, Detail: "invalid address"}
+		}
+		if a.Zone() != "" {
+			return Result{}, &Error{Reason: ReasonInvalidRequest, Addr: a, Detail: fmt.Sprintf("address %s has a zone", a)}
+		}
+		a = a.Unmap()
+		f := familyOf(a)
+		if slices.Contains(seen, f) {
+			return Result{}, &Error{Reason: ReasonInvalidRequest, Addr: a, Detail: fmt.Sprintf("more than one %v address requested", f)}
+		}
+		seen = append(seen, f)
+		res.Addrs = append(res.Addrs, a)
+		if a.IsUnspecified() {
+			continue // DHCP: kube-vip asks a DHCP server; nothing to hold
+		}
+		if h := u.conflictWith(cfg, a, req, false); h != nil {
+			return Result{}, &Error{Reason: ReasonConflict, Addr: a, Holder: h.Owner, Detail: conflictDetail(h, req)}
+		}
+		if len(u.byAddr[a]) > 0 && !u.heldOnlyBy(a, req.Owner) {
+			res.Shared = append(res.Shared, a)
+		}
+		if pool == nil || !pool.Contains(a) {
+			res.Outside = append(res.Outside, a)
+		}
+	}
+	return res, nil
+}
+
+func (u *Usage) heldOnlyBy(a netip.Addr, owner string) bool {
+	for _, h := range u.byAddr[a] {
+		if h.Owner != owner {
+			return false
+		}
+	}
+	return true
+}
+
+func conflictDetail(h *Holding, req Request) string {
+	switch {
+	case len(h.Ports) == 0:
+		return "the holder has no ports, so it cannot share"
+	case len(req.Ports) == 0:
+		return "a Service without ports cannot share"
+	}
+	for _, p := range h.Ports {
+		if slices.Contains(req.Ports, p) {
+			return fmt.Sprintf("both use port %s", p)
+		}
+	}
+	return "sharing is not allowed"
+}

@@ -1,0 +1,444 @@
+package allocator
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go4.org/netipx"
+)
+
+// The ConfigMap keys, as the existing kube-vip-cloud-provider spells them.
+// Per-namespace keys end in the namespace; "global" applies to every
+// namespace without a key of its own.
+const (
+	KeyCIDRPrefix       = "cidr-"
+	KeyRangePrefix      = "range-"
+	KeyAllowSharePrefix = "allow-share-"
+	KeyInterfacePrefix  = "interface-"
+	KeySearchOrder      = "search-order"
+	KeySkipEndIPs       = "skip-end-ips-in-cidr"
+)
+
+// KeyError reports a malformed ConfigMap value. It names the key, the whole
+// value and the entry that was wrong.
+type KeyError struct {
+	Key   string
+	Value string
+	// Entry is the offending comma-separated entry, when one is to blame.
+	Entry string
+	Err   error
+	// Kept is the last good value that keeps serving instead, if any.
+	Kept *string
+}
+
+// Error implements error.
+func (e *KeyError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "parse %s=%q", e.Key, e.Value)
+	if e.Entry != "" {
+		fmt.Fprintf(&b, ": entry %q", e.Entry)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	if e.Kept != nil {
+		fmt.Fprintf(&b, " (keeping the last good value %q)", *e.Kept)
+	} else {
+		b.WriteString(" (key ignored)")
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// Config is the parsed kubevip ConfigMap. It is immutable and safe to share
+// between goroutines.
+type Config struct {
+	pools      map[string]*Pool
+	allowShare map[string]bool
+	interfaces map[string]string
+	desc       bool
+	skipEnds   bool
+	// accepted holds the raw value in force for each key (a good new value,
+	// or the last good one kept in place of a bad one).
+	accepted map[string]string
+}
+
+// Parse turns the ConfigMap's data into a Config. A malformed value
+// invalidates only its own key: the returned error (an errors.Join of
+// *KeyError, one per bad key) names each, and the Config is usable anyway.
+// When last is not nil, a bad key keeps the value it had in last, so that
+// a typo never takes addresses away from a working pool.
+func Parse(data map[string]string, last *Config) (*Config, error) {
+	c := &Config{
+		pools:      map[string]*Pool{},
+		allowShare: map[string]bool{},
+		interfaces: map[string]string{},
+		accepted:   map[string]string{},
+	}
+	var errs []error
+	// accept parses value with fn, falling back to last's value of key.
+	accept := func(key, value string, fn func(string) error) {
+		err := fn(value)
+		if err == nil {
+			c.accepted[key] = value
+			return
+		}
+		ke := &KeyError{Key: key, Value: value, Err: err}
+		var ee *entryError
+		if errors.As(err, &ee) {
+			ke.Entry, ke.Err = ee.entry, ee.err
+		}
+		if last != nil {
+			if old, ok := last.accepted[key]; ok && old != value && fn(old) == nil {
+				ke.Kept = &old
+				c.accepted[key] = old
+			}
+		}
+		errs = append(errs, ke)
+	}
+
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+
+	// Global options first: skip-end-ips-in-cidr changes how CIDRs parse.
+	if v, ok := data[KeySkipEndIPs]; ok {
+		accept(KeySkipEndIPs, v, func(s string) (err error) {
+			c.skipEnds, err = parseBool(s)
+			return err
+		})
+	}
+	if v, ok := data[KeySearchOrder]; ok {
+		accept(KeySearchOrder, v, func(s string) error {
+			switch strings.ToLower(strings.TrimSpace(s)) {
+			case "desc":
+				c.desc = true
+			case "asc", "":
+				c.desc = false
+			default:
+				return fmt.Errorf(`must be "asc" or "desc"`)
+			}
+			return nil
+		})
+	}
+
+	builders := map[string]*poolBuilder{}
+	builder := func(name string) *poolBuilder {
+		b := builders[name]
+		if b == nil {
+			b = &poolBuilder{}
+			builders[name] = b
+		}
+		return b
+	}
+	for _, k := range keys {
+		v := data[k]
+		switch {
+		case strings.HasPrefix(k, KeyCIDRPrefix) && len(k) > len(KeyCIDRPrefix):
+			b := builder(k[len(KeyCIDRPrefix):])
+			accept(k, v, func(s string) error { return b.addCIDRs(s, c.skipEnds) })
+		case strings.HasPrefix(k, KeyRangePrefix) && len(k) > len(KeyRangePrefix):
+			b := builder(k[len(KeyRangePrefix):])
+			accept(k, v, b.addRanges)
+		case strings.HasPrefix(k, KeyAllowSharePrefix) && len(k) > len(KeyAllowSharePrefix):
+			name := k[len(KeyAllowSharePrefix):]
+			accept(k, v, func(s string) error {
+				b, err := parseBool(s)
+				if err == nil {
+					c.allowShare[name] = b
+				}
+				return err
+			})
+		case strings.HasPrefix(k, KeyInterfacePrefix) && len(k) > len(KeyInterfacePrefix):
+			name := k[len(KeyInterfacePrefix):]
+			accept(k, v, func(s string) error {
+				s = strings.TrimSpace(s)
+				if s == "" || strings.ContainsAny(s, " \t\n/,") || len(s) > 15 {
+					return fmt.Errorf("not an interface name")
+				}
+				c.interfaces[name] = s
+				return nil
+			})
+		}
+	}
+	for name, b := range builders {
+		c.pools[name] = b.build(name)
+	}
+	return c, errors.Join(errs...)
+}
+
+func parseBool(s string) (bool, error) {
+	b, err := strconv.ParseBool(strings.TrimSpace(s))
+	if err != nil {
+		return false, fmt.Errorf("not a boolean (true or false)")
+	}
+	return b, nil
+}
+
+// entryError blames one entry of a comma-separated value.
+type entryError struct {
+	entry string
+	err   error
+}
+
+func (e *entryError) Error() string { return fmt.Sprintf("entry %q: %v", e.entry, e.err) }
+
+// poolBuilder collects the entries of a namespace's cidr and range keys.
+type poolBuilder struct {
+	b     netipx.IPSetBuilder
+	good  int // how many of the pool's keys parsed
+	dhcp  bool
+	other bool // holds an entry that is not the DHCP marker
+}
+
+// splitEntries splits a comma-separated value, trimming spaces and dropping
+// empty entries; a value with no entries at all is an error.
+func splitEntries(s string) ([]string, error) {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no entries")
+	}
+	return out, nil
+}
+
+var dhcpMarker = netip.MustParsePrefix("0.0.0.0/32")
+
+// addCIDRs adds the prefixes of one cidr-* value; nothing is added unless
+// every entry parses.
+func (pb *poolBuilder) addCIDRs(value string, skipEnds bool) error {
+	entries, err := splitEntries(value)
+	if err != nil {
+		return err
+	}
+	var rs []netipx.IPRange
+	dhcp := false
+	for _, e := range entries {
+		p, err := netip.ParsePrefix(e)
+		if err != nil {
+			return &entryError{e, fmt.Errorf("not a CIDR")}
+		}
+		if p.Addr().Is4In6() {
+			return &entryError{e, fmt.Errorf("IPv4-mapped IPv6 prefix: write the IPv4 prefix")}
+		}
+		p = p.Masked()
+		if p == dhcpMarker {
+			dhcp = true
+			continue
+		}
+		r := netipx.RangeOfPrefix(p)
+		if skipEnds && p.Addr().Is4() && p.Bits() <= 30 {
+			r = netipx.IPRangeFrom(r.From().Next(), r.To().Prev())
+		}
+		rs = append(rs, r)
+	}
+	if dhcp && (len(rs) > 0 || pb.other) || (!dhcp && pb.dhcp) {
+		return fmt.Errorf("0.0.0.0/32 (DHCP) cannot be combined with other addresses")
+	}
+	for _, r := range rs {
+		pb.b.AddRange(r)
+	}
+	pb.dhcp = pb.dhcp || dhcp
+	pb.other = pb.other || len(rs) > 0
+	pb.good++
+	return nil
+}
+
+// addRanges adds the ranges of one range-* value; nothing is added unless
+// every entry parses.
+func (pb *poolBuilder) addRanges(value string) error {
+	entries, err := splitEntries(value)
+	if err != nil {
+		return err
+	}
+	rs := make([]netipx.IPRange, 0, len(entries))
+	for _, e := range entries {
+		r, err := parseRange(e)
+		if err != nil {
+			return &entryError{e, err}
+		}
+		rs = append(rs, r)
+	}
+	if pb.dhcp {
+		return fmt.Errorf("cannot be combined with a DHCP (0.0.0.0/32) cidr key")
+	}
+	for _, r := range rs {
+		pb.b.AddRange(r)
+	}
+	pb.other = true
+	pb.good++
+	return nil
+}
+
+// parseRange parses FROM-TO, both addresses of one family, FROM <= TO.
+func parseRange(e string) (netipx.IPRange, error) {
+	from, to, ok := strings.Cut(e, "-")
+	if !ok {
+		return netipx.IPRange{}, fmt.Errorf("not a range FROM-TO")
+	}
+	a, err := parseAddr(from)
+	if err != nil {
+		return netipx.IPRange{}, err
+	}
+	b, err := parseAddr(to)
+	if err != nil {
+		return netipx.IPRange{}, err
+	}
+	if a.Is4() != b.Is4() {
+		return netipx.IPRange{}, fmt.Errorf("start and end are of different families")
+	}
+	if b.Less(a) {
+		return netipx.IPRange{}, fmt.Errorf("end %s is below start %s", b, a)
+	}
+	return netipx.IPRangeFrom(a, b), nil
+}
+
+// parseAddr parses one address strictly: no zone; IPv4-mapped IPv6 becomes IPv4.
+func parseAddr(s string) (netip.Addr, error) {
+	s = strings.TrimSpace(s)
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%q is not an IP address", s)
+	}
+	if a.Zone() != "" {
+		return netip.Addr{}, fmt.Errorf("%q has a zone", s)
+	}
+	return a.Unmap(), nil
+}
+
+func (pb *poolBuilder) build(name string) *Pool {
+	set, _ := pb.b.IPSet() // the builder only ever saw valid ranges
+	p := newPool(name, set)
+	p.dhcp = pb.dhcp
+	if pb.good == 0 {
+		p.invalid = fmt.Sprintf("every pool key of %q is malformed", name)
+	}
+	return p
+}
+
+// PoolFor returns the pool Services in namespace ns draw from: the
+// namespace's own, else the global one, else nil.
+func (c *Config) PoolFor(ns string) *Pool {
+	if p, ok := c.pools[ns]; ok {
+		return p
+	}
+	return c.pools[GlobalPool]
+}
+
+// Pools returns every pool, sorted by name.
+func (c *Config) Pools() []*Pool {
+	out := make([]*Pool, 0, len(c.pools))
+	for _, p := range c.pools {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// InAnyPool reports whether some pool contains a.
+func (c *Config) InAnyPool(a netip.Addr) bool {
+	for _, p := range c.pools {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowShare reports whether Services in namespace ns may share addresses:
+// allow-share-<ns>, else allow-share-global, else false.
+func (c *Config) AllowShare(ns string) bool {
+	if v, ok := c.allowShare[ns]; ok {
+		return v
+	}
+	return c.allowShare[GlobalPool]
+}
+
+// Interface returns the interface kube-vip should use for Services in ns
+// (interface-<ns>, else interface-global), or "".
+func (c *Config) Interface(ns string) string {
+	if v, ok := c.interfaces[ns]; ok {
+		return v
+	}
+	return c.interfaces[GlobalPool]
+}
+
+// Descending reports whether search-order is desc (hand out from the top).
+func (c *Config) Descending() bool { return c.desc }
+
+// Accepted returns the raw value in force for each key: the good values of
+// the data last parsed, and the last good values kept in place of bad ones.
+func (c *Config) Accepted() map[string]string {
+	out := make(map[string]string, len(c.accepted))
+	for k, v := range c.accepted {
+		out[k] = v
+	}
+	return out
+}
+
+// Data formats c as ConfigMap data in canonical form (pools as merged
+// ranges). Parse(c.Data(), nil) yields a Config equal to c.
+func (c *Config) Data() map[string]string {
+	out := map[string]string{}
+	for name, p := range c.pools {
+		if p.dhcp {
+			out[KeyCIDRPrefix+name] = dhcpMarker.String()
+			continue
+		}
+		var parts []string
+		for _, r := range p.set.Ranges() {
+			parts = append(parts, r.From().String()+"-"+r.To().String())
+		}
+		if len(parts) > 0 {
+			out[KeyRangePrefix+name] = strings.Join(parts, ",")
+		}
+	}
+	for name, v := range c.allowShare {
+		out[KeyAllowSharePrefix+name] = strconv.FormatBool(v)
+	}
+	for name, v := range c.interfaces {
+		out[KeyInterfacePrefix+name] = v
+	}
+	if c.desc {
+		out[KeySearchOrder] = "desc"
+	}
+	if c.skipEnds {
+		out[KeySkipEndIPs] = "true"
+	}
+	return out
+}
+
+// Equal reports whether c and o hand out the same addresses the same way.
+func (c *Config) Equal(o *Config) bool {
+	if c.desc != o.desc || len(c.pools) != len(o.pools) ||
+		len(c.allowShare) != len(o.allowShare) || len(c.interfaces) != len(o.interfaces) {
+		return false
+	}
+	for name, p := range c.pools {
+		q, ok := o.pools[name]
+		if !ok || !p.equal(q) {
+			return false
+		}
+	}
+	for k, v := range c.allowShare {
+		if w, ok := o.allowShare[k]; !ok || w != v {
+			return false
+		}
+	}
+	for k, v := range c.interfaces {
+		if w, ok := o.interfaces[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,217 @@
+package decide
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+)
+
+// Action says what the caller must do with a Decision.
+type Action int
+
+const (
+	// None: nothing to do (not ours, or waiting for the cache to catch up
+	// with our own last write).
+	None Action = iota
+	// Hold: the Service keeps the addresses it carries; record
+	// Decision.Holding in the ledger. Nothing to write.
+	Hold
+	// Write: update the Service to Decision.Service (with its
+	// resourceVersion), then record Decision.Holding in the ledger.
+	Write
+	// Fail: the Service holds nothing and cannot get an address now; report
+	// the Events, release it from the ledger and retry with back-off.
+	Fail
+	// Release: the Service no longer holds an address; release it from the
+	// ledger, and write Decision.Service when it is not nil (to remove the
+	// marks this provider left on it).
+	Release
+)
+
+// String names the action, for logs and traces.
+func (a Action) String() string {
+	return [...]string{"None", "Hold", "Write", "Fail", "Release"}[a]
+}
+
+// Event types, as in the Kubernetes API.
+const (
+	EventNormal  = corev1.EventTypeNormal
+	EventWarning = corev1.EventTypeWarning
+)
+
+// Event is an Event to record on the Service.
+type Event struct {
+	Type    string
+	Reason  string
+	Message string
+}
+
+// Decision is what one Service should have.
+type Decision struct {
+	Action Action
+	// Holding is what the Service holds after a Hold or a Write.
+	Holding allocator.Holding
+	// Service is the updated copy to write (Write, and some Releases).
+	Service *corev1.Service
+	// Events to record on the Service.
+	Events []Event
+	// Err is the allocator's error for a Fail (an *allocator.Error) or the
+	// parse error of a malformed address on the Service.
+	Err error
+}
+
+// Decide says what svc should have, given the config, the addresses in use
+// (which may already include svc's own) and the options. It is pure: it
+// changes neither usage nor svc.
+func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, o Options) Decision {
+	key := Key(svc)
+	_, held := usage.Holding(key)
+	if !IsLoadBalancer(svc) {
+		if svc.Labels[LabelImplementation] == ImplementationKubeVIP && svc.Annotations[AnnotationLoadBalancerIPs] != "" && svc.DeletionTimestamp == nil {
+			return Decision{Action: Release, Service: stripped(svc), Events: []Event{{EventNormal, ReasonAddressReleased,
+				fmt.Sprintf("type is %s: released %s", svc.Spec.Type, svc.Annotations[AnnotationLoadBalancerIPs])}}}
+		}
+		if held {
+			return Decision{Action: Release}
+		}
+		return Decision{}
+	}
+	addrs, src, err := Addresses(svc)
+	managed := Managed(svc, o)
+	if !managed {
+		// Not ours to write, but its addresses stay in use so that we never
+		// hand them to another Service.
+		if err == nil && len(addrs) > 0 {
+			return Decision{Action: Hold, Holding: Holding(svc, addrs)}
+		}
+		if held {
+			return Decision{Action: Release}
+		}
+		return Decision{}
+	}
+	if err != nil {
+		return fail(err, "InvalidRequest: "+err.Error())
+	}
+	if len(addrs) > 0 {
+		return keep(cfg, usage, svc, addrs, src)
+	}
+	if held {
+		// We wrote an address that the cache has not shown yet.
+		return Decision{}
+	}
+	res, err := usage.Allocate(cfg, Request(svc, nil))
+	if err != nil {
+		return fail(err, err.Error())
+	}
+	out := svc.DeepCopy()
+	setAnnotation(out, AnnotationLoadBalancerIPs, JoinAddrs(res.Addrs))
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	out.Labels[LabelImplementation] = ImplementationKubeVIP
+	out.Spec.LoadBalancerIP = res.Addrs[0].String()
+	if iface := cfg.Interface(svc.Namespace); iface != "" {
+		setAnnotation(out, AnnotationServiceInterface, iface)
+	}
+	msg := fmt.Sprintf("assigned %s from pool %q", JoinAddrs(res.Addrs), res.Pool)
+	if len(res.Shared) > 0 {
+		msg += fmt.Sprintf(" (sharing %s)", JoinAddrs(res.Shared))
+	}
+	return Decision{Action: Write, Holding: Holding(svc, res.Addrs), Service: out,
+		Events: []Event{{EventNormal, ReasonAddressAssigned, msg}}}
+}
+
+// keep validates the addresses svc already carries.
+func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, addrs []netip.Addr, src string) Decision {
+	res, err := usage.Allocate(cfg, Request(svc, addrs))
+	if err != nil {
+		return fail(err, fmt.Sprintf("%s (from %s)", err, src))
+	}
+	d := Decision{Action: Hold, Holding: Holding(svc, res.Addrs)}
+	for _, a := range res.Outside {
+		if a.IsUnspecified() {
+			continue
+		}
+		where := fmt.Sprintf("the pool of %q", res.Pool)
+		if res.Pool == "" {
+			where = fmt.Sprintf("every pool (namespace %q has none)", svc.Namespace)
+		}
+		d.Events = append(d.Events, Event{EventWarning, ReasonAddressOutsidePool,
+			fmt.Sprintf("address %s (from %s) is outside %s; it is kept", a, src, where)})
+	}
+	if svc.Annotations[AnnotationLoadBalancerIPs] == "" {
+		d.Action = Write
+		d.Service = svc.DeepCopy()
+		setAnnotation(d.Service, AnnotationLoadBalancerIPs, JoinAddrs(res.Addrs))
+	}
+	return d
+}
+
+func fail(err error, msg string) Decision {
+	return Decision{Action: Fail, Err: err, Events: []Event{{EventWarning, ReasonAllocationFailed, msg}}}
+}
+
+func setAnnotation(svc *corev1.Service, k, v string) {
+	if svc.Annotations == nil {
+		svc.Annotations = map[string]string{}
+	}
+	svc.Annotations[k] = v
+}
+
+// stripped returns a copy of svc without the marks this provider writes.
+func stripped(svc *corev1.Service) *corev1.Service {
+	out := svc.DeepCopy()
+	delete(out.Annotations, AnnotationLoadBalancerIPs)
+	delete(out.Annotations, AnnotationServiceInterface)
+	delete(out.Labels, LabelImplementation)
+	return out
+}
+
+// Apply records the ledger side of d for the Service named key: Hold and
+// Write record d.Holding, Fail and Release forget the Service. The
+// controller calls it for a Write only once the write has succeeded.
+func (d Decision) Apply(u *allocator.Usage, key string) {
+	switch d.Action {
+	case Hold, Write:
+		u.Assign(d.Holding)
+	case Fail, Release:
+		u.Release(key)
+	}
+}
+
+// Rebuild computes the addresses in use from the Services themselves, the
+// cluster being the only state: after a restart, the ledger. Services are
+// taken oldest first (then by key), so that when two carry the same address
+// incompatibly the older one keeps it; the others are returned as
+// conflicts, keyed by Service.
+func Rebuild(cfg *allocator.Config, services []*corev1.Service, o Options) (*allocator.Usage, map[string]Decision) {
+	sorted := slices.Clone(services)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+			return a.CreationTimestamp.Before(&b.CreationTimestamp)
+		}
+		return strings.Compare(Key(a), Key(b)) < 0
+	})
+	u := allocator.NewUsage()
+	conflicts := map[string]Decision{}
+	for _, svc := range sorted {
+		if addrs, _, err := Addresses(svc); err != nil || len(addrs) == 0 || !IsLoadBalancer(svc) {
+			continue
+		}
+		d := Decide(cfg, u, svc, o)
+		switch d.Action {
+		case Hold, Write:
+			u.Assign(d.Holding)
+		case Fail:
+			conflicts[Key(svc)] = d
+		}
+	}
+	return u, conflicts
+}

@@ -1,0 +1,44 @@
+package decide
+
+// The annotations, labels and names of the compatibility contract with the
+// existing kube-vip-cloud-provider and with kube-vip.
+const (
+	// AnnotationLoadBalancerIPs holds the assigned addresses, comma-separated
+	// (one per family for dual-stack). kube-vip reads it first.
+	AnnotationLoadBalancerIPs = "kube-vip.io/loadbalancerIPs"
+	// AnnotationServiceInterface names the interface kube-vip should use,
+	// from the interface-<ns>/interface-global keys.
+	AnnotationServiceInterface = "kube-vip.io/serviceInterface"
+	// AnnotationIgnore set to "true" makes both us and kube-vip leave the
+	// Service alone.
+	AnnotationIgnore = "kube-vip.io/ignore"
+	// LabelImplementation marks Services whose address this provider assigned.
+	LabelImplementation = "implementation"
+	// ImplementationKubeVIP is the value of LabelImplementation.
+	ImplementationKubeVIP = "kube-vip"
+	// LabelLegacyIPAMAddress is where very old versions of the provider kept
+	// the address (besides spec.loadBalancerIP).
+	LabelLegacyIPAMAddress = "ipam-address"
+	// DefaultLoadBalancerClass is the class handled when loadBalancerClass
+	// support is enabled and no custom name is given.
+	DefaultLoadBalancerClass = "kube-vip.io/kube-vip-class"
+)
+
+// Event reasons. Each is a stable, documented contract.
+const (
+	// ReasonAddressAssigned (Normal): the Service got its address(es).
+	ReasonAddressAssigned = "AddressAssigned"
+	// ReasonAllocationFailed (Warning): no address could be given; the
+	// message starts with the allocator's reason (PoolExhausted, NoPool,
+	// FamilyUnavailable, Conflict, InvalidRequest).
+	ReasonAllocationFailed = "AllocationFailed"
+	// ReasonAddressOutsidePool (Warning): the Service keeps an address that
+	// is outside its namespace's pool (requested so, or the pool changed).
+	ReasonAddressOutsidePool = "AddressOutsidePool"
+	// ReasonInvalidConfig (Warning, on the ConfigMap): a key is malformed;
+	// the message names the key and value and what keeps serving.
+	ReasonInvalidConfig = "InvalidConfig"
+	// ReasonAddressReleased (Normal): the Service stopped being a managed
+	// LoadBalancer and its address was released.
+	ReasonAddressReleased = "AddressReleased"
+)

@@ -1,0 +1,146 @@
+package decide
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+)
+
+// Options are the controller settings that change which Services it handles.
+type Options struct {
+	// EnableLoadBalancerClass: handle only Services whose loadBalancerClass
+	// is LoadBalancerClass (KUBEVIP_ENABLE_LOADBALANCERCLASS). Otherwise
+	// handle only Services with no class.
+	EnableLoadBalancerClass bool
+	// LoadBalancerClass is the class handled when EnableLoadBalancerClass is
+	// set; empty means DefaultLoadBalancerClass.
+	LoadBalancerClass string
+}
+
+func (o Options) class() string {
+	if o.LoadBalancerClass == "" {
+		return DefaultLoadBalancerClass
+	}
+	return o.LoadBalancerClass
+}
+
+// Key returns "namespace/name", the Service's identity everywhere here.
+func Key(svc *corev1.Service) string { return svc.Namespace + "/" + svc.Name }
+
+// IsLoadBalancer reports whether svc is of type LoadBalancer and not being deleted.
+func IsLoadBalancer(svc *corev1.Service) bool {
+	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.DeletionTimestamp == nil
+}
+
+// Managed reports whether this provider should give svc an address: a
+// LoadBalancer of the handled class, not annotated kube-vip.io/ignore.
+func Managed(svc *corev1.Service, o Options) bool {
+	if !IsLoadBalancer(svc) || svc.Annotations[AnnotationIgnore] == "true" {
+		return false
+	}
+	cls := svc.Spec.LoadBalancerClass
+	if o.EnableLoadBalancerClass {
+		return cls != nil && *cls == o.class()
+	}
+	return cls == nil || *cls == ""
+}
+
+// Addresses returns the addresses svc carries and where they came from: the
+// annotation kube-vip.io/loadbalancerIPs, else spec.loadBalancerIP, else the
+// legacy ipam-address label. A malformed value is an error naming the field.
+func Addresses(svc *corev1.Service) ([]netip.Addr, string, error) {
+	if v := strings.TrimSpace(svc.Annotations[AnnotationLoadBalancerIPs]); v != "" {
+		as, err := parseAddrList(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("annotation %s=%q: %w", AnnotationLoadBalancerIPs, v, err)
+		}
+		return as, "annotation " + AnnotationLoadBalancerIPs, nil
+	}
+	if v := strings.TrimSpace(svc.Spec.LoadBalancerIP); v != "" {
+		as, err := parseAddrList(v)
+		if err != nil || len(as) != 1 {
+			return nil, "", fmt.Errorf("spec.loadBalancerIP=%q: not an IP address", v)
+		}
+		return as, "spec.loadBalancerIP", nil
+	}
+	if v := strings.TrimSpace(svc.Labels[LabelLegacyIPAMAddress]); v != "" {
+		as, err := parseAddrList(v)
+		if err != nil || len(as) != 1 {
+			return nil, "", fmt.Errorf("label %s=%q: not an IP address", LabelLegacyIPAMAddress, v)
+		}
+		return as, "label " + LabelLegacyIPAMAddress, nil
+	}
+	return nil, "", nil
+}
+
+func parseAddrList(v string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is not an IP address", s)
+		}
+		out = append(out, a.Unmap())
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no address")
+	}
+	return out, nil
+}
+
+// Ports projects the Service's ports for sharing decisions.
+func Ports(svc *corev1.Service) []allocator.Port {
+	out := make([]allocator.Port, 0, len(svc.Spec.Ports))
+	for _, p := range svc.Spec.Ports {
+		proto := string(p.Protocol)
+		if proto == "" {
+			proto = string(corev1.ProtocolTCP)
+		}
+		out = append(out, allocator.Port{Number: p.Port, Protocol: proto})
+	}
+	return out
+}
+
+// Request projects svc into the allocator's request type.
+func Request(svc *corev1.Service, requested []netip.Addr) allocator.Request {
+	r := allocator.Request{
+		Owner:     Key(svc),
+		Namespace: svc.Namespace,
+		Ports:     Ports(svc),
+		Requested: requested,
+	}
+	for _, f := range svc.Spec.IPFamilies {
+		switch f {
+		case corev1.IPv4Protocol:
+			r.Families = append(r.Families, allocator.IPv4)
+		case corev1.IPv6Protocol:
+			r.Families = append(r.Families, allocator.IPv6)
+		}
+	}
+	if svc.Spec.IPFamilyPolicy != nil {
+		r.Policy = allocator.FamilyPolicy(*svc.Spec.IPFamilyPolicy)
+	}
+	return r
+}
+
+// Holding projects the addresses svc holds for the Usage ledger.
+func Holding(svc *corev1.Service, addrs []netip.Addr) allocator.Holding {
+	return allocator.Holding{Owner: Key(svc), Namespace: svc.Namespace, Ports: Ports(svc), Addrs: addrs}
+}
+
+// JoinAddrs formats addresses as the annotation does: comma-separated.
+func JoinAddrs(as []netip.Addr) string {
+	parts := make([]string, len(as))
+	for i, a := range as {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ",")
+}

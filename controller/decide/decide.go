@@ -64,6 +64,9 @@ type Decision struct {
 	// Err is the allocator's error for a Fail (an *allocator.Error) or the
 	// parse error of a malformed address on the Service.
 	Err error
+	// Allocated is true when a Write gives the Service new addresses (rather
+	// than filling in the annotation for addresses it already carries).
+	Allocated bool
 }
 
 // Decide says what svc should have, given the config, the addresses in use
@@ -123,7 +126,7 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 	if len(res.Shared) > 0 {
 		msg += fmt.Sprintf(" (sharing %s)", JoinAddrs(res.Shared))
 	}
-	return Decision{Action: Write, Holding: Holding(svc, res.Addrs), Service: out,
+	return Decision{Action: Write, Holding: Holding(svc, res.Addrs), Service: out, Allocated: true,
 		Events: []Event{{EventNormal, ReasonAddressAssigned, msg}}}
 }
 
@@ -174,8 +177,7 @@ func stripped(svc *corev1.Service) *corev1.Service {
 }
 
 // Apply records the ledger side of d for the Service named key: Hold and
-// Write record d.Holding, Fail and Release forget the Service. The
-// controller calls it for a Write only once the write has succeeded.
+// Write record d.Holding, Fail and Release forget the Service.
 func (d Decision) Apply(u *allocator.Usage, key string) {
 	switch d.Action {
 	case Hold, Write:

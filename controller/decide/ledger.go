@@ -1,0 +1,89 @@
+package decide
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+)
+
+// Ledger is the controller's own record of the addresses in use. An
+// informer cache lags the API server: right after we give a Service an
+// address, the cache still shows it without one, and deciding from the cache
+// alone would hand the same address to the next Service. The ledger records
+// every successful write at once, remembers the resourceVersion the write
+// produced, and ignores cached copies of that Service older than it.
+//
+// A Ledger is not safe for concurrent use; the controller guards it.
+type Ledger struct {
+	usage *allocator.Usage
+	// written maps a Service key to the resourceVersion of our last write
+	// of it that the cache has not shown yet.
+	written map[string]string
+}
+
+// NewLedger returns a ledger that starts from usage (nil for an empty one),
+// e.g. the result of Rebuild after a restart.
+func NewLedger(usage *allocator.Usage) *Ledger {
+	if usage == nil {
+		usage = allocator.NewUsage()
+	}
+	return &Ledger{usage: usage, written: map[string]string{}}
+}
+
+// Usage returns the addresses in use as the ledger sees them. Callers must
+// not change it.
+func (l *Ledger) Usage() *allocator.Usage { return l.usage }
+
+// Stale reports whether svc, as read from a cache, is older than our own
+// last write of it; a stale copy must not be decided on.
+func (l *Ledger) Stale(svc *corev1.Service) bool {
+	rv, ok := l.written[Key(svc)]
+	if !ok {
+		return false
+	}
+	c, err := resourceversion.CompareResourceVersion(svc.ResourceVersion, rv)
+	if err != nil {
+		// Not comparable (never with a real API server): trust the cache
+		// only once it shows what we wrote.
+		return svc.ResourceVersion != rv
+	}
+	return c < 0
+}
+
+// Decide reconciles the ledger with a fresh (not Stale) copy of svc and
+// returns what svc should have. The ledger side of the decision is applied
+// at once: a Write reserves its addresses while it is in flight, so that no
+// other Service can be given them; the caller then reports the outcome with
+// Written or WriteFailed.
+func (l *Ledger) Decide(cfg *allocator.Config, svc *corev1.Service, o Options) Decision {
+	key := Key(svc)
+	delete(l.written, key)
+	// The fresh copy is the truth about what svc holds: forget our view of it.
+	l.usage.Release(key)
+	d := Decide(cfg, l.usage, svc, o)
+	d.Apply(l.usage, key)
+	return d
+}
+
+// Written records that the API server accepted a Write; rv is the
+// resourceVersion it returned. Until the cache shows that version, older
+// cached copies of the Service are Stale.
+func (l *Ledger) Written(d Decision, rv string) {
+	l.written[d.Holding.Owner] = rv
+}
+
+// WriteFailed undoes the reservation of a Write the API server refused:
+// newly allocated addresses are free again; addresses the Service already
+// carried stay held.
+func (l *Ledger) WriteFailed(d Decision) {
+	if d.Allocated {
+		l.usage.Release(d.Holding.Owner)
+	}
+}
+
+// Forget releases a deleted Service.
+func (l *Ledger) Forget(key string) {
+	delete(l.written, key)
+	l.usage.Release(key)
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+// Environment variables of the compatibility contract. A flag given on the
+// command line wins over its variable.
+const (
+	EnvConfigMap               = "KUBEVIP_CONFIG_MAP"
+	EnvNamespace               = "KUBEVIP_NAMESPACE"
+	EnvEnableLoadBalancerClass = "KUBEVIP_ENABLE_LOADBALANCERCLASS"
+	EnvLoadBalancerClassName   = "KUBEVIP_CUSTOM_LOADBALANCERCLASS_NAME"
+)
+
+// options are the binary's settings.
+type options struct {
+	kubeconfig         string
+	configMap          string
+	configMapNamespace string
+	leaderElect        bool
+	leaseName          string
+	leaseDuration      time.Duration
+	renewDeadline      time.Duration
+	retryPeriod        time.Duration
+	metricsAddr        string
+	healthAddr         string
+	workers            int
+	enableLBClass      bool
+	lbClassName        string
+	identity           string
+}
+
+func (o options) controllerOptions() controller.Options {
+	return controller.Options{
+		ConfigMapName:      o.configMap,
+		ConfigMapNamespace: o.configMapNamespace,
+		Workers:            o.workers,
+		Decide: decide.Options{
+			EnableLoadBalancerClass: o.enableLBClass,
+			LoadBalancerClass:       o.lbClassName,
+		},
+	}
+}
+
+// parseFlags reads flags from args, with defaults from the environment.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (options, error) {
+	envOr := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	enableLB := false
+	if v := getenv(EnvEnableLoadBalancerClass); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return options{}, fmt.Errorf("%s=%q: not a boolean", EnvEnableLoadBalancerClass, v)
+		}
+		enableLB = b
+	}
+	var o options
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to a kubeconfig. Empty: in-cluster config, else $KUBECONFIG, else ~/.kube/config.")
+	fs.StringVar(&o.configMap, "config-map", envOr(EnvConfigMap, controller.DefaultConfigMapName), "Name of the ConfigMap with the pools (env "+EnvConfigMap+").")
+	fs.StringVar(&o.configMapNamespace, "config-map-namespace", envOr(EnvNamespace, controller.DefaultConfigMapNamespace), "Namespace of the ConfigMap and of the leader-election Lease (env "+EnvNamespace+").")
+	fs.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader on a Lease so that several replicas are safe.")
+	fs.StringVar(&o.leaseName, "leader-elect-lease-name", "kube-vip-cloud-controller", "Name of the leader-election Lease.")
+	fs.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a non-leader waits before taking over an unrenewed Lease.")
+	fs.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader retries renewing before giving up leadership.")
+	fs.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often leader-election actions are retried.")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the /metrics endpoint; empty or 0 disables it.")
+	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints; empty or 0 disables them.")
+	fs.IntVar(&o.workers, "workers", 4, "Services processed in parallel.")
+	fs.BoolVar(&o.enableLBClass, "enable-loadbalancerclass", enableLB, "Handle only Services of the loadBalancerClass below (env "+EnvEnableLoadBalancerClass+"); otherwise only Services without a class.")
+	fs.StringVar(&o.lbClassName, "loadbalancerclass-name", envOr(EnvLoadBalancerClassName, decide.DefaultLoadBalancerClass), "The loadBalancerClass handled when enabled (env "+EnvLoadBalancerClassName+").")
+	fs.StringVar(&o.identity, "leader-elect-identity", "", "Identity in the Lease; default hostname_random.")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.workers < 1 {
+		return options{}, fmt.Errorf("--workers=%d: must be at least 1", o.workers)
+	}
+	return o, nil
+}

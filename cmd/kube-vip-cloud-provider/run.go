@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/klog/v2"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller"
+)
+
+// restConfig finds the cluster: --kubeconfig, else in-cluster, else
+// $KUBECONFIG or ~/.kube/config.
+func restConfig(path string) (*rest.Config, error) {
+	if path != "" {
+		return clientcmd.BuildConfigFromFlags("", path)
+	}
+	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		return rest.InClusterConfig()
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+}
+
+// run runs the controller until ctx is done or leadership is lost.
+func run(ctx context.Context, o options) error {
+	logger := klog.FromContext(ctx)
+	cfg, err := restConfig(o.kubeconfig)
+	if err != nil {
+		return fmt.Errorf("find the cluster: %w", err)
+	}
+	cfg.UserAgent = controller.Component
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := controller.NewMetrics(reg)
+
+	var (
+		mu      sync.Mutex
+		current *controller.Controller
+		leading atomic.Bool
+	)
+	ready := func() bool {
+		if !leading.Load() {
+			return true // a standby replica is healthy and ready to take over
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return current != nil && current.Ready()
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var servers sync.WaitGroup
+	serve := func(addr string, h http.Handler, what string) error {
+		if addr == "" || addr == "0" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen for %s on %s: %w", what, addr, err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		servers.Add(2)
+		go func() {
+			defer servers.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error(err, "HTTP server failed", "what", what)
+			}
+		}()
+		go func() {
+			defer servers.Done()
+			<-ctx.Done()
+			sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+			defer c()
+			_ = srv.Shutdown(sctx)
+		}()
+		logger.Info("Serving", "what", what, "address", ln.Addr().String())
+		return nil
+	}
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	healthMux := http.NewServeMux()
+	healthMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	healthMux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "caches not synced", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	if err := serve(o.metricsAddr, metricsMux, "metrics"); err != nil {
+		return err
+	}
+	if err := serve(o.healthAddr, healthMux, "health probes"); err != nil {
+		return err
+	}
+	defer servers.Wait()
+	defer cancel()
+
+	runController := func(ctx context.Context) error {
+		c := controller.New(client, func() controller.Options {
+			co := o.controllerOptions()
+			co.Metrics = metrics
+			return co
+		}())
+		mu.Lock()
+		current = c
+		mu.Unlock()
+		return c.Run(ctx)
+	}
+	if !o.leaderElect {
+		leading.Store(true)
+		return runController(ctx)
+	}
+
+	id := o.identity
+	if id == "" {
+		host, _ := os.Hostname()
+		id = host + "_" + rand.String(8)
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: o.configMapNamespace, Name: o.leaseName},
+		Client:     client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	var runErr error
+	lost := make(chan struct{})
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   o.leaseDuration,
+		RenewDeadline:   o.renewDeadline,
+		RetryPeriod:     o.retryPeriod,
+		ReleaseOnCancel: true,
+		Name:            o.leaseName,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				logger.Info("Became leader", "identity", id)
+				leading.Store(true)
+				runErr = runController(ctx)
+			},
+			OnStoppedLeading: func() {
+				leading.Store(false)
+				close(lost)
+			},
+			OnNewLeader: func(leader string) {
+				if leader != id {
+					logger.Info("Another replica leads", "leader", leader)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	logger.Info("Waiting to become leader", "lease", klog.KRef(o.configMapNamespace, o.leaseName), "identity", id)
+	le.Run(ctx)
+	select {
+	case <-lost:
+		if ctx.Err() == nil {
+			// Another replica may act now; our ledger is no longer the truth.
+			return errors.New("lost leadership")
+		}
+	default:
+	}
+	return runErr
+}

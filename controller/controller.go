@@ -1,0 +1,433 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+// Defaults of the compatibility contract.
+const (
+	DefaultConfigMapName      = "kubevip"
+	DefaultConfigMapNamespace = "kube-system"
+	// FieldManager is the manager name of our writes (managedFields).
+	FieldManager = "kube-vip-cloud-provider"
+	// Component is the source of our Events.
+	Component = "kube-vip-cloud-provider"
+)
+
+// configKeyPrefix marks the queue key of the ConfigMap; no Service key can
+// start with it (a namespace cannot contain ':').
+const configKeyPrefix = "configmap:"
+
+// Options configure a Controller.
+type Options struct {
+	// ConfigMapName and ConfigMapNamespace locate the kubevip ConfigMap.
+	ConfigMapName      string
+	ConfigMapNamespace string
+	// Decide selects which Services are handled (loadBalancerClass).
+	Decide decide.Options
+	// Workers is how many keys are processed in parallel (default 4).
+	Workers int
+	// RetryBaseDelay and RetryMaxDelay bound the back-off of failed
+	// Services (defaults 250ms and 1m); they are also retried at once when
+	// an address is freed or the ConfigMap changes.
+	RetryBaseDelay time.Duration
+	RetryMaxDelay  time.Duration
+	// Metrics receives the controller's metrics; nil records none.
+	Metrics *Metrics
+}
+
+func (o *Options) defaults() {
+	if o.ConfigMapName == "" {
+		o.ConfigMapName = DefaultConfigMapName
+	}
+	if o.ConfigMapNamespace == "" {
+		o.ConfigMapNamespace = DefaultConfigMapNamespace
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.RetryBaseDelay <= 0 {
+		o.RetryBaseDelay = 250 * time.Millisecond
+	}
+	if o.RetryMaxDelay <= 0 {
+		o.RetryMaxDelay = time.Minute
+	}
+}
+
+// Controller assigns addresses to LoadBalancer Services.
+type Controller struct {
+	client   kubernetes.Interface
+	opts     Options
+	factory  informers.SharedInformerFactory
+	cmFactor informers.SharedInformerFactory
+	services corelisters.ServiceLister
+	cms      corelisters.ConfigMapLister
+	synced   []cache.InformerSynced
+	queue    workqueue.TypedRateLimitingInterface[string]
+	events   record.EventBroadcaster
+	recorder record.EventRecorder
+
+	mu     sync.Mutex
+	ledger *decide.Ledger
+	config configState
+	// waiting holds the Services that could not get an address; they are
+	// retried at once when an address is freed.
+	waiting map[string]bool
+	// lastEvent de-duplicates repeated Events per object.
+	lastEvent map[string]string
+	// configEvent is the ConfigMap version whose errors were last reported.
+	configEvent string
+
+	ready atomic.Bool
+}
+
+// New returns a Controller; Run starts it.
+func New(client kubernetes.Interface, opts Options) *Controller {
+	opts.defaults()
+	c := &Controller{
+		client:    client,
+		opts:      opts,
+		factory:   informers.NewSharedInformerFactory(client, 0),
+		ledger:    decide.NewLedger(nil),
+		waiting:   map[string]bool{},
+		lastEvent: map[string]string{},
+	}
+	c.cmFactor = informers.NewSharedInformerFactoryWithOptions(client, 0,
+		informers.WithNamespace(opts.ConfigMapNamespace),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", opts.ConfigMapName).String()
+		}))
+	c.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](opts.RetryBaseDelay, opts.RetryMaxDelay),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "services"})
+
+	svcInformer := c.factory.Core().V1().Services()
+	c.services = svcInformer.Lister()
+	_, _ = svcInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueService,
+		UpdateFunc: func(_, obj interface{}) { c.enqueueService(obj) },
+		DeleteFunc: c.enqueueService,
+	})
+	cmInformer := c.cmFactor.Core().V1().ConfigMaps()
+	c.cms = cmInformer.Lister()
+	cmKey := configKeyPrefix + opts.ConfigMapNamespace + "/" + opts.ConfigMapName
+	onCM := func(interface{}) { c.queue.Add(cmKey) }
+	_, _ = cmInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    onCM,
+		UpdateFunc: func(_, obj interface{}) { onCM(obj) },
+		DeleteFunc: onCM,
+	})
+	c.synced = []cache.InformerSynced{svcInformer.Informer().HasSynced, cmInformer.Informer().HasSynced}
+
+	c.events = record.NewBroadcaster()
+	c.recorder = c.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Component})
+	if opts.Metrics != nil {
+		opts.Metrics.attach(c)
+	}
+	return c
+}
+
+func (c *Controller) enqueueService(obj interface{}) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// Ready reports whether the controller has synced its caches and rebuilt
+// its ledger.
+func (c *Controller) Ready() bool { return c.ready.Load() }
+
+// Run starts the informers, rebuilds the ledger from the Services (the
+// cluster is the only state), then processes keys until ctx is done. It
+// returns once every worker has stopped.
+func (c *Controller) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+
+	c.events.StartStructuredLogging(4)
+	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+	defer c.events.Shutdown()
+
+	c.factory.Start(ctx.Done())
+	c.cmFactor.Start(ctx.Done())
+	defer c.factory.Shutdown()
+	defer c.cmFactor.Shutdown()
+	logger.Info("Waiting for caches to sync")
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return fmt.Errorf("wait for caches to sync: %w", ctx.Err())
+	}
+
+	cm, err := c.cms.ConfigMaps(c.opts.ConfigMapNamespace).Get(c.opts.ConfigMapName)
+	if apierrors.IsNotFound(err) {
+		cm = nil
+		logger.Info("ConfigMap not found: no pools until it is created",
+			"configMap", klog.KRef(c.opts.ConfigMapNamespace, c.opts.ConfigMapName))
+	} else if err != nil {
+		return fmt.Errorf("read ConfigMap %s/%s: %w", c.opts.ConfigMapNamespace, c.opts.ConfigMapName, err)
+	}
+	svcs, err := c.services.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list Services: %w", err)
+	}
+	c.mu.Lock()
+	c.reportConfig(ctx, cm, c.config.update(cm))
+	usage, conflicts := decide.Rebuild(c.config.cfg, svcs, c.opts.Decide)
+	c.ledger = decide.NewLedger(usage)
+	c.mu.Unlock()
+	logger.Info("Ledger rebuilt from the cluster", "services", len(svcs), "holding", usage.Len(), "conflicts", len(conflicts))
+	for _, s := range svcs {
+		c.queue.Add(decide.Key(s))
+	}
+	c.ready.Store(true)
+	defer c.ready.Store(false)
+
+	var wg sync.WaitGroup
+	for i := 0; i < c.opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wait.UntilWithContext(ctx, c.runWorker, time.Second)
+		}()
+	}
+	logger.Info("Started workers", "count", c.opts.Workers)
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+	logger.Info("Stopped")
+	return nil
+}
+
+func (c *Controller) runWorker(ctx context.Context) {
+	for c.processNext(ctx) {
+	}
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(key)
+	start := time.Now()
+	retry, err := c.sync(ctx, key)
+	if c.opts.Metrics != nil {
+		c.opts.Metrics.observeReconcile(time.Since(start), err)
+	}
+	switch {
+	case err != nil:
+		klog.FromContext(ctx).Error(err, "Sync failed, will retry", "key", key)
+		c.queue.AddRateLimited(key)
+	case retry:
+		c.queue.AddRateLimited(key)
+	default:
+		c.queue.Forget(key)
+	}
+	return true
+}
+
+// sync handles one key; retry asks for a back-off retry without an error.
+func (c *Controller) sync(ctx context.Context, key string) (retry bool, err error) {
+	if strings.HasPrefix(key, configKeyPrefix) {
+		return false, c.syncConfig(ctx)
+	}
+	return c.syncService(ctx, key)
+}
+
+func (c *Controller) syncConfig(ctx context.Context) error {
+	cm, err := c.cms.ConfigMaps(c.opts.ConfigMapNamespace).Get(c.opts.ConfigMapName)
+	if apierrors.IsNotFound(err) {
+		cm = nil
+	} else if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if cm != nil && cm.ResourceVersion == c.config.version {
+		c.mu.Unlock()
+		return nil
+	}
+	c.reportConfig(ctx, cm, c.config.update(cm))
+	c.mu.Unlock()
+	// Every Service is decided again: waiting ones may get an address, and
+	// those whose address left the pool get a Warning.
+	svcs, err := c.services.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	for _, s := range svcs {
+		c.queue.Add(decide.Key(s))
+	}
+	return nil
+}
+
+// reportConfig logs and records the errors of a new ConfigMap version; mu is held.
+func (c *Controller) reportConfig(ctx context.Context, cm *corev1.ConfigMap, errs []*allocator.KeyError) {
+	logger := klog.FromContext(ctx)
+	if c.opts.Metrics != nil {
+		c.opts.Metrics.configErrors.Set(float64(len(errs)))
+	}
+	if cm == nil {
+		return
+	}
+	logger.Info("ConfigMap loaded", "configMap", klog.KObj(cm), "resourceVersion", cm.ResourceVersion, "invalidKeys", len(errs))
+	if cm.ResourceVersion == c.configEvent {
+		return
+	}
+	c.configEvent = cm.ResourceVersion
+	for _, ke := range errs {
+		logger.Error(ke, "Invalid ConfigMap key", "configMap", klog.KObj(cm), "key", ke.Key, "value", ke.Value)
+		c.recorder.Event(cm, corev1.EventTypeWarning, decide.ReasonInvalidConfig, ke.Error())
+	}
+}
+
+func (c *Controller) syncService(ctx context.Context, key string) (bool, error) {
+	logger := klog.FromContext(ctx).WithValues("service", key)
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return false, nil
+	}
+	svc, err := c.services.Services(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.mu.Lock()
+		_, held := c.ledger.Usage().Holding(key)
+		c.ledger.Forget(key)
+		delete(c.waiting, key)
+		delete(c.lastEvent, key)
+		c.mu.Unlock()
+		if held {
+			logger.V(2).Info("Service deleted, address released")
+			c.wakeWaiting()
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+
+	c.mu.Lock()
+	if c.ledger.Stale(svc) {
+		c.mu.Unlock()
+		return false, nil // the cache will show our write and queue it again
+	}
+	_, heldBefore := c.ledger.Usage().Holding(key)
+	d := c.ledger.Decide(c.config.cfg, svc, c.opts.Decide)
+	_, heldAfter := c.ledger.Usage().Holding(key)
+	if d.Action == decide.Fail {
+		c.waiting[key] = true
+	} else {
+		delete(c.waiting, key)
+	}
+	c.mu.Unlock()
+	if heldBefore && !heldAfter {
+		c.wakeWaiting()
+	}
+
+	switch d.Action {
+	case decide.Write, decide.Release:
+		if d.Service == nil {
+			break
+		}
+		updated, err := c.client.CoreV1().Services(ns).Update(ctx, d.Service, metav1.UpdateOptions{FieldManager: FieldManager})
+		if err != nil {
+			if d.Action == decide.Write {
+				c.mu.Lock()
+				c.ledger.WriteFailed(d)
+				c.mu.Unlock()
+			}
+			if apierrors.IsNotFound(err) {
+				return false, nil
+			}
+			if apierrors.IsConflict(err) {
+				logger.V(2).Info("Service changed while we wrote it; retrying")
+				return true, nil
+			}
+			return false, fmt.Errorf("update Service %s: %w", key, err)
+		}
+		if d.Action == decide.Write {
+			c.mu.Lock()
+			c.ledger.Written(d, updated.ResourceVersion)
+			c.mu.Unlock()
+			logger.Info("Address assigned", "addresses", decide.JoinAddrs(d.Holding.Addrs))
+			if c.opts.Metrics != nil && d.Allocated {
+				c.opts.Metrics.allocations.Inc()
+			}
+		}
+		c.record(updated, key, d.Events, true)
+	case decide.Fail:
+		c.record(svc, key, d.Events, false)
+		if c.opts.Metrics != nil {
+			c.opts.Metrics.failures.WithLabelValues(failureReason(d.Err)).Inc()
+		}
+		logger.V(1).Info("No address", "reason", d.Err)
+		return true, nil
+	default:
+		c.record(svc, key, d.Events, false)
+	}
+	return false, nil
+}
+
+// record emits events, skipping one identical to the last emitted for the
+// same object unless force is set.
+func (c *Controller) record(obj *corev1.Service, key string, evs []decide.Event, force bool) {
+	for _, e := range evs {
+		sig := e.Reason + "\x00" + e.Message
+		c.mu.Lock()
+		dup := c.lastEvent[key] == sig
+		c.lastEvent[key] = sig
+		c.mu.Unlock()
+		if dup && !force {
+			continue
+		}
+		c.recorder.Event(obj, e.Type, e.Reason, e.Message)
+	}
+}
+
+// wakeWaiting re-queues every Service waiting for an address.
+func (c *Controller) wakeWaiting() {
+	c.mu.Lock()
+	keys := make([]string, 0, len(c.waiting))
+	for k := range c.waiting {
+		keys = append(keys, k)
+	}
+	c.mu.Unlock()
+	for _, k := range keys {
+		c.queue.Add(k)
+	}
+}
+
+func failureReason(err error) string {
+	var ae *allocator.Error
+	if errors.As(err, &ae) {
+		return string(ae.Reason)
+	}
+	return string(allocator.ReasonInvalidRequest)
+}

@@ -1,0 +1,97 @@
+package controller
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+)
+
+// Metrics are the controller's Prometheus metrics. Pool sizes are computed
+// when scraped, from the ledger, so they are never out of date.
+type Metrics struct {
+	allocations  prometheus.Counter
+	failures     *prometheus.CounterVec
+	reconcile    *prometheus.HistogramVec
+	configErrors prometheus.Gauge
+	pool         *prometheus.Desc
+	queueDepth   *prometheus.Desc
+	c            *Controller
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		allocations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kube_vip_cloud_provider_allocations_total",
+			Help: "Services given new addresses.",
+		}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kube_vip_cloud_provider_allocation_failures_total",
+			Help: "Failed allocation attempts, by reason (PoolExhausted, NoPool, FamilyUnavailable, Conflict, InvalidRequest).",
+		}, []string{"reason"}),
+		reconcile: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kube_vip_cloud_provider_reconcile_duration_seconds",
+			Help:    "Time to handle one queue key, by result.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"result"}),
+		configErrors: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kube_vip_cloud_provider_config_invalid_keys",
+			Help: "Keys of the ConfigMap that are malformed (their last good value keeps serving).",
+		}),
+		pool: prometheus.NewDesc("kube_vip_cloud_provider_pool_addresses",
+			"Addresses of a pool (namespace or global) by family and state: size, used, free.",
+			[]string{"pool", "family", "state"}, nil),
+		queueDepth: prometheus.NewDesc("kube_vip_cloud_provider_queue_depth",
+			"Keys waiting in the work queue.", nil, nil),
+	}
+	for _, r := range []allocator.Reason{allocator.ReasonExhausted, allocator.ReasonNoPool,
+		allocator.ReasonFamilyUnavailable, allocator.ReasonConflict, allocator.ReasonInvalidRequest} {
+		m.failures.WithLabelValues(string(r))
+	}
+	reg.MustRegister(m.allocations, m.failures, m.reconcile, m.configErrors, m)
+	return m
+}
+
+func (m *Metrics) attach(c *Controller) { m.c = c }
+
+func (m *Metrics) observeReconcile(d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.reconcile.WithLabelValues(result).Observe(d.Seconds())
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.pool
+	ch <- m.queueDepth
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	c := m.c
+	if c == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(m.queueDepth, prometheus.GaugeValue, float64(c.queue.Len()))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cfg, usage := c.config.cfg, c.ledger.Usage()
+	if cfg == nil {
+		return
+	}
+	for _, p := range cfg.Pools() {
+		for _, f := range []allocator.Family{allocator.IPv4, allocator.IPv6} {
+			if !p.Has(f) {
+				continue
+			}
+			size, used := p.Size(f), usage.Used(p, f)
+			for state, v := range map[string]allocator.Count{"size": size, "used": used, "free": size.Sub(used)} {
+				ch <- prometheus.MustNewConstMetric(m.pool, prometheus.GaugeValue, v.Float64(), p.Name(), f.String(), state)
+			}
+		}
+	}
+}

@@ -1,0 +1,279 @@
+package decide
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+)
+
+func mustConfig(t *testing.T, data map[string]string) *allocator.Config {
+	t.Helper()
+	cfg, err := allocator.Parse(data, nil)
+	if err != nil {
+		t.Fatalf("parse %v: %v", data, err)
+	}
+	return cfg
+}
+
+type svcOpt func(*corev1.Service)
+
+func svc(ns, name string, opts ...svcOpt) *corev1.Service {
+	s := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: "10"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer,
+			Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func annotated(k, v string) svcOpt {
+	return func(s *corev1.Service) {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[k] = v
+	}
+}
+
+func labelled(k, v string) svcOpt {
+	return func(s *corev1.Service) {
+		if s.Labels == nil {
+			s.Labels = map[string]string{}
+		}
+		s.Labels[k] = v
+	}
+}
+
+func lbIP(ip string) svcOpt           { return func(s *corev1.Service) { s.Spec.LoadBalancerIP = ip } }
+func class(c string) svcOpt           { return func(s *corev1.Service) { s.Spec.LoadBalancerClass = &c } }
+func typ(t corev1.ServiceType) svcOpt { return func(s *corev1.Service) { s.Spec.Type = t } }
+func rv(v string) svcOpt              { return func(s *corev1.Service) { s.ResourceVersion = v } }
+func created(sec int64) svcOpt {
+	return func(s *corev1.Service) { s.CreationTimestamp = metav1.Unix(sec, 0) }
+}
+func portsOf(ps ...int32) svcOpt {
+	return func(s *corev1.Service) {
+		s.Spec.Ports = nil
+		for _, p := range ps {
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Port: p, Protocol: corev1.ProtocolTCP})
+		}
+	}
+}
+
+func addrs(ss ...string) []netip.Addr {
+	out := make([]netip.Addr, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParseAddr(s)
+	}
+	return out
+}
+
+func TestDecide(t *testing.T) {
+	pool := map[string]string{"cidr-global": "192.0.2.0/29", "interface-global": "eth1"}
+	held := func(u *allocator.Usage) {
+		u.Assign(allocator.Holding{Owner: "ns/holder", Namespace: "ns", Ports: []allocator.Port{{Number: 80, Protocol: "TCP"}}, Addrs: addrs("192.0.2.1")})
+	}
+	tests := []struct {
+		name      string
+		config    map[string]string
+		usage     func(*allocator.Usage)
+		opts      Options
+		svc       *corev1.Service
+		action    Action
+		addrs     string // the annotation written, or the holding
+		lbIP      string
+		reason    string // first event's reason
+		msg       string // substring of the first event's message
+		allocated bool
+		noWrite   bool
+	}{
+		{name: "new Service gets the lowest address", config: pool, svc: svc("ns", "a"),
+			action: Write, addrs: "192.0.2.1", lbIP: "192.0.2.1", reason: ReasonAddressAssigned, msg: `from pool "global"`, allocated: true},
+		{name: "the next Service skips a held address", config: pool, usage: held, svc: svc("ns", "a"),
+			action: Write, addrs: "192.0.2.2", lbIP: "192.0.2.2", reason: ReasonAddressAssigned, allocated: true},
+		{name: "annotation already set: held, nothing written", config: pool, svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "192.0.2.5")),
+			action: Hold, addrs: "192.0.2.5", noWrite: true},
+		{name: "spec.loadBalancerIP only: annotation filled in", config: pool, svc: svc("ns", "a", lbIP("192.0.2.6")),
+			action: Write, addrs: "192.0.2.6", lbIP: "192.0.2.6"},
+		{name: "legacy ipam-address label: kept and annotated", config: pool, svc: svc("ns", "a", labelled(LabelLegacyIPAMAddress, "192.0.2.4")),
+			action: Write, addrs: "192.0.2.4"},
+		{name: "requested address outside every pool: kept, reported", config: pool, svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "203.0.113.9")),
+			action: Hold, addrs: "203.0.113.9", reason: ReasonAddressOutsidePool, msg: "203.0.113.9", noWrite: true},
+		{name: "requested address held with the same port: conflict", config: pool, usage: held, svc: svc("ns", "a", lbIP("192.0.2.1")),
+			action: Fail, reason: ReasonAllocationFailed, msg: "Conflict"},
+		{name: "requested address held on other ports: shared", config: pool, usage: held, svc: svc("ns", "a", lbIP("192.0.2.1"), portsOf(443)),
+			action: Write, addrs: "192.0.2.1"},
+		{name: "malformed annotation: reported, not overwritten", config: pool, svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "banana")),
+			action: Fail, reason: ReasonAllocationFailed, msg: "banana"},
+		{name: "no pool", config: map[string]string{"cidr-other": "192.0.2.0/29"}, svc: svc("ns", "a"),
+			action: Fail, reason: ReasonAllocationFailed, msg: "NoPool"},
+		{name: "exhausted", config: map[string]string{"range-global": "192.0.2.1-192.0.2.1"}, usage: held, svc: svc("ns", "a"),
+			action: Fail, reason: ReasonAllocationFailed, msg: "PoolExhausted"},
+		{name: "DHCP pool gives 0.0.0.0", config: map[string]string{"cidr-global": "0.0.0.0/32"}, svc: svc("ns", "a"),
+			action: Write, addrs: "0.0.0.0", lbIP: "0.0.0.0", reason: ReasonAddressAssigned, allocated: true},
+		{name: "another loadBalancerClass: untouched", config: pool, svc: svc("ns", "a", class("example.com/x")), action: None},
+		{name: "another class with an address: held, never written", config: pool, svc: svc("ns", "a", class("example.com/x"), lbIP("192.0.2.3")),
+			action: Hold, addrs: "192.0.2.3", noWrite: true},
+		{name: "ignored", config: pool, svc: svc("ns", "a", annotated(AnnotationIgnore, "true")), action: None},
+		{name: "class enabled: our class handled", config: pool, opts: Options{EnableLoadBalancerClass: true},
+			svc: svc("ns", "a", class(DefaultLoadBalancerClass)), action: Write, addrs: "192.0.2.1", allocated: true, reason: ReasonAddressAssigned},
+		{name: "class enabled: no class untouched", config: pool, opts: Options{EnableLoadBalancerClass: true}, svc: svc("ns", "a"), action: None},
+		{name: "class enabled with a custom name", config: pool, opts: Options{EnableLoadBalancerClass: true, LoadBalancerClass: "example.com/mine"},
+			svc: svc("ns", "a", class("example.com/mine")), action: Write, addrs: "192.0.2.1", allocated: true, reason: ReasonAddressAssigned},
+		{name: "ClusterIP Service: nothing", config: pool, svc: svc("ns", "a", typ(corev1.ServiceTypeClusterIP)), action: None},
+		{name: "type changed away: our marks removed", config: pool,
+			svc:    svc("ns", "a", typ(corev1.ServiceTypeClusterIP), annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			action: Release, reason: ReasonAddressReleased},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := mustConfig(t, tc.config)
+			u := allocator.NewUsage()
+			if tc.usage != nil {
+				tc.usage(u)
+			}
+			before := tc.svc.DeepCopy()
+			d := Decide(cfg, u, tc.svc, tc.opts)
+			if d.Action != tc.action {
+				t.Fatalf("action = %v, want %v (events %v, err %v)", d.Action, tc.action, d.Events, d.Err)
+			}
+			if tc.svc.ResourceVersion != before.ResourceVersion || len(tc.svc.Annotations) != len(before.Annotations) {
+				t.Fatal("Decide changed its input")
+			}
+			if d.Allocated != tc.allocated {
+				t.Errorf("allocated = %v, want %v", d.Allocated, tc.allocated)
+			}
+			if tc.action == Write && d.Service == nil {
+				t.Fatal("Write without a Service to write")
+			}
+			if tc.noWrite && d.Service != nil {
+				t.Errorf("unexpected write %v", d.Service.Annotations)
+			}
+			if tc.addrs != "" {
+				if got := JoinAddrs(d.Holding.Addrs); got != tc.addrs {
+					t.Errorf("holding = %q, want %q", got, tc.addrs)
+				}
+				if d.Service != nil {
+					if got := d.Service.Annotations[AnnotationLoadBalancerIPs]; got != tc.addrs {
+						t.Errorf("annotation = %q, want %q", got, tc.addrs)
+					}
+				}
+			}
+			if tc.lbIP != "" && d.Service.Spec.LoadBalancerIP != tc.lbIP {
+				t.Errorf("spec.loadBalancerIP = %q, want %q", d.Service.Spec.LoadBalancerIP, tc.lbIP)
+			}
+			if tc.allocated {
+				if d.Service.Labels[LabelImplementation] != ImplementationKubeVIP {
+					t.Errorf("label implementation = %q", d.Service.Labels[LabelImplementation])
+				}
+				if _, ok := tc.config["interface-global"]; ok && d.Service.Annotations[AnnotationServiceInterface] != "eth1" {
+					t.Errorf("serviceInterface = %q, want eth1", d.Service.Annotations[AnnotationServiceInterface])
+				}
+			}
+			if tc.reason == "" {
+				if len(d.Events) != 0 && tc.action != Write {
+					t.Errorf("unexpected events %v", d.Events)
+				}
+				return
+			}
+			if len(d.Events) == 0 || d.Events[0].Reason != tc.reason || !strings.Contains(d.Events[0].Message, tc.msg) {
+				t.Fatalf("events = %+v, want %s containing %q", d.Events, tc.reason, tc.msg)
+			}
+			if tc.action == Release && d.Service != nil {
+				if d.Service.Annotations[AnnotationLoadBalancerIPs] != "" || d.Service.Labels[LabelImplementation] != "" {
+					t.Errorf("marks not removed: %v %v", d.Service.Annotations, d.Service.Labels)
+				}
+			}
+		})
+	}
+}
+
+func TestFailCarriesTypedError(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"cidr-elsewhere": "192.0.2.0/30"})
+	d := Decide(cfg, allocator.NewUsage(), svc("ns", "a"), Options{})
+	var ae *allocator.Error
+	if !errors.As(d.Err, &ae) || ae.Reason != allocator.ReasonNoPool {
+		t.Fatalf("err = %v, want an *allocator.Error with reason NoPool", d.Err)
+	}
+}
+
+func TestLedgerReservesAndIgnoresStaleCopies(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
+	l := NewLedger(nil)
+	a := svc("ns", "a", rv("5"))
+	da := l.Decide(cfg, a, Options{})
+	if da.Action != Write || JoinAddrs(da.Holding.Addrs) != "192.0.2.1" {
+		t.Fatalf("a: %v %v", da.Action, da.Holding.Addrs)
+	}
+	// While a's write is in flight, b must not get a's address.
+	db := l.Decide(cfg, svc("ns", "b", rv("6")), Options{})
+	if JoinAddrs(db.Holding.Addrs) != "192.0.2.2" {
+		t.Fatalf("b got %v while a's write was in flight", db.Holding.Addrs)
+	}
+	l.Written(da, "7")
+	if !l.Stale(a) {
+		t.Fatal("a's cached copy (rv 5) is older than our write (rv 7): it must be stale")
+	}
+	fresh := a.DeepCopy()
+	fresh.ResourceVersion = "7"
+	fresh.Annotations = map[string]string{AnnotationLoadBalancerIPs: "192.0.2.1"}
+	if l.Stale(fresh) {
+		t.Fatal("the copy at our write's rv is not stale")
+	}
+	if d := l.Decide(cfg, fresh, Options{}); d.Action != Hold {
+		t.Fatalf("a once the cache shows our write: %v", d.Action)
+	}
+	// b's write fails: its reservation is undone, the address is free again.
+	l.WriteFailed(db)
+	if _, ok := l.Usage().Holding("ns/b"); ok {
+		t.Fatal("b still holds an address after its write failed")
+	}
+	dc := l.Decide(cfg, svc("ns", "c", rv("8")), Options{})
+	if JoinAddrs(dc.Holding.Addrs) != "192.0.2.2" {
+		t.Fatalf("c = %v, want the address b's failed write left free", dc.Holding.Addrs)
+	}
+	// A failed write of an address the Service already carried keeps it held.
+	d := svc("ns", "d", lbIP("192.0.2.3"), rv("9"))
+	dd := l.Decide(cfg, d, Options{})
+	if dd.Action != Write || dd.Allocated {
+		t.Fatalf("d: %v allocated=%v", dd.Action, dd.Allocated)
+	}
+	l.WriteFailed(dd)
+	if h, ok := l.Usage().Holding("ns/d"); !ok || JoinAddrs(h.Addrs) != "192.0.2.3" {
+		t.Fatal("d lost its own address when filling in the annotation failed")
+	}
+	l.Forget("ns/a")
+	if _, ok := l.Usage().Holding("ns/a"); ok {
+		t.Fatal("a still held after Forget")
+	}
+}
+
+func TestRebuildOlderServiceKeepsContestedAddress(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"cidr-global": "192.0.2.0/29"})
+	older := svc("ns", "zz-older", annotated(AnnotationLoadBalancerIPs, "192.0.2.3"), created(100))
+	newer := svc("ns", "aa-newer", annotated(AnnotationLoadBalancerIPs, "192.0.2.3"), created(200))
+	other := svc("ns", "other", annotated(AnnotationLoadBalancerIPs, "192.0.2.4"), created(150))
+	waiting := svc("ns", "waiting", created(50))
+	u, conflicts := Rebuild(cfg, []*corev1.Service{newer, waiting, older, other}, Options{})
+	if got := u.Holders(netip.MustParseAddr("192.0.2.3")); len(got) != 1 || got[0] != "ns/zz-older" {
+		t.Fatalf("holders of .3 = %v, want the older Service only", got)
+	}
+	if _, ok := conflicts["ns/aa-newer"]; !ok || len(conflicts) != 1 {
+		t.Fatalf("conflicts = %v, want the newer Service", conflicts)
+	}
+	if _, ok := u.Holding("ns/waiting"); ok {
+		t.Fatal("a Service without an address was given one by Rebuild")
+	}
+	if u.Len() != 2 {
+		t.Fatalf("%d holders, want 2", u.Len())
+	}
+}

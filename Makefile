@@ -46,5 +46,16 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./allocator/... ./sim/...
 
+## run: the controller against $$KUBECONFIG's cluster, or, with none, against
+## a local control plane with the example ConfigMap and a few Services.
+run:
+	@if [ -n "$$KUBECONFIG" ]; then \
+	  echo "Running against the cluster in KUBECONFIG=$$KUBECONFIG (leader election off)"; \
+	  $(GO) run ./cmd/kube-vip-cloud-provider --leader-elect=false; \
+	else \
+	  echo "KUBECONFIG is not set: starting a local control plane"; \
+	  assets=$$(hack/envtest.sh | tail -n 1) && KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/localcluster; \
+	fi
+
 clean:
 	rm -rf $(BIN)

@@ -184,7 +184,10 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.cmFactor.Shutdown()
 	logger.Info("Waiting for caches to sync")
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return fmt.Errorf("wait for caches to sync: %w", ctx.Err())
+		if ctx.Err() != nil {
+			return nil // asked to stop before we started: not a failure
+		}
+		return errors.New("caches did not sync")
 	}
 
 	cm, err := c.cms.ConfigMaps(c.opts.ConfigMapNamespace).Get(c.opts.ConfigMapName)

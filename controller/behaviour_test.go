@@ -1,0 +1,257 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+func TestBadConfigKeepsLastGoodThenFixed(t *testing.T) {
+	h := newHarness(t, map[string]string{"cidr-global": "192.0.2.128/29"})
+	h.start(nil)
+	h.create("before")
+	if got := h.addressOf(h.ns, "before"); got != "192.0.2.128" {
+		t.Fatalf("before = %q, want 192.0.2.128", got)
+	}
+	// A typo: the key is reported, its last good value keeps serving.
+	h.setConfig(map[string]string{"cidr-global": "192.0.2.128/33"})
+	ev := h.waitEvent(h.cmNS, "ConfigMap", h.cmName, decide.ReasonInvalidConfig, "cidr-global")
+	if !strings.Contains(ev.Message, "192.0.2.128/33") || !strings.Contains(ev.Message, "192.0.2.128/29") {
+		t.Errorf("event %q should name the bad value and the value kept", ev.Message)
+	}
+	if ev.Type != corev1.EventTypeWarning {
+		t.Errorf("event type %q, want Warning", ev.Type)
+	}
+	h.create("during")
+	if got := h.addressOf(h.ns, "during"); got != "192.0.2.129" {
+		t.Fatalf("during = %q, want 192.0.2.129 from the last good pool", got)
+	}
+	if got := h.get(h.ns, "before").Annotations[decide.AnnotationLoadBalancerIPs]; got != "192.0.2.128" {
+		t.Fatalf("before lost its address: %q", got)
+	}
+	// Fixed: the new pool serves; assigned addresses outside it are kept
+	// and reported.
+	h.setConfig(map[string]string{"cidr-global": "198.51.100.16/29"})
+	h.create("after")
+	if got := h.addressOf(h.ns, "after"); got != "198.51.100.16" {
+		t.Fatalf("after = %q, want 198.51.100.16", got)
+	}
+	h.waitEvent(h.ns, "Service", "before", decide.ReasonAddressOutsidePool, "192.0.2.128")
+	if got := h.get(h.ns, "before").Annotations[decide.AnnotationLoadBalancerIPs]; got != "192.0.2.128" {
+		t.Fatalf("before lost its address after the pool changed: %q", got)
+	}
+}
+
+func TestNoPoolThenConfigMapCreated(t *testing.T) {
+	h := newHarness(t, nil)
+	h.start(nil)
+	h.create("early")
+	h.waitEvent(h.ns, "Service", "early", decide.ReasonAllocationFailed, "NoPool")
+	h.setConfig(map[string]string{"cidr-" + h.ns: "192.0.2.200/30"})
+	if got := h.addressOf(h.ns, "early"); got != "192.0.2.200" {
+		t.Fatalf("early = %q, want 192.0.2.200 once the pool exists", got)
+	}
+}
+
+func TestSharingByPortAndProtocol(t *testing.T) {
+	h := newHarness(t, nil)
+	h.setConfig(map[string]string{"cidr-" + h.ns: "192.0.2.224/29", "allow-share-" + h.ns: "true"})
+	h.start(nil)
+	h.create("dns-udp", ports("53/UDP"))
+	first := h.addressOf(h.ns, "dns-udp")
+	h.create("dns-tcp", ports("53/TCP"))
+	if got := h.addressOf(h.ns, "dns-tcp"); got != first {
+		t.Fatalf("dns-tcp = %q, want to share %s (TCP 53 and UDP 53 do not collide)", got, first)
+	}
+	h.create("dns-udp2", ports("53/UDP"))
+	if got := h.addressOf(h.ns, "dns-udp2"); got == first {
+		t.Fatalf("dns-udp2 shares %s with dns-udp: both use 53/UDP", got)
+	}
+	h.create("web", ports("80/TCP", "443/TCP"))
+	if got := h.addressOf(h.ns, "web"); got != first {
+		t.Fatalf("web = %q, want to share the lowest shareable %s", got, first)
+	}
+}
+
+func TestDualStackPolicies(t *testing.T) {
+	h := newHarness(t, nil)
+	h.setConfig(map[string]string{"range-" + h.ns: "192.0.2.241-192.0.2.246,2001:db8::10-2001:db8::1f"})
+	h.start(nil)
+	h.create("v6first", dualStack(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv6Protocol, corev1.IPv4Protocol))
+	if got := h.addressOf(h.ns, "v6first"); got != "2001:db8::10,192.0.2.241" {
+		t.Fatalf("RequireDualStack [IPv6, IPv4] = %q, want 2001:db8::10,192.0.2.241", got)
+	}
+	h.create("prefer", dualStack(corev1.IPFamilyPolicyPreferDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol))
+	if got := h.addressOf(h.ns, "prefer"); got != "192.0.2.242,2001:db8::11" {
+		t.Fatalf("PreferDualStack = %q, want 192.0.2.242,2001:db8::11", got)
+	}
+	if s := h.get(h.ns, "prefer"); s.Spec.LoadBalancerIP != "192.0.2.242" {
+		t.Errorf("spec.loadBalancerIP = %q, want the first address", s.Spec.LoadBalancerIP)
+	}
+	h.create("single6", dualStack(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol))
+	if got := h.addressOf(h.ns, "single6"); got != "2001:db8::12" {
+		t.Fatalf("SingleStack IPv6 = %q, want 2001:db8::12", got)
+	}
+	// An IPv4-only pool: PreferDualStack falls back, RequireDualStack fails.
+	h.setConfig(map[string]string{"range-" + h.ns: "192.0.2.241-192.0.2.246,2001:db8::10-2001:db8::1f", "cidr-" + h.ns + "x": "192.0.2.0/30"})
+	other := h.ns + "x"
+	if _, err := client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteServices(other) })
+	h.create("fallback", inNamespace(other), dualStack(corev1.IPFamilyPolicyPreferDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol))
+	if got := h.addressOf(other, "fallback"); got != "192.0.2.1" {
+		t.Fatalf("PreferDualStack on an IPv4 pool = %q, want 192.0.2.1", got)
+	}
+	h.create("require", inNamespace(other), dualStack(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol))
+	h.waitEvent(other, "Service", "require", decide.ReasonAllocationFailed, "FamilyUnavailable")
+}
+
+func TestLoadBalancerClassAndIgnore(t *testing.T) {
+	h := newHarness(t, map[string]string{"cidr-global": "192.0.2.32/29"})
+	h.start(nil) // default: only Services without a class
+	h.create("noclass")
+	h.create("other", withClass("example.com/other"))
+	h.create("ignored", withAnnotation(decide.AnnotationIgnore, "true"))
+	h.addressOf(h.ns, "noclass")
+	time.Sleep(500 * time.Millisecond)
+	for _, n := range []string{"other", "ignored"} {
+		s := h.get(h.ns, n)
+		if s.Annotations[decide.AnnotationLoadBalancerIPs] != "" || s.Spec.LoadBalancerIP != "" || len(s.Labels) != 0 {
+			t.Errorf("%s was touched: %v %v %q", n, s.Annotations, s.Labels, s.Spec.LoadBalancerIP)
+		}
+	}
+	h.stopController()
+	h.start(func(o *controller.Options) { o.Decide.EnableLoadBalancerClass = true })
+	h.create("ours", withClass(decide.DefaultLoadBalancerClass))
+	h.create("noclass2")
+	h.addressOf(h.ns, "ours")
+	time.Sleep(500 * time.Millisecond)
+	if s := h.get(h.ns, "noclass2"); s.Annotations[decide.AnnotationLoadBalancerIPs] != "" {
+		t.Errorf("with loadBalancerClass enabled, a Service without class was given %q", s.Annotations[decide.AnnotationLoadBalancerIPs])
+	}
+	h.stopController()
+	h.start(func(o *controller.Options) {
+		o.Decide.EnableLoadBalancerClass = true
+		o.Decide.LoadBalancerClass = "example.com/custom"
+	})
+	h.create("custom", withClass("example.com/custom"))
+	h.addressOf(h.ns, "custom")
+}
+
+func TestTypeChangeReleasesAddress(t *testing.T) {
+	h := newHarness(t, map[string]string{"range-global": "192.0.2.50-192.0.2.50"})
+	h.start(nil)
+	h.create("a")
+	addr := h.addressOf(h.ns, "a")
+	h.create("b")
+	h.waitEvent(h.ns, "Service", "b", decide.ReasonAllocationFailed, "PoolExhausted")
+	// The user turns a into a ClusterIP Service (clearing the deprecated
+	// field, which the API server only allows on LoadBalancers).
+	s := h.get(h.ns, "a")
+	s.Spec.Type = corev1.ServiceTypeClusterIP
+	s.Spec.LoadBalancerIP = ""
+	s.Spec.AllocateLoadBalancerNodePorts = nil
+	if _, err := client.CoreV1().Services(h.ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.addressOf(h.ns, "b"); got != addr {
+		t.Fatalf("b = %q, want the released %s", got, addr)
+	}
+	h.eventually(10*time.Second, "a's marks removed", func() (bool, string) {
+		s := h.get(h.ns, "a")
+		return s.Annotations[decide.AnnotationLoadBalancerIPs] == "" && s.Labels[decide.LabelImplementation] == "",
+			fmt.Sprintf("%v %v", s.Annotations, s.Labels)
+	})
+}
+
+func TestRestartMidBurstLosesNothing(t *testing.T) {
+	const n = 300
+	h := newHarness(t, map[string]string{"cidr-global": "10.30.0.0/22"})
+	h.start(func(o *controller.Options) { o.Workers = 8 })
+	var wg sync.WaitGroup
+	var once sync.Once
+	created := make(chan struct{}, n)
+	go func() {
+		// Restart once a third has been created.
+		for i := 0; i < n/3; i++ {
+			<-created
+		}
+		once.Do(func() {
+			h.stopController()
+			h.start(func(o *controller.Options) { o.Workers = 8 })
+		})
+	}()
+	sem := make(chan struct{}, 16)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			h.create(fmt.Sprintf("s%03d", i))
+			created <- struct{}{}
+		}(i)
+	}
+	wg.Wait()
+	before := assertAllDistinct(t, h, n, nil)
+	// Another restart: every address stays where it is.
+	h.stopController()
+	h.start(nil)
+	time.Sleep(time.Second)
+	after := assertAllDistinct(t, h, n, nil)
+	for name, a := range before {
+		if after[name] != a {
+			t.Errorf("%s changed from %s to %s across a restart", name, a, after[name])
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	h := newHarness(t, nil)
+	h.setConfig(map[string]string{"cidr-" + h.ns: "192.0.2.160/29"})
+	h.start(nil)
+	h.create("a")
+	h.create("b")
+	h.addressOf(h.ns, "a")
+	h.addressOf(h.ns, "b")
+	srv := httptest.NewServer(promhttp.HandlerFor(h.registry, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	var body string
+	h.eventually(5*time.Second, "pool metrics", func() (bool, string) {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			return false, err.Error()
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		want := fmt.Sprintf(`kube_vip_cloud_provider_pool_addresses{family="IPv4",pool=%q,state="used"} 2`, h.ns)
+		return strings.Contains(body, want), "no " + want
+	})
+	for _, want := range []string{
+		fmt.Sprintf(`kube_vip_cloud_provider_pool_addresses{family="IPv4",pool=%q,state="size"} 8`, h.ns),
+		fmt.Sprintf(`kube_vip_cloud_provider_pool_addresses{family="IPv4",pool=%q,state="free"} 6`, h.ns),
+		`kube_vip_cloud_provider_allocations_total 2`,
+		`kube_vip_cloud_provider_queue_depth`,
+		`kube_vip_cloud_provider_reconcile_duration_seconds_bucket`,
+		`kube_vip_cloud_provider_allocation_failures_total{reason="PoolExhausted"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

@@ -7,8 +7,9 @@ FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 IMAGE     ?= kube-vip-cloud-provider:dev
 BIN       := bin
+comma     := ,
 
-.PHONY: all build test lint unit envtest fuzz bench bench-controller run sim image e2e e2e-local clean
+.PHONY: all build test lint unit envtest fuzz bench bench-controller run clean
 
 all: build
 
@@ -56,6 +57,10 @@ run:
 	  echo "KUBECONFIG is not set: starting a local control plane"; \
 	  assets=$$(hack/envtest.sh | tail -n 1) && KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/localcluster; \
 	fi
+
+## bench-controller: N Services against a real API server (figures in the README).
+bench-controller:
+	@assets=$$(hack/envtest.sh | tail -n 1) && KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/benchcontroller -n $(or $(N),1000$(comma)5000)
 
 clean:
 	rm -rf $(BIN)

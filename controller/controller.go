@@ -128,6 +128,8 @@ func New(client kubernetes.Interface, opts Options) *Controller {
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "services"})
 
 	svcInformer := c.factory.Core().V1().Services()
+	// managedFields are a large share of a cached Service and never read here.
+	_ = svcInformer.Informer().SetTransform(stripManagedFields)
 	c.services = svcInformer.Lister()
 	_, _ = svcInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueService,
@@ -151,6 +153,16 @@ func New(client kubernetes.Interface, opts Options) *Controller {
 		opts.Metrics.attach(c)
 	}
 	return c
+}
+
+// stripManagedFields drops metadata.managedFields from objects entering the
+// cache. Our Update sends the object back without them, which the API server
+// treats as "leave managedFields as they are".
+func stripManagedFields(obj interface{}) (interface{}, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
 }
 
 func (c *Controller) enqueueService(obj interface{}) {

@@ -35,6 +35,8 @@ type options struct {
 	enableLBClass      bool
 	lbClassName        string
 	identity           string
+	qps                float64
+	burst              int
 }
 
 func (o options) controllerOptions() controller.Options {
@@ -71,6 +73,10 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (op
 	fs.StringVar(&o.configMapNamespace, "config-map-namespace", envOr(EnvNamespace, controller.DefaultConfigMapNamespace), "Namespace of the ConfigMap and of the leader-election Lease (env "+EnvNamespace+").")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader on a Lease so that several replicas are safe.")
 	fs.StringVar(&o.leaseName, "leader-elect-lease-name", "kube-vip-cloud-controller", "Name of the leader-election Lease.")
+	// The existing provider's manifest passes these cloud-controller-manager
+	// spellings; accept them so its manifest keeps working.
+	fs.StringVar(&o.leaseName, "leader-elect-resource-name", "kube-vip-cloud-controller", "Alias of --leader-elect-lease-name.")
+	fs.IntVar(&o.workers, "concurrent-service-syncs", 4, "Alias of --workers.")
 	fs.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a non-leader waits before taking over an unrenewed Lease.")
 	fs.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader retries renewing before giving up leadership.")
 	fs.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often leader-election actions are retried.")
@@ -80,11 +86,16 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (op
 	fs.BoolVar(&o.enableLBClass, "enable-loadbalancerclass", enableLB, "Handle only Services of the loadBalancerClass below (env "+EnvEnableLoadBalancerClass+"); otherwise only Services without a class.")
 	fs.StringVar(&o.lbClassName, "loadbalancerclass-name", envOr(EnvLoadBalancerClassName, decide.DefaultLoadBalancerClass), "The loadBalancerClass handled when enabled (env "+EnvLoadBalancerClassName+").")
 	fs.StringVar(&o.identity, "leader-elect-identity", "", "Identity in the Lease; default hostname_random.")
+	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Requests per second to the API server (client-side limit).")
+	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of requests to the API server above --kube-api-qps.")
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.qps <= 0 || o.burst < 1 {
+		return options{}, fmt.Errorf("--kube-api-qps=%v --kube-api-burst=%d: both must be positive", o.qps, o.burst)
 	}
 	if o.workers < 1 {
 		return options{}, fmt.Errorf("--workers=%d: must be at least 1", o.workers)

@@ -37,8 +37,16 @@ func TestFlagsAndEnvironment(t *testing.T) {
 				}
 				return ""
 			}},
+		{name: "the existing provider's flag spellings", args: []string{"--leader-elect-resource-name=kvcp", "--concurrent-service-syncs=3"},
+			check: func(o options) string {
+				if o.leaseName != "kvcp" || o.workers != 3 {
+					return "aliases not honoured"
+				}
+				return ""
+			}},
 		{name: "bad boolean in environment", env: map[string]string{EnvEnableLoadBalancerClass: "yes please"}, wantErr: EnvEnableLoadBalancerClass},
 		{name: "no workers", args: []string{"--workers=0"}, wantErr: "--workers"},
+		{name: "no qps", args: []string{"--kube-api-qps=0"}, wantErr: "--kube-api-qps"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 	}
 	for _, tc := range tests {

@@ -47,6 +47,7 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("find the cluster: %w", err)
 	}
 	cfg.UserAgent = controller.Component
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("create client: %w", err)
@@ -145,7 +146,24 @@ func run(ctx context.Context, o options) error {
 		Client:     client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
-	var runErr error
+	// The Lease is released only after the controller has drained its
+	// workers: client-go's ReleaseOnCancel alone would release it while a
+	// write may still be in flight, and the next leader's initial list could
+	// miss that write. So leader election runs on its own context, cancelled
+	// once the controller has stopped (or at once when we never led).
+	leCtx, leCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer leCancel()
+	stopElection := context.AfterFunc(ctx, func() {
+		if !leading.Load() {
+			leCancel()
+		}
+	})
+	defer stopElection()
+	var (
+		runErr  error
+		started atomic.Bool
+		ranDone = make(chan struct{})
+	)
 	lost := make(chan struct{})
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
@@ -155,10 +173,17 @@ func run(ctx context.Context, o options) error {
 		ReleaseOnCancel: true,
 		Name:            o.leaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
+			OnStartedLeading: func(leadCtx context.Context) {
+				started.Store(true)
+				defer close(ranDone)
 				logger.Info("Became leader", "identity", id)
 				leading.Store(true)
-				runErr = runController(ctx)
+				// Stop on SIGTERM or on lost leadership, whichever first.
+				runCtx, cancelRun := context.WithCancel(leadCtx)
+				defer cancelRun()
+				defer context.AfterFunc(ctx, cancelRun)()
+				runErr = runController(runCtx)
+				leCancel()
 			},
 			OnStoppedLeading: func() {
 				leading.Store(false)
@@ -175,7 +200,10 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("leader election: %w", err)
 	}
 	logger.Info("Waiting to become leader", "lease", klog.KRef(o.configMapNamespace, o.leaseName), "identity", id)
-	le.Run(ctx)
+	le.Run(leCtx)
+	if started.Load() {
+		<-ranDone // the controller has drained its workers
+	}
 	select {
 	case <-lost:
 		if ctx.Err() == nil {

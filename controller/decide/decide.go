@@ -152,6 +152,8 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 		d.Action = Write
 		d.Service = svc.DeepCopy()
 		setAnnotation(d.Service, AnnotationLoadBalancerIPs, JoinAddrs(res.Addrs))
+		// As the existing provider: the annotation supersedes the legacy label.
+		delete(d.Service.Labels, LabelLegacyIPAMAddress)
 	}
 	return d
 }

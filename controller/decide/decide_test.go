@@ -168,6 +168,9 @@ func TestDecide(t *testing.T) {
 					}
 				}
 			}
+			if d.Service != nil && d.Service.Labels[LabelLegacyIPAMAddress] != "" {
+				t.Errorf("legacy label %s kept after the annotation was written", LabelLegacyIPAMAddress)
+			}
 			if tc.lbIP != "" && d.Service.Spec.LoadBalancerIP != tc.lbIP {
 				t.Errorf("spec.loadBalancerIP = %q, want %q", d.Service.Spec.LoadBalancerIP, tc.lbIP)
 			}

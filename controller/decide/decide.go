@@ -137,8 +137,14 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 		return fail(err, fmt.Sprintf("%s (from %s)", err, src))
 	}
 	d := Decision{Action: Hold, Holding: Holding(svc, res.Addrs)}
+	// With a DHCP pool the real address comes from a DHCP server, so being
+	// outside the (empty) pool is expected.
+	dhcp := false
+	if p := cfg.PoolFor(svc.Namespace); p != nil && p.DHCP() {
+		dhcp = true
+	}
 	for _, a := range res.Outside {
-		if a.IsUnspecified() {
+		if a.IsUnspecified() || dhcp {
 			continue
 		}
 		where := fmt.Sprintf("the pool of %q", res.Pool)

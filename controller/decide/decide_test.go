@@ -120,6 +120,8 @@ func TestDecide(t *testing.T) {
 			action: Fail, reason: ReasonAllocationFailed, msg: "PoolExhausted"},
 		{name: "DHCP pool gives 0.0.0.0", config: map[string]string{"cidr-global": "0.0.0.0/32"}, svc: svc("ns", "a"),
 			action: Write, addrs: "0.0.0.0", lbIP: "0.0.0.0", reason: ReasonAddressAssigned, allocated: true},
+		{name: "DHCP pool: an address leased by kube-vip is not reported as outside", config: map[string]string{"cidr-global": "0.0.0.0/32"},
+			svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "198.51.100.7")), action: Hold, addrs: "198.51.100.7", noWrite: true},
 		{name: "another loadBalancerClass: untouched", config: pool, svc: svc("ns", "a", class("example.com/x")), action: None},
 		{name: "another class with an address: held, never written", config: pool, svc: svc("ns", "a", class("example.com/x"), lbIP("192.0.2.3")),
 			action: Hold, addrs: "192.0.2.3", noWrite: true},

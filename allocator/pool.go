@@ -28,17 +28,21 @@ type Pool struct {
 	// spans holds, per family, the sorted disjoint allocatable key ranges.
 	spans [2][]span
 	size  [2]Count
+	// has records, per family, whether the pool holds any address at all
+	// (an IPv4 pool of only .0/.255 addresses has some, none allocatable).
+	has [2]bool
 }
 
 // newPool freezes the addresses in set into a Pool.
 func newPool(name string, set *netipx.IPSet) *Pool {
 	p := &Pool{name: name, set: set}
 	for _, r := range set.Ranges() {
+		i := familyOf(r.From()).index()
+		p.has[i] = true
 		lo, hi, ok := spanOf(r.From(), r.To())
 		if !ok {
 			continue
 		}
-		i := familyOf(r.From()).index()
 		s := p.spans[i]
 		// IPv4 ranges separated only by .255/.0 addresses meet in key space.
 		if n := len(s); n > 0 {
@@ -74,8 +78,9 @@ func (p *Pool) Ranges() []netipx.IPRange { return p.set.Ranges() }
 // Size returns how many addresses of family f automatic allocation can hand out.
 func (p *Pool) Size(f Family) Count { return p.size[f.index()] }
 
-// Has reports whether the pool has any allocatable address of family f.
-func (p *Pool) Has(f Family) bool { return len(p.spans[f.index()]) > 0 }
+// Has reports whether the pool has any address of family f (allocatable
+// or not: a pool of only .0/.255 IPv4 addresses is exhausted from the start).
+func (p *Pool) Has(f Family) bool { return p.has[f.index()] }
 
 // Invalid returns why the pool has no addresses when all its keys are
 // malformed, or "".

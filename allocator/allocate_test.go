@@ -1,0 +1,247 @@
+package allocator
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func mustParse(t testing.TB, data map[string]string) *Config {
+	t.Helper()
+	cfg, err := Parse(data, nil)
+	if err != nil {
+		t.Fatalf("Parse(%v): %v", data, err)
+	}
+	return cfg
+}
+
+func tcp(ports ...int32) []Port {
+	out := make([]Port, len(ports))
+	for i, p := range ports {
+		out[i] = Port{Number: p, Protocol: "TCP"}
+	}
+	return out
+}
+
+func addrList(as []netip.Addr) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// holding is a shorthand for tests: owner "ns/name", ports, addresses.
+func holding(owner string, ports []Port, addrs ...string) Holding {
+	ns, _, _ := strings.Cut(owner, "/")
+	h := Holding{Owner: owner, Namespace: ns, Ports: ports}
+	for _, a := range addrs {
+		h.Addrs = append(h.Addrs, netip.MustParseAddr(a))
+	}
+	return h
+}
+
+func TestAllocate(t *testing.T) {
+	v4 := map[string]string{"cidr-global": "192.168.0.200/29"}
+	dual := map[string]string{"range-global": "10.0.0.1-10.0.0.2,2001:db8::1-2001:db8::2"}
+	tests := []struct {
+		name    string
+		config  map[string]string
+		held    []Holding
+		req     Request
+		want    string // addresses, comma-separated
+		shared  string
+		outside string
+		reason  Reason // expected error
+	}{
+		{name: "lowest first", config: v4, req: Request{Owner: "d/a", Namespace: "d"}, want: "192.168.0.200"},
+		{name: "skips held", config: v4, held: []Holding{holding("d/x", tcp(80), "192.168.0.200"), holding("d/y", tcp(80), "192.168.0.201")},
+			req: Request{Owner: "d/a", Namespace: "d"}, want: "192.168.0.202"},
+		{name: "desc hands out from the top", config: map[string]string{"cidr-global": "192.168.0.200/29", KeySearchOrder: "desc"},
+			held: []Holding{holding("d/x", nil, "192.168.0.207")}, req: Request{Owner: "d/a", Namespace: "d"}, want: "192.168.0.206"},
+		{name: "never .0 or .255", config: map[string]string{"range-global": "10.0.0.254-10.0.1.1"},
+			held: []Holding{holding("d/x", nil, "10.0.0.254")}, req: Request{Owner: "d/a", Namespace: "d"}, want: "10.0.1.1"},
+		{name: "desc never .255", config: map[string]string{"cidr-global": "10.0.0.0/24", KeySearchOrder: "desc"},
+			req: Request{Owner: "d/a", Namespace: "d"}, want: "10.0.0.254"},
+		{name: "exhausted", config: map[string]string{"range-global": "10.0.0.255-10.0.1.1"}, held: []Holding{holding("d/x", nil, "10.0.1.1")},
+			req: Request{Owner: "d/a", Namespace: "d"}, reason: ReasonExhausted},
+		{name: "no pool", config: map[string]string{"cidr-other": "10.0.0.0/30"}, req: Request{Owner: "d/a", Namespace: "d"}, reason: ReasonNoPool},
+		{name: "invalid pool", config: map[string]string{"cidr-d": "10.0.0.0/30"}, req: Request{Owner: "d/a", Namespace: "e"}, reason: ReasonNoPool},
+		{name: "DHCP", config: map[string]string{"cidr-global": "0.0.0.0/32"}, held: []Holding{holding("d/x", nil, "0.0.0.0")},
+			req: Request{Owner: "d/a", Namespace: "d"}, want: "0.0.0.0"},
+		{name: "single-stack IPv6", config: dual, req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6}}, want: "2001:db8::1"},
+		{name: "no families: IPv4 first", config: dual, req: Request{Owner: "d/a", Namespace: "d"}, want: "10.0.0.1"},
+		{name: "no families, IPv6-only pool", config: map[string]string{"cidr-global": "2001:db8::/127"}, req: Request{Owner: "d/a", Namespace: "d"}, want: "2001:db8::"},
+		{name: "single-stack family missing", config: v4, req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6}}, reason: ReasonFamilyUnavailable},
+		{name: "require dual-stack, request order", config: dual,
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6, IPv4}, Policy: RequireDualStack}, want: "2001:db8::1,10.0.0.1"},
+		{name: "prefer dual-stack", config: dual,
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv6}, Policy: PreferDualStack}, want: "10.0.0.1,2001:db8::1"},
+		{name: "prefer dual-stack falls back to one family", config: v4,
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv6}, Policy: PreferDualStack}, want: "192.168.0.200"},
+		{name: "prefer dual-stack, first family exhausted", config: dual, held: []Holding{holding("d/x", nil, "10.0.0.1", "10.0.0.2")},
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv6}, Policy: PreferDualStack}, want: "2001:db8::1"},
+		{name: "require dual-stack, family missing", config: v4,
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv6}, Policy: RequireDualStack}, reason: ReasonFamilyUnavailable},
+		{name: "require dual-stack, one family exhausted", config: dual, held: []Holding{holding("d/x", nil, "2001:db8::1", "2001:db8::2")},
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv6}, Policy: RequireDualStack}, reason: ReasonExhausted},
+		{name: "family listed twice", config: dual, req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv4}}, reason: ReasonInvalidRequest},
+		{name: "unknown policy", config: dual, req: Request{Owner: "d/a", Namespace: "d", Policy: "Sometimes"}, reason: ReasonInvalidRequest},
+
+		// Sharing.
+		{name: "share when ports differ", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
+			held: []Holding{holding("d/x", tcp(80), "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.1", shared: "10.0.0.1"},
+		{name: "TCP 53 and UDP 53 share", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
+			held: []Holding{holding("d/x", []Port{{53, "UDP"}}, "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: []Port{{53, "TCP"}}}, want: "10.0.0.1", shared: "10.0.0.1"},
+		{name: "no share on a port collision", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
+			held: []Holding{holding("d/x", tcp(80, 443), "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2"},
+		{name: "no share without permission", config: map[string]string{"cidr-global": "10.0.0.0/29"},
+			held: []Holding{holding("d/x", tcp(80), "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2"},
+		{name: "no share when the holder's namespace forbids it", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-d": "true", "allow-share-e": "false"},
+			held: []Holding{holding("e/x", tcp(80), "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2"},
+		{name: "a Service without ports never shares", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
+			held: []Holding{holding("d/x", tcp(80), "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d"}, want: "10.0.0.2"},
+		{name: "a holder without ports never shares", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
+			held: []Holding{holding("d/x", nil, "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(80)}, want: "10.0.0.2"},
+		{name: "share only inside the requester's pool", config: map[string]string{"cidr-global": "10.0.0.0/29", "range-d": "10.0.0.5-10.0.0.6", "allow-share-global": "true"},
+			held: []Holding{holding("e/x", tcp(80), "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.5"},
+		{name: "lowest shareable wins", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
+			held: []Holding{holding("d/x", tcp(80), "10.0.0.1"), holding("d/y", tcp(81), "10.0.0.2"), holding("d/z", tcp(82), "10.0.0.3")},
+			req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(80)}, want: "10.0.0.2", shared: "10.0.0.2"},
+
+		// Requested addresses.
+		{name: "requested free address", config: v4, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("192.168.0.203")}, want: "192.168.0.203"},
+		{name: "requested .0 is allowed", config: map[string]string{"cidr-global": "10.0.0.0/24"}, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("10.0.0.0")}, want: "10.0.0.0"},
+		{name: "requested outside every pool", config: v4, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("203.0.113.1")},
+			want: "203.0.113.1", outside: "203.0.113.1"},
+		{name: "requested with no pool at all", config: map[string]string{}, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("203.0.113.1")},
+			want: "203.0.113.1", outside: "203.0.113.1"},
+		{name: "requested, held on the same port", config: v4, held: []Holding{holding("d/x", tcp(80), "192.168.0.203")},
+			req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(80), Requested: addrs("192.168.0.203")}, reason: ReasonConflict},
+		{name: "requested, held on other ports", config: v4, held: []Holding{holding("d/x", tcp(80), "192.168.0.203")},
+			req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443), Requested: addrs("192.168.0.203")}, want: "192.168.0.203", shared: "192.168.0.203"},
+		{name: "requested, held by a Service without ports", config: v4, held: []Holding{holding("d/x", nil, "192.168.0.203")},
+			req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443), Requested: addrs("192.168.0.203")}, reason: ReasonConflict},
+		{name: "requested, held by itself", config: v4, held: []Holding{holding("d/a", tcp(80), "192.168.0.203")},
+			req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(80), Requested: addrs("192.168.0.203")}, want: "192.168.0.203"},
+		{name: "requested dual-stack", config: dual, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("2001:db8::2", "10.0.0.2")}, want: "2001:db8::2,10.0.0.2"},
+		{name: "requested two of one family", config: dual, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("10.0.0.1", "10.0.0.2")}, reason: ReasonInvalidRequest},
+		{name: "requested DHCP", config: v4, held: []Holding{holding("d/x", tcp(80), "0.0.0.0")},
+			req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(80), Requested: addrs("0.0.0.0")}, want: "0.0.0.0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _ := Parse(tc.config, nil) // some cases want a malformed key
+			u := NewUsage()
+			for _, h := range tc.held {
+				u.Assign(h)
+			}
+			res, err := u.Allocate(cfg, tc.req)
+			if tc.reason != "" {
+				var ae *Error
+				if !errors.As(err, &ae) || ae.Reason != tc.reason {
+					t.Fatalf("err = %v (result %v), want reason %s", err, res.Addrs, tc.reason)
+				}
+				if !strings.HasPrefix(err.Error(), string(tc.reason)) {
+					t.Errorf("message %q should start with its reason", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Allocate: %v", err)
+			}
+			if got := addrList(res.Addrs); got != tc.want {
+				t.Errorf("addresses = %s, want %s", got, tc.want)
+			}
+			if got := addrList(res.Shared); got != tc.shared {
+				t.Errorf("shared = %s, want %s", got, tc.shared)
+			}
+			if got := addrList(res.Outside); got != tc.outside {
+				t.Errorf("outside = %s, want %s", got, tc.outside)
+			}
+			again, _ := u.Allocate(cfg, tc.req)
+			if addrList(again.Addrs) != addrList(res.Addrs) {
+				t.Errorf("not deterministic: %v then %v", res.Addrs, again.Addrs)
+			}
+		})
+	}
+}
+
+func addrs(ss ...string) []netip.Addr {
+	out := make([]netip.Addr, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParseAddr(s)
+	}
+	return out
+}
+
+func TestConflictNamesTheHolder(t *testing.T) {
+	cfg := mustParse(t, map[string]string{"cidr-global": "10.0.0.0/29"})
+	u := NewUsage()
+	u.Assign(holding("ns/web", tcp(80), "10.0.0.3"))
+	_, err := u.Allocate(cfg, Request{Owner: "ns/other", Namespace: "ns", Ports: tcp(80), Requested: addrs("10.0.0.3")})
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Holder != "ns/web" || ae.Addr != netip.MustParseAddr("10.0.0.3") {
+		t.Fatalf("err = %#v", err)
+	}
+	if !strings.Contains(err.Error(), "80/TCP") || !strings.Contains(err.Error(), "ns/web") {
+		t.Errorf("message %q should name the holder and the port", err)
+	}
+}
+
+func TestUsageBookkeeping(t *testing.T) {
+	cfg := mustParse(t, map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"})
+	p := cfg.PoolFor("ns")
+	u := NewUsage()
+	u.Assign(holding("ns/a", tcp(80), "10.0.0.1", "::ffff:10.0.0.2", "10.0.0.1"))
+	h, ok := u.Holding("ns/a")
+	if !ok || addrList(h.Addrs) != "10.0.0.1,10.0.0.2" {
+		t.Fatalf("holding = %v (mapped address should be IPv4, duplicates dropped)", h.Addrs)
+	}
+	u.Assign(holding("ns/b", tcp(443), "10.0.0.1"))
+	if got := u.Holders(netip.MustParseAddr("10.0.0.1")); strings.Join(got, ",") != "ns/a,ns/b" {
+		t.Errorf("holders = %v", got)
+	}
+	if got := u.Used(p, IPv4); got != CountOf(2) {
+		t.Errorf("used = %v, want 2 (a shared address counts once)", got)
+	}
+	if got := u.Free(p, IPv4); got != CountOf(5) {
+		t.Errorf("free = %v, want 5 (.0 is not allocatable)", got)
+	}
+	u.Release("ns/a")
+	if got := u.Used(p, IPv4); got != CountOf(1) {
+		t.Errorf("after releasing a: used = %v, want 1 (b still holds .1)", got)
+	}
+	c := u.Clone()
+	u.Release("ns/b")
+	if u.Len() != 0 || c.Len() != 1 {
+		t.Errorf("Len = %d, clone %d: the clone must be independent", u.Len(), c.Len())
+	}
+	// Reassigning replaces what an owner held.
+	u.Assign(holding("ns/c", nil, "10.0.0.4"))
+	u.Assign(holding("ns/c", nil, "10.0.0.5"))
+	if got := u.Holders(netip.MustParseAddr("10.0.0.4")); len(got) != 0 {
+		t.Errorf("10.0.0.4 still held by %v after c moved", got)
+	}
+	if owners := u.Owners(); strings.Join(owners, ",") != "ns/c" {
+		t.Errorf("owners = %v", owners)
+	}
+}
+
+func TestParsePort(t *testing.T) {
+	for in, want := range map[string]Port{"80": {80, "TCP"}, "53/udp": {53, "UDP"}, " 443/TCP ": {443, "TCP"}, "9/SCTP": {9, "SCTP"}} {
+		got, err := ParsePort(in)
+		if err != nil || got != want {
+			t.Errorf("ParsePort(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "65536", "80/ICMP", "x/TCP"} {
+		if _, err := ParsePort(bad); err == nil {
+			t.Errorf("ParsePort(%q) accepted", bad)
+		}
+	}
+	if s := (Port{53, "UDP"}).String(); s != "53/UDP" {
+		t.Errorf("String = %q", s)
+	}
+}

@@ -1,0 +1,251 @@
+package allocator
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// rangesOf returns the pool's ranges as "from-to" strings.
+func rangesOf(p *Pool) string {
+	var out []string
+	for _, r := range p.Ranges() {
+		out = append(out, r.From().String()+"-"+r.To().String())
+	}
+	return strings.Join(out, ",")
+}
+
+func TestParsePools(t *testing.T) {
+	tests := []struct {
+		name   string
+		data   map[string]string
+		ns     string // namespace asking
+		pool   string // the pool chosen
+		ranges string
+		v4, v6 uint64 // allocatable counts
+	}{
+		{name: "seed /29", data: map[string]string{"cidr-global": "192.168.0.200/29"}, ns: "any",
+			pool: "global", ranges: "192.168.0.200-192.168.0.207", v4: 8},
+		{name: "overlapping CIDRs merge", data: map[string]string{"cidr-global": "192.168.0.200/30,192.168.0.200/29"}, ns: "x",
+			pool: "global", ranges: "192.168.0.200-192.168.0.207", v4: 8},
+		{name: "overlapping ranges merge", data: map[string]string{"range-global": "192.168.0.10-192.168.0.11,192.168.0.10-192.168.0.13"}, ns: "x",
+			pool: "global", ranges: "192.168.0.10-192.168.0.13", v4: 4},
+		{name: "duplicate entries count once", data: map[string]string{"range-global": "192.168.0.10-192.168.0.11, 192.168.0.10-192.168.0.11"}, ns: "x",
+			pool: "global", ranges: "192.168.0.10-192.168.0.11", v4: 2},
+		{name: "spaces around entries", data: map[string]string{"cidr-global": " 10.0.0.0/30 ,  10.0.1.0/31 "}, ns: "x",
+			pool: "global", ranges: "10.0.0.0-10.0.0.3,10.0.1.0-10.0.1.1", v4: 4},
+		{name: "host bits are masked", data: map[string]string{"cidr-global": "192.168.0.201/29"}, ns: "x",
+			pool: "global", ranges: "192.168.0.200-192.168.0.207", v4: 8},
+		{name: "namespace keys win over global", data: map[string]string{"cidr-global": "10.0.0.0/24", "range-finance": "10.1.0.10-10.1.0.12"}, ns: "finance",
+			pool: "finance", ranges: "10.1.0.10-10.1.0.12", v4: 3},
+		{name: "cidr and range of a namespace: union", data: map[string]string{"cidr-finance": "10.1.0.0/30", "range-finance": "10.1.0.2-10.1.0.5"}, ns: "finance",
+			pool: "finance", ranges: "10.1.0.0-10.1.0.5", v4: 5},
+		{name: "mixed families", data: map[string]string{"cidr-global": "10.0.0.0/30,2001:db8::/126"}, ns: "x",
+			pool: "global", ranges: "10.0.0.0-10.0.0.3,2001:db8::-2001:db8::3", v4: 3, v6: 4},
+		{name: "IPv6 range", data: map[string]string{"range-global": "2001:db8::10-2001:db8::1f"}, ns: "x",
+			pool: "global", ranges: "2001:db8::10-2001:db8::1f", v6: 16},
+		{name: ".0 and .255 are not allocatable", data: map[string]string{"range-global": "10.0.0.250-10.0.1.5"}, ns: "x",
+			pool: "global", ranges: "10.0.0.250-10.0.1.5", v4: 10},
+		{name: "skip-end-ips-in-cidr", data: map[string]string{"cidr-global": "192.168.0.200/30,192.168.0.210/31,192.168.0.220/32", KeySkipEndIPs: "true"}, ns: "x",
+			pool: "global", ranges: "192.168.0.201-192.168.0.202,192.168.0.210-192.168.0.211,192.168.0.220-192.168.0.220", v4: 5},
+		{name: "skip-end-ips-in-cidr leaves ranges alone", data: map[string]string{"range-global": "192.168.0.200-192.168.0.203", KeySkipEndIPs: "true"}, ns: "x",
+			pool: "global", ranges: "192.168.0.200-192.168.0.203", v4: 4},
+		{name: "IPv4-mapped addresses in ranges become IPv4", data: map[string]string{"range-global": "::ffff:10.0.0.1-::ffff:10.0.0.2"}, ns: "x",
+			pool: "global", ranges: "10.0.0.1-10.0.0.2", v4: 2},
+		{name: "a /8", data: map[string]string{"cidr-global": "10.0.0.0/8"}, ns: "x",
+			pool: "global", ranges: "10.0.0.0-10.255.255.255", v4: 65536 * 254},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse(tc.data, nil)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			p := cfg.PoolFor(tc.ns)
+			if p == nil {
+				t.Fatalf("no pool for %q", tc.ns)
+			}
+			if p.Name() != tc.pool {
+				t.Errorf("pool = %q, want %q", p.Name(), tc.pool)
+			}
+			if got := rangesOf(p); got != tc.ranges {
+				t.Errorf("ranges = %s, want %s", got, tc.ranges)
+			}
+			if got := p.Size(IPv4); got != CountOf(tc.v4) {
+				t.Errorf("IPv4 size = %v, want %d", got, tc.v4)
+			}
+			if got := p.Size(IPv6); got != CountOf(tc.v6) {
+				t.Errorf("IPv6 size = %v, want %d", got, tc.v6)
+			}
+		})
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	cfg, err := Parse(map[string]string{
+		"cidr-global":          "10.0.0.0/24",
+		"allow-share-global":   "true",
+		"allow-share-finance":  "false",
+		"interface-global":     "eth0",
+		"interface-finance":    "bond0",
+		KeySearchOrder:         "desc",
+		"some-unknown-key":     "whatever",
+		"kubevip-services":     "{}",
+		"allow-share-dev":      " TRUE ",
+		"cidr-dhcp":            "0.0.0.0/32",
+		"range-other-dev-team": "10.9.0.1-10.9.0.2",
+	}, nil)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if !cfg.AllowShare("default") || cfg.AllowShare("finance") || !cfg.AllowShare("dev") {
+		t.Errorf("allow-share: default %v finance %v dev %v", cfg.AllowShare("default"), cfg.AllowShare("finance"), cfg.AllowShare("dev"))
+	}
+	if cfg.Interface("default") != "eth0" || cfg.Interface("finance") != "bond0" {
+		t.Errorf("interface: %q %q", cfg.Interface("default"), cfg.Interface("finance"))
+	}
+	if !cfg.Descending() {
+		t.Error("search-order desc not honoured")
+	}
+	if p := cfg.PoolFor("dhcp"); p == nil || !p.DHCP() {
+		t.Error("cidr-dhcp: 0.0.0.0/32 is not a DHCP pool")
+	}
+	if p := cfg.PoolFor("other-dev-team"); p == nil || p.Name() != "other-dev-team" {
+		t.Error("a namespace with dashes in its name lost its pool")
+	}
+	none, _ := Parse(map[string]string{"cidr-finance": "10.0.0.0/30"}, nil)
+	if none.PoolFor("default") != nil {
+		t.Error("a namespace without keys and no global pool got a pool")
+	}
+}
+
+func TestParseErrorsNameKeyAndEntry(t *testing.T) {
+	tests := []struct {
+		name, key, value, entry, want string
+	}{
+		{"bad prefix length", "cidr-global", "192.168.0.0/24,192.168.0.200/33", "192.168.0.200/33", "not a CIDR"},
+		{"range end below start", "range-global", "192.168.0.20-192.168.0.10", "192.168.0.20-192.168.0.10", "below start"},
+		{"range of mixed families", "range-x", "10.0.0.1-2001:db8::1", "10.0.0.1-2001:db8::1", "different families"},
+		{"range without dash", "range-x", "10.0.0.1", "10.0.0.1", "FROM-TO"},
+		{"not an address", "range-x", "10.0.0.1-banana", "10.0.0.1-banana", "banana"},
+		{"zone", "range-x", "fe80::1%eth0-fe80::2", "fe80::1%eth0-fe80::2", "zone"},
+		{"empty value", "cidr-x", " , ", "", "no entries"},
+		{"DHCP mixed with addresses", "cidr-x", "0.0.0.0/32,10.0.0.0/30", "", "DHCP"},
+		{"not a boolean", "allow-share-x", "maybe", "", "boolean"},
+		{"bad search order", KeySearchOrder, "random", "", "desc"},
+		{"bad interface", "interface-x", "eth 0", "", "interface"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(map[string]string{tc.key: tc.value, "cidr-ok": "10.1.0.0/30"}, nil)
+			var ke *KeyError
+			if !errors.As(err, &ke) {
+				t.Fatalf("error %v is not a *KeyError", err)
+			}
+			if ke.Key != tc.key || ke.Value != tc.value || ke.Entry != tc.entry {
+				t.Errorf("KeyError{Key %q, Value %q, Entry %q}, want {%q, %q, %q}", ke.Key, ke.Value, ke.Entry, tc.key, tc.value, tc.entry)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.key) || !strings.Contains(msg, tc.want) {
+				t.Errorf("message %q should name %q and say %q", msg, tc.key, tc.want)
+			}
+		})
+	}
+}
+
+func TestBadKeyInvalidatesOnlyItself(t *testing.T) {
+	cfg, err := Parse(map[string]string{
+		"cidr-global":        "10.0.0.0/30",
+		"cidr-finance":       "10.1.0.0/33",
+		"range-finance":      "10.1.0.5-10.1.0.6",
+		"cidr-broken":        "nonsense",
+		"allow-share-global": "yes?",
+	}, nil)
+	if err == nil {
+		t.Fatal("no error for three bad keys")
+	}
+	var n int
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var ke *KeyError
+		if errors.As(e, &ke) {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d key errors, want 3: %v", n, err)
+	}
+	if got := rangesOf(cfg.PoolFor("default")); got != "10.0.0.0-10.0.0.3" {
+		t.Errorf("global pool = %s, want it untouched", got)
+	}
+	if got := rangesOf(cfg.PoolFor("finance")); got != "10.1.0.5-10.1.0.6" {
+		t.Errorf("finance = %s, want the good range only", got)
+	}
+	// A namespace whose only key is bad has no addresses (it does not fall
+	// back to global, which would hand it addresses meant for others).
+	p := cfg.PoolFor("broken")
+	if p == nil || p.Name() != "broken" || p.Invalid() == "" || p.Has(IPv4) {
+		t.Errorf("broken pool = %+v", p)
+	}
+	if cfg.AllowShare("x") {
+		t.Error("a bad allow-share value enabled sharing")
+	}
+}
+
+func TestLastGoodValueKeepsServing(t *testing.T) {
+	good, err := Parse(map[string]string{"cidr-global": "10.0.0.0/30", "range-x": "10.2.0.1-10.2.0.2", "allow-share-global": "true"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := Parse(map[string]string{"cidr-global": "10.0.0.0/300", "range-x": "10.3.0.1-10.3.0.2", "allow-share-global": "ja"}, good)
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Kept == nil {
+		t.Fatalf("err = %v, want a KeyError that keeps the last good value", err)
+	}
+	if !strings.Contains(err.Error(), `keeping the last good value "10.0.0.0/30"`) {
+		t.Errorf("message %q does not say what keeps serving", err)
+	}
+	if got := rangesOf(next.PoolFor("default")); got != "10.0.0.0-10.0.0.3" {
+		t.Errorf("global = %s, want the last good 10.0.0.0/30", got)
+	}
+	if got := rangesOf(next.PoolFor("x")); got != "10.3.0.1-10.3.0.2" {
+		t.Errorf("x = %s, want the new good value", got)
+	}
+	if !next.AllowShare("y") {
+		t.Error("allow-share lost its last good value")
+	}
+	if next.Accepted()["cidr-global"] != "10.0.0.0/30" {
+		t.Errorf("accepted = %v", next.Accepted())
+	}
+	// The kept value survives a second bad edit too.
+	third, _ := Parse(map[string]string{"cidr-global": "still bad"}, next)
+	if got := rangesOf(third.PoolFor("default")); got != "10.0.0.0-10.0.0.3" {
+		t.Errorf("after a second bad edit global = %s", got)
+	}
+	// Deleting a key removes it: only malformed values fall back.
+	fourth, err := Parse(map[string]string{}, third)
+	if err != nil || fourth.PoolFor("default") != nil {
+		t.Errorf("a removed key kept serving: %v %v", err, fourth.PoolFor("default"))
+	}
+}
+
+func TestDataRoundTrips(t *testing.T) {
+	cfg, err := Parse(map[string]string{
+		"cidr-global": "192.168.0.200/29,2001:db8::/120", "range-x": "10.0.0.250-10.0.1.5",
+		"cidr-d": "0.0.0.0/32", "allow-share-x": "true", "interface-global": "eth1",
+		KeySearchOrder: "desc", KeySkipEndIPs: "true",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse(cfg.Data(), nil)
+	if err != nil {
+		t.Fatalf("Parse(Data()): %v (data %v)", err, cfg.Data())
+	}
+	if !again.Equal(cfg) {
+		t.Fatalf("Parse(Data()) differs: %v", again.Data())
+	}
+	other, _ := Parse(map[string]string{"cidr-global": "192.168.0.200/30"}, nil)
+	if other.Equal(cfg) {
+		t.Fatal("Equal says two different configs are equal")
+	}
+}

@@ -108,7 +108,7 @@ func TestAllocate(t *testing.T) {
 			held: []Holding{holding("e/x", tcp(80), "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.5"},
 		{name: "lowest shareable wins", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
 			held: []Holding{holding("d/x", tcp(80), "10.0.0.1"), holding("d/y", tcp(81), "10.0.0.2"), holding("d/z", tcp(82), "10.0.0.3")},
-			req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(80)}, want: "10.0.0.2", shared: "10.0.0.2"},
+			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(80)}, want: "10.0.0.2", shared: "10.0.0.2"},
 
 		// Requested addresses.
 		{name: "requested free address", config: v4, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("192.168.0.203")}, want: "192.168.0.203"},

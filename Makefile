@@ -9,7 +9,7 @@ IMAGE     ?= kube-vip-cloud-provider:dev
 BIN       := bin
 comma     := ,
 
-.PHONY: all build test lint unit envtest fuzz bench bench-controller run clean
+.PHONY: all build test lint unit envtest fuzz bench bench-controller run image clean
 
 all: build
 
@@ -61,6 +61,12 @@ run:
 ## bench-controller: N Services against a real API server (figures in the README).
 bench-controller:
 	@assets=$$(hack/envtest.sh | tail -n 1) && KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/benchcontroller -n $(or $(N),1000$(comma)5000)
+
+## image: the controller's container image (needs a Docker engine).
+image:
+	@command -v docker >/dev/null || { echo "make image: docker is not installed (https://docs.docker.com/engine/install/)"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine is running (docker info fails); start one first"; exit 1; }
+	docker build -t $(IMAGE) .
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,194 @@
+package manifest_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"slices"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authzv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/manifest"
+)
+
+func decode(t *testing.T, raw []byte) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			t.Fatalf("decode: %v", err)
+		}
+		if len(u.Object) > 0 {
+			out = append(out, &u)
+		}
+	}
+}
+
+func TestManifestAppliesToARealAPIServer(t *testing.T) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: this test needs a real kube-apiserver and etcd. " +
+			"Run `make test`, which installs them, or export KUBEBUILDER_ASSETS=$(hack/envtest.sh).")
+	}
+	env := &envtest.Environment{}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	client := kubernetes.NewForConfigOrDie(cfg)
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
+	ctx := context.Background()
+
+	objs := append(decode(t, manifest.CloudController), decode(t, manifest.ExampleConfigMap)...)
+	for _, dryRun := range []bool{true, false} {
+		for _, u := range objs {
+			gvk := u.GroupVersionKind()
+			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if err != nil {
+				t.Fatalf("%s %s: %v", gvk.Kind, u.GetName(), err)
+			}
+			raw, _ := u.MarshalJSON()
+			opts := metav1.PatchOptions{FieldManager: "manifest-test"}
+			if dryRun {
+				opts.DryRun = []string{metav1.DryRunAll}
+			}
+			var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+			if ns := u.GetNamespace(); ns != "" {
+				ri = dyn.Resource(m.Resource).Namespace(ns)
+			}
+			if _, err := ri.Patch(ctx, u.GetName(), types.ApplyPatchType, raw, opts); err != nil {
+				t.Fatalf("apply %s %s (dry run %v): %v", gvk.Kind, u.GetName(), dryRun, err)
+			}
+		}
+	}
+
+	// The names of the existing provider's manifest, and the pod name the docs use.
+	if _, err := client.CoreV1().ServiceAccounts("kube-system").Get(ctx, "kube-vip-cloud-controller", metav1.GetOptions{}); err != nil {
+		t.Error(err)
+	}
+	if _, err := client.RbacV1().ClusterRoleBindings().Get(ctx, "system:kube-vip-cloud-controller-binding", metav1.GetOptions{}); err != nil {
+		t.Error(err)
+	}
+	if _, err := client.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubevip", metav1.GetOptions{}); err != nil {
+		t.Error(err)
+	}
+	sts, err := client.AppsV1().StatefulSets("kube-system").Get(ctx, "kube-vip-cloud-provider", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPod(t, sts)
+
+	cr, err := client.RbacV1().ClusterRoles().Get(ctx, "system:kube-vip-cloud-controller-role", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	role, err := client.RbacV1().Roles("kube-system").Get(ctx, "kube-vip-cloud-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range append(slices.Clone(cr.Rules), role.Rules...) {
+		for _, list := range [][]string{r.Verbs, r.Resources, r.APIGroups} {
+			if slices.Contains(list, "*") {
+				t.Errorf("rule %+v uses a wildcard", r)
+			}
+		}
+	}
+	for _, r := range cr.Rules {
+		if slices.Contains(r.Resources, "configmaps") || slices.Contains(r.Resources, "leases") || slices.Contains(r.Resources, "services/status") {
+			t.Errorf("the ClusterRole grants %v cluster-wide", r.Resources)
+		}
+	}
+
+	// What the ServiceAccount may and may not do, asked of the API server.
+	sa := "system:serviceaccount:kube-system:kube-vip-cloud-controller"
+	can := func(ns, group, resource, sub, verb string) bool {
+		rev, err := client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{
+			Spec: authzv1.SubjectAccessReviewSpec{User: sa, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"},
+				ResourceAttributes: &authzv1.ResourceAttributes{Namespace: ns, Group: group, Resource: resource, Subresource: sub, Verb: verb}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("SubjectAccessReview: %v", err)
+		}
+		return rev.Status.Allowed
+	}
+	for _, a := range []struct {
+		ns, group, resource, sub, verb string
+		want                           bool
+	}{
+		{"", "", "services", "", "list", true},
+		{"", "", "services", "", "watch", true},
+		{"team-a", "", "services", "", "update", true},
+		{"team-a", "", "services", "", "patch", true},
+		{"team-a", "", "events", "", "create", true},
+		{"team-a", "events.k8s.io", "events", "", "create", true},
+		{"kube-system", "", "configmaps", "", "watch", true},
+		{"kube-system", "coordination.k8s.io", "leases", "", "create", true},
+		{"kube-system", "coordination.k8s.io", "leases", "", "update", true},
+		{"team-a", "", "services", "status", "update", false},
+		{"team-a", "", "services", "", "delete", false},
+		{"default", "", "configmaps", "", "list", false},
+		{"kube-system", "", "secrets", "", "get", false},
+		{"default", "coordination.k8s.io", "leases", "", "create", false},
+		{"", "", "nodes", "", "list", false},
+	} {
+		if got := can(a.ns, a.group, a.resource, a.sub, a.verb); got != a.want {
+			t.Errorf("%s %s/%s (sub %q) in %q: allowed=%v, want %v", a.verb, a.group, a.resource, a.sub, a.ns, got, a.want)
+		}
+	}
+}
+
+func checkPod(t *testing.T, sts *appsv1.StatefulSet) {
+	t.Helper()
+	spec := sts.Spec.Template.Spec
+	if spec.ServiceAccountName != "kube-vip-cloud-controller" {
+		t.Errorf("serviceAccountName = %q", spec.ServiceAccountName)
+	}
+	if psc := spec.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+		t.Error("the pod may run as root")
+	}
+	if len(spec.Containers) != 1 {
+		t.Fatalf("%d containers", len(spec.Containers))
+	}
+	c := spec.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, corev1.Capability("ALL")) || len(sc.Capabilities.Add) != 0 {
+		t.Errorf("container security context too loose: %+v", sc)
+	}
+	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if _, ok := c.Resources.Requests[res]; !ok {
+			t.Errorf("no %s request", res)
+		}
+		if _, ok := c.Resources.Limits[res]; !ok {
+			t.Errorf("no %s limit", res)
+		}
+	}
+	if c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+		t.Error("no liveness probe on /healthz")
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
+		t.Error("no readiness probe on /readyz")
+	}
+}

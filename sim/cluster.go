@@ -1,0 +1,112 @@
+package sim
+
+import (
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// write is one entry of the API server's write log: the Service as it was
+// stored at that resourceVersion, or nil for a deletion.
+type write struct {
+	key string
+	svc *corev1.Service
+}
+
+// cluster is the simulated API server: Services with resourceVersions and
+// a log of every write, from which informer caches are replayed.
+type cluster struct {
+	services map[string]*corev1.Service
+	log      []write
+	rv       int64
+	// created orders Services by creation for Rebuild's tie-breaks.
+	created int64
+}
+
+func newCluster() *cluster { return &cluster{services: map[string]*corev1.Service{}} }
+
+func (c *cluster) store(key string, svc *corev1.Service) {
+	c.rv++
+	if svc != nil {
+		svc = svc.DeepCopy()
+		svc.ResourceVersion = strconv.FormatInt(c.rv, 10)
+		c.services[key] = svc
+	} else {
+		delete(c.services, key)
+	}
+	c.log = append(c.log, write{key: key, svc: svc})
+}
+
+// update stores svc if its resourceVersion is current; false is a conflict.
+func (c *cluster) update(svc *corev1.Service) (*corev1.Service, bool) {
+	key := svc.Namespace + "/" + svc.Name
+	cur, ok := c.services[key]
+	if !ok || cur.ResourceVersion != svc.ResourceVersion {
+		return nil, false
+	}
+	out := svc.DeepCopy()
+	out.Status = cur.Status // writes to the main resource never change status
+	c.store(key, out)
+	return c.services[key], true
+}
+
+// keys returns the stored Services' keys, sorted.
+func (c *cluster) keys() []string {
+	ks := make([]string, 0, len(c.services))
+	for k := range c.services {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// cache is one replica's informer cache: the cluster as of some position
+// of its write log.
+type cache struct {
+	services map[string]*corev1.Service
+	pos      int
+}
+
+func newCache() *cache { return &cache{services: map[string]*corev1.Service{}} }
+
+// sync makes the cache a fresh LIST of the cluster (after a restart).
+func (ca *cache) sync(c *cluster) {
+	ca.services = make(map[string]*corev1.Service, len(c.services))
+	for k, s := range c.services {
+		ca.services[k] = s
+	}
+	ca.pos = len(c.log)
+}
+
+// advance applies the next log entry and returns its key.
+func (ca *cache) advance(c *cluster) (string, bool) {
+	if ca.pos >= len(c.log) {
+		return "", false
+	}
+	w := c.log[ca.pos]
+	ca.pos++
+	if w.svc == nil {
+		delete(ca.services, w.key)
+	} else {
+		ca.services[w.key] = w.svc
+	}
+	return w.key, true
+}
+
+func (ca *cache) list() []*corev1.Service {
+	out := make([]*corev1.Service, 0, len(ca.services))
+	for _, k := range sortedKeys(ca.services) {
+		out = append(out, ca.services[k])
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}

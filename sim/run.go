@@ -1,0 +1,369 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+// Options change how a scenario runs.
+type Options struct {
+	// Seed overrides the scenario's seed when not zero.
+	Seed int64
+	// NoLedger makes the simulated controller decide from its cache alone,
+	// as a controller without a ledger would. Only for showing that the
+	// model finds the resulting double allocations.
+	NoLedger bool
+	// CheckOnlyAtEnd skips the per-step invariant checks that are not
+	// incremental (the quiet checks), for very large generated runs.
+	CheckOnlyAtEnd bool
+	// MaxWork bounds the controller's work items per settle (default
+	// 100 + 20 per Service).
+	MaxWork int
+}
+
+// Row is one line of the trace.
+type Row struct {
+	Step      int    `json:"step"`
+	Actor     string `json:"actor"` // "user", "controller-N", "expect"
+	What      string `json:"what"`
+	Service   string `json:"service,omitempty"`
+	Addresses string `json:"addresses,omitempty"`
+	Event     string `json:"event,omitempty"`
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	Scenario string `json:"scenario"`
+	Seed     int64  `json:"seed"`
+	Rows     []Row  `json:"rows"`
+	// Writes counts the controller's successful writes; Allocations those
+	// that gave a Service new addresses.
+	Writes      int `json:"writes"`
+	Allocations int `json:"allocations"`
+	Services    int `json:"services"`
+	// Failure is the first failed expect or broken invariant, or nil.
+	Failure error `json:"-"`
+	// FailureText is Failure's message, for JSON.
+	FailureText string `json:"failure,omitempty"`
+}
+
+// ExpectError is a failed expect step.
+type ExpectError struct {
+	Step    int
+	Service string
+	Message string
+}
+
+func (e *ExpectError) Error() string {
+	return fmt.Sprintf("step %d: expect %s: %s", e.Step, e.Service, e.Message)
+}
+
+// InvariantError is a broken invariant: it names the step, the seed and
+// the Services involved.
+type InvariantError struct {
+	Step     int
+	Seed     int64
+	Services []string
+	Message  string
+}
+
+func (e *InvariantError) Error() string {
+	return fmt.Sprintf("step %d (seed %d): invariant broken: %s [%s]", e.Step, e.Seed, e.Message, strings.Join(e.Services, ", "))
+}
+
+// simulator holds one run's state.
+type simulator struct {
+	sc       *Scenario
+	opts     Options
+	seed     int64
+	rng      *rand.Rand
+	cluster  *cluster
+	cfg      *allocator.Config
+	dopts    decide.Options
+	replicas []*replica
+	leader   int
+	lag      int
+	// injected conflicts: the next n writes, or the next write of a key.
+	conflicts   int
+	conflictFor map[string]int
+	retry       []string
+	events      map[string][]string
+	failed      map[string]bool
+	// holders indexes, per address, the Services the store shows holding
+	// it (annotation present, last decision not a failure).
+	holders map[netip.Addr]map[string]bool
+	held    map[string][]netip.Addr
+	touched map[netip.Addr]bool
+	step    int
+	res     *Result
+}
+
+// Run plays a scenario and returns its trace. A failed expect or a broken
+// invariant stops the run and is returned as Result.Failure (and as the
+// error); other errors are scenario errors.
+func Run(sc *Scenario, o Options) (*Result, error) {
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	seed := sc.Seed
+	if o.Seed != 0 {
+		seed = o.Seed
+	}
+	if seed == 0 {
+		seed = 1
+	}
+	s := &simulator{
+		sc: sc, opts: o, seed: seed,
+		rng:         rand.New(rand.NewPCG(uint64(seed), 0x6b7663702d73696d)),
+		cluster:     newCluster(),
+		conflictFor: map[string]int{},
+		events:      map[string][]string{},
+		failed:      map[string]bool{},
+		holders:     map[netip.Addr]map[string]bool{},
+		held:        map[string][]netip.Addr{},
+		touched:     map[netip.Addr]bool{},
+		res:         &Result{Scenario: sc.Name, Seed: seed},
+	}
+	if sc.LoadBalancerClass != "" {
+		s.dopts = decide.Options{EnableLoadBalancerClass: true, LoadBalancerClass: sc.LoadBalancerClass}
+	}
+	s.setConfig(sc.Config, 0)
+	s.replicas = []*replica{newReplica(0, s.cluster, s.cfg, s.dopts, o.NoLedger)}
+	for i, st := range sc.Steps {
+		s.step = i + 1
+		if err := s.play(st); err != nil {
+			return s.fail(err)
+		}
+		if err := s.checkTouched(); err != nil {
+			return s.fail(err)
+		}
+	}
+	if err := s.settle(); err != nil {
+		return s.fail(err)
+	}
+	if err := s.checkQuiet(); err != nil {
+		return s.fail(err)
+	}
+	s.res.Services = len(s.cluster.services)
+	return s.res, nil
+}
+
+func (s *simulator) fail(err error) (*Result, error) {
+	s.res.Failure, s.res.FailureText = err, err.Error()
+	s.res.Services = len(s.cluster.services)
+	return s.res, err
+}
+
+func (s *simulator) row(actor, what, svc, addrs, event string) {
+	s.res.Rows = append(s.res.Rows, Row{Step: s.step, Actor: actor, What: what, Service: svc, Addresses: addrs, Event: event})
+}
+
+func (s *simulator) invariant(msg string, svcs ...string) error {
+	return &InvariantError{Step: s.step, Seed: s.seed, Services: svcs, Message: msg}
+}
+
+func (s *simulator) setConfig(data map[string]string, step int) {
+	cfg, err := allocator.Parse(data, s.cfg)
+	s.cfg = cfg
+	if err != nil && step > 0 {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			s.row("controller", "config", "", "", decide.ReasonInvalidConfig+": "+line)
+		}
+	}
+}
+
+// play applies one step, then lets the leader do a seeded amount of work.
+func (s *simulator) play(st Step) error {
+	switch {
+	case st.Create != nil:
+		if err := s.create(st.Create); err != nil {
+			return err
+		}
+	case st.Update != nil:
+		if err := s.update(st.Update); err != nil {
+			return err
+		}
+	case st.Delete != nil:
+		if _, ok := s.cluster.services[st.Delete.Service]; !ok {
+			return fmt.Errorf("step %d: delete %s: no such Service", s.step, st.Delete.Service)
+		}
+		s.cluster.store(st.Delete.Service, nil)
+		s.reindex(st.Delete.Service)
+		delete(s.events, st.Delete.Service)
+		delete(s.failed, st.Delete.Service)
+		s.row("user", "delete", st.Delete.Service, "", "")
+	case st.Config != nil:
+		s.row("user", "config", "", formatData(st.Config), "")
+		s.setConfig(st.Config, s.step)
+		for _, r := range s.replicas {
+			for _, k := range sortedKeys(r.cache.services) {
+				r.enqueue(k)
+			}
+		}
+	case st.Restart != nil:
+		s.row("user", "restart", "", "", "")
+		s.replicas[s.leader] = newReplica(s.leader, s.cluster, s.cfg, s.dopts, s.opts.NoLedger)
+	case st.Lag != nil:
+		s.lag = *st.Lag
+		s.row("user", "lag", "", strconv.Itoa(s.lag), "")
+	case st.Conflict != nil:
+		if st.Conflict.Service != "" {
+			s.conflictFor[st.Conflict.Service]++
+		} else {
+			s.conflicts += st.Conflict.Count
+		}
+		s.row("user", "conflict", st.Conflict.Service, "", "")
+	case st.Replicas != nil:
+		for len(s.replicas) < *st.Replicas {
+			s.replicas = append(s.replicas, newReplica(len(s.replicas), s.cluster, s.cfg, s.dopts, s.opts.NoLedger))
+		}
+		s.replicas = s.replicas[:*st.Replicas]
+		if s.leader >= len(s.replicas) {
+			s.leader = 0
+		}
+		s.row("user", "replicas", "", strconv.Itoa(*st.Replicas), "")
+	case st.Handover != nil:
+		if len(s.replicas) < 2 {
+			return fmt.Errorf("step %d: handover needs replicas: 2", s.step)
+		}
+		// The new leader builds its ledger from a fresh list after it has
+		// won the Lease, as the real controller does after WaitForCacheSync;
+		// the old one stops.
+		s.leader = (s.leader + 1) % len(s.replicas)
+		s.replicas[s.leader] = newReplica(s.leader, s.cluster, s.cfg, s.dopts, s.opts.NoLedger)
+		s.row("user", "handover", "", fmt.Sprintf("leader is controller-%d", s.leader), "")
+	case st.Settle != nil:
+		return s.settle()
+	case st.Expect != nil:
+		if err := s.settle(); err != nil {
+			return err
+		}
+		if !s.opts.CheckOnlyAtEnd {
+			if err := s.checkQuiet(); err != nil {
+				return err
+			}
+		}
+		return s.expect(st.Expect)
+	}
+	// A seeded interleaving: the controller gets 0-3 work items in.
+	for n := s.rng.IntN(4); n > 0; n-- {
+		if _, err := s.work(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func formatData(d map[string]string) string {
+	var parts []string
+	for _, k := range sortedKeys(d) {
+		parts = append(parts, k+"="+d[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func (s *simulator) create(spec *ServiceSpec) error {
+	ns, name, _ := splitRef(spec.Service)
+	if _, ok := s.cluster.services[spec.Service]; ok {
+		return fmt.Errorf("step %d: create %s: already exists", s.step, spec.Service)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}
+	s.cluster.created++
+	svc.CreationTimestamp = metav1.Unix(s.cluster.created, 0)
+	applySpec(svc, spec)
+	s.cluster.store(spec.Service, svc)
+	s.reindex(spec.Service)
+	s.row("user", "create", spec.Service, "", "")
+	return nil
+}
+
+func (s *simulator) update(spec *ServiceSpec) error {
+	cur, ok := s.cluster.services[spec.Service]
+	if !ok {
+		return fmt.Errorf("step %d: update %s: no such Service", s.step, spec.Service)
+	}
+	svc := cur.DeepCopy()
+	applySpec(svc, spec)
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		svc.Spec.LoadBalancerIP = "" // the API server allows it on LoadBalancers only
+	}
+	s.cluster.store(spec.Service, svc)
+	delete(s.failed, spec.Service)
+	s.reindex(spec.Service)
+	s.row("user", "update", spec.Service, "", "")
+	return nil
+}
+
+// applySpec sets the fields spec gives.
+func applySpec(svc *corev1.Service, spec *ServiceSpec) {
+	if spec.Type != "" {
+		svc.Spec.Type = corev1.ServiceType(spec.Type)
+	}
+	if spec.Ports != nil {
+		svc.Spec.Ports = nil
+		for _, p := range spec.Ports {
+			pp, _ := allocator.ParsePort(p)
+			svc.Spec.Ports = append(svc.Spec.Ports, corev1.ServicePort{Port: pp.Number, Protocol: corev1.Protocol(pp.Protocol)})
+		}
+	}
+	if spec.IPFamilyPolicy != "" {
+		p := corev1.IPFamilyPolicy(spec.IPFamilyPolicy)
+		svc.Spec.IPFamilyPolicy = &p
+	}
+	if spec.IPFamilies != nil {
+		svc.Spec.IPFamilies = nil
+		for _, f := range spec.IPFamilies {
+			svc.Spec.IPFamilies = append(svc.Spec.IPFamilies, corev1.IPFamily(f))
+		}
+	}
+	if spec.LoadBalancerIP != nil {
+		svc.Spec.LoadBalancerIP = *spec.LoadBalancerIP
+	}
+	if spec.LoadBalancerClass != nil {
+		if *spec.LoadBalancerClass == "" {
+			svc.Spec.LoadBalancerClass = nil
+		} else {
+			c := *spec.LoadBalancerClass
+			svc.Spec.LoadBalancerClass = &c
+		}
+	}
+	for k, v := range spec.Annotations {
+		if svc.Annotations == nil {
+			svc.Annotations = map[string]string{}
+		}
+		if v == "" {
+			delete(svc.Annotations, k)
+		} else {
+			svc.Annotations[k] = v
+		}
+	}
+}
+
+// settle lets the leader work until nothing is left to do.
+func (s *simulator) settle() error {
+	limit := s.opts.MaxWork
+	if limit == 0 {
+		limit = 100 + 20*len(s.cluster.services)
+	}
+	for i := 0; ; i++ {
+		if i > limit {
+			return s.invariant(fmt.Sprintf("the controller did not settle within %d work items", limit))
+		}
+		did, err := s.work()
+		if err != nil {
+			return err
+		}
+		if !did {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,292 @@
+package sim
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+// work lets the leader do one thing: deliver a lagging cache update, or
+// process one queued key. It reports whether anything was left to do.
+func (s *simulator) work() (bool, error) {
+	r := s.replicas[s.leader]
+	// The informer delivers every write older than the lag at once...
+	for r.cache.pos < len(s.cluster.log)-s.lag {
+		if k, ok := r.cache.advance(s.cluster); ok {
+			r.enqueue(k)
+		}
+	}
+	key, ok := r.pop()
+	if !ok {
+		// ...and, when the controller is idle, the rest one by one.
+		if k, ok := r.cache.advance(s.cluster); ok {
+			r.enqueue(k)
+			return true, nil
+		}
+		if len(s.retry) > 0 {
+			for _, k := range s.retry {
+				r.enqueue(k)
+			}
+			s.retry = nil
+			return true, nil
+		}
+		return false, nil
+	}
+	return true, s.process(r, key)
+}
+
+// process is the controller's sync of one key, as controller.syncService.
+func (s *simulator) process(r *replica, key string) error {
+	actor := fmt.Sprintf("controller-%d", r.id)
+	svc, ok := r.cache.services[key]
+	if !ok {
+		_, held := r.ledger.Usage().Holding(key)
+		r.ledger.Forget(key)
+		delete(r.waiting, key)
+		if held {
+			r.wake()
+		}
+		return nil
+	}
+	var d decide.Decision
+	if r.noLedger {
+		usage, _ := decide.Rebuild(s.cfg, r.cache.list(), s.dopts)
+		usage.Release(key)
+		d = decide.Decide(s.cfg, usage, svc, s.dopts)
+	} else {
+		if r.ledger.Stale(svc) {
+			return nil
+		}
+		_, heldBefore := r.ledger.Usage().Holding(key)
+		d = r.ledger.Decide(s.cfg, svc, s.dopts)
+		if _, heldAfter := r.ledger.Usage().Holding(key); heldBefore && !heldAfter {
+			r.wake()
+		}
+	}
+	if d.Action == decide.Fail {
+		r.waiting[key] = true
+	} else {
+		delete(r.waiting, key)
+	}
+
+	switch d.Action {
+	case decide.Write, decide.Release:
+		if d.Service == nil {
+			return nil
+		}
+		if s.conflicts > 0 || s.conflictFor[key] > 0 {
+			if s.conflictFor[key] > 0 {
+				s.conflictFor[key]--
+			} else {
+				s.conflicts--
+			}
+			s.writeFailed(r, d)
+			s.retry = append(s.retry, key)
+			s.row(actor, "conflict", key, "", "injected 409")
+			return nil
+		}
+		before := s.cluster.services[key]
+		updated, ok := s.cluster.update(d.Service)
+		if !ok {
+			s.writeFailed(r, d)
+			s.row(actor, "conflict", key, "", "stale resourceVersion")
+			return nil
+		}
+		if err := s.checkWrite(key, before, updated, d); err != nil {
+			return err
+		}
+		if d.Action == decide.Write && !r.noLedger {
+			r.ledger.Written(d, updated.ResourceVersion)
+		}
+		s.res.Writes++
+		if d.Allocated {
+			s.res.Allocations++
+		}
+		delete(s.failed, key)
+		s.reindex(key)
+		s.record(actor, "write", key, d)
+	case decide.Fail:
+		s.failed[key] = true
+		s.reindex(key)
+		s.record(actor, "fail", key, d)
+	case decide.Hold:
+		if len(d.Events) > 0 {
+			s.record(actor, "hold", key, d)
+		}
+	}
+	return nil
+}
+
+func (s *simulator) writeFailed(r *replica, d decide.Decision) {
+	if d.Action == decide.Write && !r.noLedger {
+		r.ledger.WriteFailed(d)
+	}
+}
+
+func (s *simulator) record(actor, what, key string, d decide.Decision) {
+	addrs := decide.JoinAddrs(d.Holding.Addrs)
+	if len(d.Events) == 0 {
+		s.row(actor, what, key, addrs, "")
+	}
+	for _, e := range d.Events {
+		s.events[key] = append(s.events[key], e.Reason)
+		s.row(actor, what, key, addrs, e.Reason+": "+e.Message)
+	}
+}
+
+// reindex updates the holders index for key from the store.
+func (s *simulator) reindex(key string) {
+	for _, a := range s.held[key] {
+		delete(s.holders[a], key)
+		s.touched[a] = true
+	}
+	delete(s.held, key)
+	svc, ok := s.cluster.services[key]
+	if !ok || s.failed[key] || !decide.IsLoadBalancer(svc) || !decide.Managed(svc, s.dopts) {
+		return
+	}
+	v := svc.Annotations[decide.AnnotationLoadBalancerIPs]
+	if v == "" {
+		return
+	}
+	as, _, err := decide.Addresses(svc)
+	if err != nil {
+		return
+	}
+	for _, a := range as {
+		if a.IsUnspecified() {
+			continue
+		}
+		if s.holders[a] == nil {
+			s.holders[a] = map[string]bool{}
+		}
+		s.holders[a][key] = true
+		s.touched[a] = true
+	}
+	s.held[key] = as
+}
+
+// checkTouched checks the addresses whose holders changed in this step: no
+// address is held by two Services unless their ports allow it.
+func (s *simulator) checkTouched() error {
+	addrs := make([]netip.Addr, 0, len(s.touched))
+	for a := range s.touched {
+		addrs = append(addrs, a)
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	s.touched = map[netip.Addr]bool{}
+	for _, a := range addrs {
+		keys := sortedKeys(s.holders[a])
+		for i := 0; i < len(keys); i++ {
+			for j := i + 1; j < len(keys); j++ {
+				p, q := s.cluster.services[keys[i]], s.cluster.services[keys[j]]
+				pp, qp := decide.Ports(p), decide.Ports(q)
+				if len(pp) == 0 || len(qp) == 0 || collide(pp, qp) {
+					return s.invariant(fmt.Sprintf("address %s is held by two Services that may not share (ports %v and %v)", a, pp, qp), keys[i], keys[j])
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func collide[T comparable](a, b []T) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkWrite checks one controller write: an automatic address is inside
+// the Service's pool and, when shared, sharing was allowed; no Service that
+// is still a LoadBalancer loses or changes the address it held.
+func (s *simulator) checkWrite(key string, before, after *corev1.Service, d decide.Decision) error {
+	old := before.Annotations[decide.AnnotationLoadBalancerIPs]
+	now := after.Annotations[decide.AnnotationLoadBalancerIPs]
+	if old != "" && old != now && decide.IsLoadBalancer(after) {
+		return s.invariant(fmt.Sprintf("the controller changed the address of a LoadBalancer from %s to %q", old, now), key)
+	}
+	if !d.Allocated {
+		return nil
+	}
+	pool := s.cfg.PoolFor(after.Namespace)
+	for _, a := range d.Holding.Addrs {
+		if a.IsUnspecified() && pool != nil && pool.DHCP() {
+			continue
+		}
+		if pool == nil || !pool.Contains(a) {
+			return s.invariant(fmt.Sprintf("automatically assigned %s is outside the Service's pool", a), key)
+		}
+		for other := range s.holders[a] {
+			if other == key {
+				continue
+			}
+			o := s.cluster.services[other]
+			if !s.cfg.AllowShare(after.Namespace) || !s.cfg.AllowShare(o.Namespace) || !pool.Contains(a) {
+				return s.invariant(fmt.Sprintf("address %s is held by two Services that may not share (sharing is not allowed)", a), key, other)
+			}
+		}
+	}
+	return nil
+}
+
+// checkQuiet runs once the controller has settled: every managed
+// LoadBalancer has an address or a reported reason, and a requested
+// address is honoured or reported.
+func (s *simulator) checkQuiet() error {
+	for _, key := range s.cluster.keys() {
+		svc := s.cluster.services[key]
+		if !decide.Managed(svc, s.dopts) {
+			continue
+		}
+		as, _, err := decide.Addresses(svc)
+		reported := s.failed[key] && slices.Contains(s.events[key], decide.ReasonAllocationFailed)
+		if err == nil && svc.Annotations[decide.AnnotationLoadBalancerIPs] != "" {
+			continue
+		}
+		if reported {
+			continue
+		}
+		what := "has no address and no reported reason"
+		if err == nil && len(as) > 0 {
+			what = fmt.Sprintf("requested %s, neither honoured nor reported", decide.JoinAddrs(as))
+		}
+		return s.invariant("once quiet, a LoadBalancer "+what, key)
+	}
+	return nil
+}
+
+// expect checks an expect step against the store.
+func (s *simulator) expect(e *Expect) error {
+	svc, ok := s.cluster.services[e.Service]
+	fail := func(format string, args ...any) error {
+		return &ExpectError{Step: s.step, Service: e.Service, Message: fmt.Sprintf(format, args...)}
+	}
+	if !ok {
+		return fail("no such Service")
+	}
+	got := svc.Annotations[decide.AnnotationLoadBalancerIPs]
+	if len(e.Addresses) > 0 {
+		want := make([]netip.Addr, len(e.Addresses))
+		for i, a := range e.Addresses {
+			want[i] = netip.MustParseAddr(a)
+		}
+		if got != decide.JoinAddrs(want) {
+			return fail("addresses %q, want %q (events %v)", got, decide.JoinAddrs(want), s.events[e.Service])
+		}
+	}
+	if e.NoAddress && got != "" {
+		return fail("has address %q, want none", got)
+	}
+	if e.Event != "" && !slices.Contains(s.events[e.Service], e.Event) {
+		return fail("no %s event (events %v)", e.Event, s.events[e.Service])
+	}
+	s.row("expect", "ok", e.Service, got, e.Event)
+	return nil
+}

@@ -157,6 +157,12 @@ func (u *Usage) conflictWith(cfg *Config, a netip.Addr, req Request, auto bool) 
 		if h.Owner == req.Owner {
 			continue
 		}
+		if h.Releasing {
+			if auto || !req.Granted {
+				return h // never hand out an address on its way out
+			}
+			continue // a Service it was given to keeps it
+		}
 		if len(h.Ports) == 0 || len(req.Ports) == 0 || portsCollide(h.Ports, req.Ports) {
 			return h
 		}
@@ -205,7 +211,7 @@ func (u *Usage) validateRequested(cfg *Config, req Request) (Result, error) {
 		if h := u.conflictWith(cfg, a, req, false); h != nil {
 			return Result{}, &Error{Reason: ReasonConflict, Addr: a, Holder: h.Owner, Detail: conflictDetail(h, req)}
 		}
-		if len(u.byAddr[a]) > 0 && !u.heldOnlyBy(a, req.Owner) {
+		if !u.heldOnlyBy(a, req.Owner) {
 			res.Shared = append(res.Shared, a)
 		}
 		if pool == nil || !pool.Contains(a) {
@@ -215,9 +221,11 @@ func (u *Usage) validateRequested(cfg *Config, req Request) (Result, error) {
 	return res, nil
 }
 
+// heldOnlyBy reports whether no Service but owner (and Services that are
+// releasing it) holds a.
 func (u *Usage) heldOnlyBy(a netip.Addr, owner string) bool {
 	for _, h := range u.byAddr[a] {
-		if h.Owner != owner {
+		if h.Owner != owner && !h.Releasing {
 			return false
 		}
 	}
@@ -226,6 +234,8 @@ func (u *Usage) heldOnlyBy(a netip.Addr, owner string) bool {
 
 func conflictDetail(h *Holding, req Request) string {
 	switch {
+	case h.Releasing:
+		return "the holder is releasing it; retrying once it has"
 	case len(h.Ports) == 0:
 		return "the holder has no ports, so it cannot share"
 	case len(req.Ports) == 0:

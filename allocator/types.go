@@ -94,6 +94,10 @@ type Request struct {
 	// Requested lists the addresses the user asked for (annotation or
 	// spec.loadBalancerIP); empty means allocate automatically.
 	Requested []netip.Addr
+	// Granted says the Service already carries Requested because they were
+	// given to it: a Service that is releasing them does not conflict. A
+	// fresh request for an address on its way out waits instead.
+	Granted bool
 }
 
 // Result is the answer to a Request.
@@ -117,4 +121,9 @@ type Holding struct {
 	Namespace string
 	Ports     []Port
 	Addrs     []netip.Addr
+	// Releasing marks a Service that is giving its addresses up (it is no
+	// longer a LoadBalancer, but still carries them): they are neither
+	// handed out nor shared until it is released, yet a Service that
+	// already carries one of them does not conflict with it.
+	Releasing bool
 }

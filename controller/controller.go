@@ -373,11 +373,9 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 		}
 		updated, err := c.client.CoreV1().Services(ns).Update(ctx, d.Service, metav1.UpdateOptions{FieldManager: FieldManager})
 		if err != nil {
-			if d.Action == decide.Write {
-				c.mu.Lock()
-				c.ledger.WriteFailed(d)
-				c.mu.Unlock()
-			}
+			c.mu.Lock()
+			c.ledger.WriteFailed(d)
+			c.mu.Unlock()
 			if apierrors.IsNotFound(err) {
 				return false, nil
 			}
@@ -387,14 +385,17 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 			}
 			return false, fmt.Errorf("update Service %s: %w", key, err)
 		}
+		c.mu.Lock()
+		c.ledger.Written(d, updated.ResourceVersion)
+		c.mu.Unlock()
 		if d.Action == decide.Write {
-			c.mu.Lock()
-			c.ledger.Written(d, updated.ResourceVersion)
-			c.mu.Unlock()
 			logger.Info("Address assigned", "addresses", decide.JoinAddrs(d.Holding.Addrs))
 			if c.opts.Metrics != nil && d.Allocated {
 				c.opts.Metrics.allocations.Inc()
 			}
+		} else {
+			logger.Info("Address released", "addresses", decide.JoinAddrs(d.Holding.Addrs))
+			c.wakeWaiting()
 		}
 		c.record(updated, key, d.Events, true)
 	case decide.Fail:

@@ -165,8 +165,8 @@ func TestRequestedAddressKeptAndConflictReported(t *testing.T) {
 	if got := h.addressOf(h.ns, "fixed"); got != "192.0.2.70" {
 		t.Fatalf("fixed = %q, want its own 192.0.2.70", got)
 	}
-	if lbl := h.get(h.ns, "fixed").Labels[decide.LabelImplementation]; lbl != "" {
-		t.Errorf("a user's own address was labelled implementation=%q", lbl)
+	if lbl := h.get(h.ns, "fixed").Labels[decide.LabelImplementation]; lbl != decide.ImplementationKubeVIP {
+		t.Errorf("a kept address is labelled implementation=%q, want kube-vip (as the existing provider)", lbl)
 	}
 	// Outside every pool: allowed, reported.
 	h.create("outside", withAnnotation(decide.AnnotationLoadBalancerIPs, "203.0.113.5"))

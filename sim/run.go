@@ -111,8 +111,14 @@ type simulator struct {
 // invariant stops the run and is returned as Result.Failure (and as the
 // error); other errors are scenario errors.
 func Run(sc *Scenario, o Options) (*Result, error) {
+	res, _, err := run(sc, o)
+	return res, err
+}
+
+// run plays sc and also returns the final cluster.
+func run(sc *Scenario, o Options) (*Result, *cluster, error) {
 	if err := sc.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	seed := sc.Seed
 	if o.Seed != 0 {
@@ -143,9 +149,6 @@ func Run(sc *Scenario, o Options) (*Result, error) {
 		if err := s.play(st); err != nil {
 			return s.fail(err)
 		}
-		if err := s.checkTouched(); err != nil {
-			return s.fail(err)
-		}
 	}
 	if err := s.settle(); err != nil {
 		return s.fail(err)
@@ -154,13 +157,13 @@ func Run(sc *Scenario, o Options) (*Result, error) {
 		return s.fail(err)
 	}
 	s.res.Services = len(s.cluster.services)
-	return s.res, nil
+	return s.res, s.cluster, nil
 }
 
-func (s *simulator) fail(err error) (*Result, error) {
+func (s *simulator) fail(err error) (*Result, *cluster, error) {
 	s.res.Failure, s.res.FailureText = err, err.Error()
 	s.res.Services = len(s.cluster.services)
-	return s.res, err
+	return s.res, s.cluster, err
 }
 
 func (s *simulator) row(actor, what, svc, addrs, event string) {
@@ -348,8 +351,18 @@ func applySpec(svc *corev1.Service, spec *ServiceSpec) {
 	}
 }
 
-// settle lets the leader work until nothing is left to do.
+// settle lets the leader work until nothing is left to do, then checks the
+// addresses whose holders changed: a user can make two sharing Services
+// collide (by changing ports); once settled, the controller must have
+// reported one of them.
 func (s *simulator) settle() error {
+	if err := s.work2settle(); err != nil {
+		return err
+	}
+	return s.checkTouched()
+}
+
+func (s *simulator) work2settle() error {
 	limit := s.opts.MaxWork
 	if limit == 0 {
 		limit = 100 + 20*len(s.cluster.services)

@@ -96,11 +96,14 @@ func (s *simulator) process(r *replica, key string) error {
 			s.row(actor, "conflict", key, "", "stale resourceVersion")
 			return nil
 		}
-		if err := s.checkWrite(key, before, updated, d); err != nil {
+		if err := s.checkWrite(r, key, before, updated, d); err != nil {
 			return err
 		}
-		if d.Action == decide.Write && !r.noLedger {
+		if !r.noLedger {
 			r.ledger.Written(d, updated.ResourceVersion)
+			if d.Action == decide.Release {
+				r.wake()
+			}
 		}
 		s.res.Writes++
 		if d.Allocated {
@@ -122,7 +125,7 @@ func (s *simulator) process(r *replica, key string) error {
 }
 
 func (s *simulator) writeFailed(r *replica, d decide.Decision) {
-	if d.Action == decide.Write && !r.noLedger {
+	if !r.noLedger {
 		r.ledger.WriteFailed(d)
 	}
 }
@@ -194,6 +197,24 @@ func (s *simulator) checkTouched() error {
 	return nil
 }
 
+// unseenChange reports whether a user changed the Service named key in a
+// way the controller could not know yet: its ledger records other ports
+// for it (or, without a ledger, its cache shows an older version). Such a
+// race is judged once the controller has settled, not at write time.
+func (s *simulator) unseenChange(r *replica, key string) bool {
+	cur := s.cluster.services[key]
+	if r.noLedger {
+		seen, ok := r.cache.services[key]
+		return !ok || !slices.Equal(decide.Ports(seen), decide.Ports(cur))
+	}
+	h, ok := r.ledger.Usage().Holding(key)
+	if !ok {
+		seen, inCache := r.cache.services[key]
+		return !inCache || seen.ResourceVersion != cur.ResourceVersion
+	}
+	return !slices.Equal(h.Ports, decide.Ports(cur))
+}
+
 func collide[T comparable](a, b []T) bool {
 	for _, x := range a {
 		if slices.Contains(b, x) {
@@ -206,11 +227,25 @@ func collide[T comparable](a, b []T) bool {
 // checkWrite checks one controller write: an automatic address is inside
 // the Service's pool and, when shared, sharing was allowed; no Service that
 // is still a LoadBalancer loses or changes the address it held.
-func (s *simulator) checkWrite(key string, before, after *corev1.Service, d decide.Decision) error {
+func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Service, d decide.Decision) error {
 	old := before.Annotations[decide.AnnotationLoadBalancerIPs]
 	now := after.Annotations[decide.AnnotationLoadBalancerIPs]
 	if old != "" && old != now && decide.IsLoadBalancer(after) {
 		return s.invariant(fmt.Sprintf("the controller changed the address of a LoadBalancer from %s to %q", old, now), key)
+	}
+	if d.Action != decide.Write {
+		return nil
+	}
+	for _, a := range d.Holding.Addrs {
+		for _, other := range sortedKeys(s.holders[a]) {
+			if other == key || a.IsUnspecified() || s.unseenChange(r, other) {
+				continue
+			}
+			o := s.cluster.services[other]
+			if pp, op := decide.Ports(after), decide.Ports(o); len(pp) == 0 || len(op) == 0 || collide(pp, op) {
+				return s.invariant(fmt.Sprintf("address %s is held by two Services that may not share: the controller wrote it while the other held it (ports %v and %v)", a, pp, op), key, other)
+			}
+		}
 	}
 	if !d.Allocated {
 		return nil
@@ -223,8 +258,8 @@ func (s *simulator) checkWrite(key string, before, after *corev1.Service, d deci
 		if pool == nil || !pool.Contains(a) {
 			return s.invariant(fmt.Sprintf("automatically assigned %s is outside the Service's pool", a), key)
 		}
-		for other := range s.holders[a] {
-			if other == key {
+		for _, other := range sortedKeys(s.holders[a]) {
+			if other == key || s.unseenChange(r, other) {
 				continue
 			}
 			o := s.cluster.services[other]

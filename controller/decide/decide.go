@@ -29,8 +29,9 @@ const (
 	// the Events, release it from the ledger and retry with back-off.
 	Fail
 	// Release: the Service no longer holds an address; release it from the
-	// ledger, and write Decision.Service when it is not nil (to remove the
-	// marks this provider left on it).
+	// ledger. When Decision.Service is not nil, write it first (it removes
+	// the marks this provider left); the address stays reserved until that
+	// write has landed.
 	Release
 )
 
@@ -77,7 +78,13 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 	_, held := usage.Holding(key)
 	if !IsLoadBalancer(svc) {
 		if svc.Labels[LabelImplementation] == ImplementationKubeVIP && svc.Annotations[AnnotationLoadBalancerIPs] != "" && svc.DeletionTimestamp == nil {
-			return Decision{Action: Release, Service: stripped(svc), Events: []Event{{EventNormal, ReasonAddressReleased,
+			// The address stays reserved (Holding) until the write that
+			// removes it has landed: should the user turn the Service back
+			// into a LoadBalancer first, it still carries the address.
+			addrs, _, _ := Addresses(svc)
+			h := Holding(svc, addrs)
+			h.Releasing = true
+			return Decision{Action: Release, Service: stripped(svc), Holding: h, Events: []Event{{EventNormal, ReasonAddressReleased,
 				fmt.Sprintf("type is %s: released %s", svc.Spec.Type, svc.Annotations[AnnotationLoadBalancerIPs])}}}
 		}
 		if held {
@@ -114,10 +121,7 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 	}
 	out := svc.DeepCopy()
 	setAnnotation(out, AnnotationLoadBalancerIPs, JoinAddrs(res.Addrs))
-	if out.Labels == nil {
-		out.Labels = map[string]string{}
-	}
-	out.Labels[LabelImplementation] = ImplementationKubeVIP
+	setLabel(out, LabelImplementation, ImplementationKubeVIP)
 	out.Spec.LoadBalancerIP = res.Addrs[0].String()
 	if iface := cfg.Interface(svc.Namespace); iface != "" {
 		setAnnotation(out, AnnotationServiceInterface, iface)
@@ -132,7 +136,9 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 
 // keep validates the addresses svc already carries.
 func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, addrs []netip.Addr, src string) Decision {
-	res, err := usage.Allocate(cfg, Request(svc, addrs))
+	req := Request(svc, addrs)
+	req.Granted = svc.Annotations[AnnotationLoadBalancerIPs] != "" && svc.Labels[LabelImplementation] == ImplementationKubeVIP
+	res, err := usage.Allocate(cfg, req)
 	if err != nil {
 		return fail(err, fmt.Sprintf("%s (from %s)", err, src))
 	}
@@ -154,11 +160,15 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 		d.Events = append(d.Events, Event{EventWarning, ReasonAddressOutsidePool,
 			fmt.Sprintf("address %s (from %s) is outside %s; it is kept", a, src, where)})
 	}
-	if svc.Annotations[AnnotationLoadBalancerIPs] == "" {
+	// As the existing provider: the annotation is filled in, the Service is
+	// labelled as ours (so that a type change later removes both and frees
+	// the address), and the annotation supersedes the legacy label.
+	if svc.Annotations[AnnotationLoadBalancerIPs] == "" || svc.Labels[LabelImplementation] != ImplementationKubeVIP ||
+		svc.Labels[LabelLegacyIPAMAddress] != "" {
 		d.Action = Write
 		d.Service = svc.DeepCopy()
 		setAnnotation(d.Service, AnnotationLoadBalancerIPs, JoinAddrs(res.Addrs))
-		// As the existing provider: the annotation supersedes the legacy label.
+		setLabel(d.Service, LabelImplementation, ImplementationKubeVIP)
 		delete(d.Service.Labels, LabelLegacyIPAMAddress)
 	}
 	return d
@@ -175,6 +185,13 @@ func setAnnotation(svc *corev1.Service, k, v string) {
 	svc.Annotations[k] = v
 }
 
+func setLabel(svc *corev1.Service, k, v string) {
+	if svc.Labels == nil {
+		svc.Labels = map[string]string{}
+	}
+	svc.Labels[k] = v
+}
+
 // stripped returns a copy of svc without the marks this provider writes.
 func stripped(svc *corev1.Service) *corev1.Service {
 	out := svc.DeepCopy()
@@ -185,25 +202,37 @@ func stripped(svc *corev1.Service) *corev1.Service {
 }
 
 // Apply records the ledger side of d for the Service named key: Hold and
-// Write record d.Holding, Fail and Release forget the Service.
+// Write record d.Holding, Fail and Release forget the Service (a Release
+// with a write to make keeps its address reserved until Ledger.Written).
 func (d Decision) Apply(u *allocator.Usage, key string) {
 	switch d.Action {
 	case Hold, Write:
 		u.Assign(d.Holding)
-	case Fail, Release:
+	case Release:
+		if d.Service != nil && len(d.Holding.Addrs) > 0 {
+			u.Assign(d.Holding) // reserved until the write lands
+		} else {
+			u.Release(key)
+		}
+	case Fail:
 		u.Release(key)
 	}
 }
 
 // Rebuild computes the addresses in use from the Services themselves, the
-// cluster being the only state: after a restart, the ledger. Services are
-// taken oldest first (then by key), so that when two carry the same address
-// incompatibly the older one keeps it; the others are returned as
-// conflicts, keyed by Service.
+// cluster being the only state: after a restart, the ledger. When two
+// Services carry the same address incompatibly, one that carries it in the
+// annotation (it was granted) wins over one that only asks for it in
+// spec.loadBalancerIP (it may have been refused), then the older one wins.
+// The others are returned as conflicts, keyed by Service.
 func Rebuild(cfg *allocator.Config, services []*corev1.Service, o Options) (*allocator.Usage, map[string]Decision) {
 	sorted := slices.Clone(services)
+	granted := func(s *corev1.Service) bool { return s.Annotations[AnnotationLoadBalancerIPs] != "" }
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
+		if granted(a) != granted(b) {
+			return granted(a)
+		}
 		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 			return a.CreationTimestamp.Before(&b.CreationTimestamp)
 		}
@@ -212,13 +241,16 @@ func Rebuild(cfg *allocator.Config, services []*corev1.Service, o Options) (*all
 	u := allocator.NewUsage()
 	conflicts := map[string]Decision{}
 	for _, svc := range sorted {
-		if addrs, _, err := Addresses(svc); err != nil || len(addrs) == 0 || !IsLoadBalancer(svc) {
+		// Services that are no longer LoadBalancers but still carry our
+		// marks keep their address reserved until the marks are removed.
+		pendingRelease := !IsLoadBalancer(svc) && svc.Labels[LabelImplementation] == ImplementationKubeVIP
+		if addrs, _, err := Addresses(svc); err != nil || len(addrs) == 0 || (!IsLoadBalancer(svc) && !pendingRelease) {
 			continue
 		}
 		d := Decide(cfg, u, svc, o)
 		switch d.Action {
-		case Hold, Write:
-			u.Assign(d.Holding)
+		case Hold, Write, Release:
+			d.Apply(u, Key(svc))
 		case Fail:
 			conflicts[Key(svc)] = d
 		}

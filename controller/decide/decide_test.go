@@ -100,13 +100,17 @@ func TestDecide(t *testing.T) {
 			action: Write, addrs: "192.0.2.1", lbIP: "192.0.2.1", reason: ReasonAddressAssigned, msg: `from pool "global"`, allocated: true},
 		{name: "the next Service skips a held address", config: pool, usage: held, svc: svc("ns", "a"),
 			action: Write, addrs: "192.0.2.2", lbIP: "192.0.2.2", reason: ReasonAddressAssigned, allocated: true},
-		{name: "annotation already set: held, nothing written", config: pool, svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "192.0.2.5")),
+		{name: "annotation and label set: held, nothing written", config: pool,
+			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "192.0.2.5"), labelled(LabelImplementation, ImplementationKubeVIP)),
 			action: Hold, addrs: "192.0.2.5", noWrite: true},
+		{name: "annotation set by the user: labelled as ours", config: pool, svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "192.0.2.5")),
+			action: Write, addrs: "192.0.2.5"},
 		{name: "spec.loadBalancerIP only: annotation filled in", config: pool, svc: svc("ns", "a", lbIP("192.0.2.6")),
 			action: Write, addrs: "192.0.2.6", lbIP: "192.0.2.6"},
 		{name: "legacy ipam-address label: kept and annotated", config: pool, svc: svc("ns", "a", labelled(LabelLegacyIPAMAddress, "192.0.2.4")),
 			action: Write, addrs: "192.0.2.4"},
-		{name: "requested address outside every pool: kept, reported", config: pool, svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "203.0.113.9")),
+		{name: "requested address outside every pool: kept, reported", config: pool,
+			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "203.0.113.9"), labelled(LabelImplementation, ImplementationKubeVIP)),
 			action: Hold, addrs: "203.0.113.9", reason: ReasonAddressOutsidePool, msg: "203.0.113.9", noWrite: true},
 		{name: "requested address held with the same port: conflict", config: pool, usage: held, svc: svc("ns", "a", lbIP("192.0.2.1")),
 			action: Fail, reason: ReasonAllocationFailed, msg: "Conflict"},
@@ -121,7 +125,8 @@ func TestDecide(t *testing.T) {
 		{name: "DHCP pool gives 0.0.0.0", config: map[string]string{"cidr-global": "0.0.0.0/32"}, svc: svc("ns", "a"),
 			action: Write, addrs: "0.0.0.0", lbIP: "0.0.0.0", reason: ReasonAddressAssigned, allocated: true},
 		{name: "DHCP pool: an address leased by kube-vip is not reported as outside", config: map[string]string{"cidr-global": "0.0.0.0/32"},
-			svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "198.51.100.7")), action: Hold, addrs: "198.51.100.7", noWrite: true},
+			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "198.51.100.7"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			action: Hold, addrs: "198.51.100.7", noWrite: true},
 		{name: "another loadBalancerClass: untouched", config: pool, svc: svc("ns", "a", class("example.com/x")), action: None},
 		{name: "another class with an address: held, never written", config: pool, svc: svc("ns", "a", class("example.com/x"), lbIP("192.0.2.3")),
 			action: Hold, addrs: "192.0.2.3", noWrite: true},
@@ -230,7 +235,7 @@ func TestLedgerReservesAndIgnoresStaleCopies(t *testing.T) {
 	}
 	fresh := a.DeepCopy()
 	fresh.ResourceVersion = "7"
-	fresh.Annotations = map[string]string{AnnotationLoadBalancerIPs: "192.0.2.1"}
+	fresh.Annotations, fresh.Labels = da.Service.Annotations, da.Service.Labels
 	if l.Stale(fresh) {
 		t.Fatal("the copy at our write's rv is not stale")
 	}
@@ -259,6 +264,32 @@ func TestLedgerReservesAndIgnoresStaleCopies(t *testing.T) {
 	l.Forget("ns/a")
 	if _, ok := l.Usage().Holding("ns/a"); ok {
 		t.Fatal("a still held after Forget")
+	}
+}
+
+func TestRebuildGrantedAddressBeatsAnOlderRequest(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"cidr-global": "192.0.2.0/29"})
+	// The older Service asked for .3 and was refused; the newer one was
+	// given .3 (it carries the annotation). A restart must not swap them.
+	refused := svc("ns", "refused", lbIP("192.0.2.3"), created(100))
+	granted := svc("ns", "granted", annotated(AnnotationLoadBalancerIPs, "192.0.2.3"), created(200))
+	u, conflicts := Rebuild(cfg, []*corev1.Service{refused, granted}, Options{})
+	if got := u.Holders(netip.MustParseAddr("192.0.2.3")); len(got) != 1 || got[0] != "ns/granted" {
+		t.Fatalf("holders of .3 = %v, want the granted Service", got)
+	}
+	if _, ok := conflicts["ns/refused"]; !ok {
+		t.Fatalf("conflicts = %v, want the refused request", conflicts)
+	}
+}
+
+func TestRebuildReservesAddressOfAPendingRelease(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"cidr-global": "192.0.2.0/29"})
+	// Turned into a ClusterIP; our marks not removed yet.
+	pending := svc("ns", "pending", typ(corev1.ServiceTypeClusterIP), annotated(AnnotationLoadBalancerIPs, "192.0.2.1"),
+		labelled(LabelImplementation, ImplementationKubeVIP))
+	u, _ := Rebuild(cfg, []*corev1.Service{pending}, Options{})
+	if got := u.Holders(netip.MustParseAddr("192.0.2.1")); len(got) != 1 {
+		t.Fatalf("holders of .1 = %v: the address of a pending release must stay reserved", got)
 	}
 }
 

@@ -66,18 +66,24 @@ func (l *Ledger) Decide(cfg *allocator.Config, svc *corev1.Service, o Options) D
 	return d
 }
 
-// Written records that the API server accepted a Write; rv is the
-// resourceVersion it returned. Until the cache shows that version, older
-// cached copies of the Service are Stale.
+// Written records that the API server accepted the write of a Write or a
+// Release; rv is the resourceVersion it returned. Until the cache shows
+// that version, older cached copies of the Service are Stale. A Release's
+// address is free from now on.
 func (l *Ledger) Written(d Decision, rv string) {
-	l.written[d.Holding.Owner] = rv
+	key := Key(d.Service)
+	if d.Action == Release {
+		l.usage.Release(key)
+	}
+	l.written[key] = rv
 }
 
 // WriteFailed undoes the reservation of a Write the API server refused:
 // newly allocated addresses are free again; addresses the Service already
-// carried stay held.
+// carried stay held, and so does the address of a Release whose write
+// failed (the Service still carries it).
 func (l *Ledger) WriteFailed(d Decision) {
-	if d.Allocated {
+	if d.Action == Write && d.Allocated {
 		l.usage.Release(d.Holding.Owner)
 	}
 }

@@ -1,0 +1,146 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+// PlanLine says what a new ConfigMap would do to one Service.
+type PlanLine struct {
+	Service string
+	// Outcome is "keep", "keep, outside pool", "get", "wait" or "unchanged".
+	Outcome string
+	Before  string
+	After   string
+	Detail  string
+}
+
+// PoolLine gives one pool's counts under the new ConfigMap.
+type PoolLine struct {
+	Pool, Family     string
+	Size, Used, Free string
+}
+
+// Plan is the result of applying a new ConfigMap, computed without
+// changing anything.
+type Plan struct {
+	ConfigErrors []string
+	Services     []PlanLine
+	Pools        []PoolLine
+}
+
+// MakePlan says what would change if newData replaced the ConfigMap that
+// currently holds oldData: which Services keep their address (inside or
+// outside their pool), which would get one, which would wait, and the free
+// counts per pool. It runs the controller's decision code on copies.
+func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o decide.Options) *Plan {
+	oldCfg, _ := allocator.Parse(oldData, nil)
+	newCfg, err := allocator.Parse(newData, oldCfg)
+	p := &Plan{}
+	if err != nil {
+		p.ConfigErrors = append(p.ConfigErrors, err.Error())
+	}
+	usage, _ := decide.Rebuild(newCfg, services, o)
+	// Services with an address first (they keep it), then the waiting ones
+	// in creation order, as the controller would take them.
+	var waiting []*corev1.Service
+	for _, svc := range services {
+		if !decide.Managed(svc, o) {
+			continue
+		}
+		as, _, _ := decide.Addresses(svc)
+		if len(as) == 0 {
+			waiting = append(waiting, svc)
+			continue
+		}
+		d := decide.Decide(newCfg, usage, svc, o)
+		line := PlanLine{Service: decide.Key(svc), Before: decide.JoinAddrs(as), After: decide.JoinAddrs(as), Outcome: "keep"}
+		for _, e := range d.Events {
+			if e.Reason == decide.ReasonAddressOutsidePool {
+				line.Outcome, line.Detail = "keep, outside pool", e.Message
+			}
+			if e.Reason == decide.ReasonAllocationFailed {
+				line.Outcome, line.Detail = "conflict", e.Message
+			}
+		}
+		p.Services = append(p.Services, line)
+	}
+	for _, svc := range waiting {
+		d := decide.Decide(newCfg, usage, svc, o)
+		line := PlanLine{Service: decide.Key(svc)}
+		if d.Action == decide.Write {
+			d.Apply(usage, decide.Key(svc))
+			line.Outcome, line.After = "get", decide.JoinAddrs(d.Holding.Addrs)
+		} else {
+			line.Outcome = "wait"
+			if d.Err != nil {
+				line.Detail = d.Err.Error()
+			}
+		}
+		p.Services = append(p.Services, line)
+	}
+	for _, pool := range newCfg.Pools() {
+		for _, f := range []allocator.Family{allocator.IPv4, allocator.IPv6} {
+			if !pool.Has(f) {
+				continue
+			}
+			used := usage.Used(pool, f)
+			p.Pools = append(p.Pools, PoolLine{Pool: pool.Name(), Family: f.String(),
+				Size: pool.Size(f).String(), Used: used.String(), Free: pool.Size(f).Sub(used).String()})
+		}
+	}
+	return p
+}
+
+// Write prints the plan as tables.
+func (p *Plan) Write(w io.Writer) error {
+	for _, e := range p.ConfigErrors {
+		fmt.Fprintf(w, "config error: %s\n", e)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tOUTCOME\tNOW\tAFTER\tDETAIL")
+	for _, l := range p.Services {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.Service, l.Outcome, l.Before, l.After, l.Detail)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "POOL\tFAMILY\tSIZE\tUSED\tFREE")
+	for _, l := range p.Pools {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.Pool, l.Family, l.Size, l.Used, l.Free)
+	}
+	return tw.Flush()
+}
+
+// Services returns the Services a scenario leaves behind, and the
+// ConfigMap data in force at its end, for planning against a scenario.
+func (sc *Scenario) Services() ([]*corev1.Service, map[string]string, error) {
+	s := &Scenario{Name: sc.Name, Config: sc.Config, Seed: sc.Seed, LoadBalancerClass: sc.LoadBalancerClass}
+	data := sc.Config
+	for _, st := range sc.Steps {
+		if st.Expect != nil {
+			continue // planning reads the final state; expects are not re-checked
+		}
+		if st.Config != nil {
+			data = st.Config
+		}
+		s.Steps = append(s.Steps, st)
+	}
+	res, c, err := run(s, Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("replay %s: %w (%v)", sc.Name, err, res.FailureText)
+	}
+	return c.list(), data, nil
+}
+
+func (c *cluster) list() []*corev1.Service {
+	out := make([]*corev1.Service, 0, len(c.services))
+	for _, k := range c.keys() {
+		out = append(out, c.services[k])
+	}
+	return out
+}

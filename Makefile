@@ -9,7 +9,7 @@ IMAGE     ?= kube-vip-cloud-provider:dev
 BIN       := bin
 comma     := ,
 
-.PHONY: all build test lint unit envtest fuzz bench bench-controller run image clean
+.PHONY: all build test lint unit envtest fuzz bench bench-controller run sim image clean
 
 all: build
 
@@ -61,6 +61,10 @@ run:
 ## bench-controller: N Services against a real API server (figures in the README).
 bench-controller:
 	@assets=$$(hack/envtest.sh | tail -n 1) && KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/benchcontroller -n $(or $(N),1000$(comma)5000)
+
+## sim: replay every example scenario through the simulator.
+sim:
+	$(GO) run ./cmd/kube-vip-sim replay sim/scenarios/*.yaml
 
 ## image: the controller's container image (needs a Docker engine).
 image:

@@ -407,6 +407,9 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 		return true, nil
 	default:
 		c.record(svc, key, d.Events, false)
+		if d.Err != nil && c.opts.Metrics != nil {
+			c.opts.Metrics.failures.WithLabelValues(failureReason(d.Err)).Inc()
+		}
 	}
 	return false, nil
 }

@@ -117,6 +117,14 @@ func (s *simulator) process(r *replica, key string) error {
 		s.reindex(key)
 		s.record(actor, "fail", key, d)
 	case decide.Hold:
+		if d.Err != nil {
+			// Carried but in conflict (a user's doing): reported.
+			s.failed[key] = true
+			s.reindex(key)
+		} else if s.failed[key] {
+			delete(s.failed, key)
+			s.reindex(key)
+		}
 		if len(d.Events) > 0 {
 			s.record(actor, "hold", key, d)
 		}

@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -20,7 +21,8 @@ const (
 	// with our own last write).
 	None Action = iota
 	// Hold: the Service keeps the addresses it carries; record
-	// Decision.Holding in the ledger. Nothing to write.
+	// Decision.Holding in the ledger. Nothing to write. With Err set, the
+	// addresses conflict with another Service's: reported, still in use.
 	Hold
 	// Write: update the Service to Decision.Service (with its
 	// resourceVersion), then record Decision.Holding in the ledger.
@@ -140,7 +142,15 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 	req.Granted = svc.Annotations[AnnotationLoadBalancerIPs] != "" && svc.Labels[LabelImplementation] == ImplementationKubeVIP
 	res, err := usage.Allocate(cfg, req)
 	if err != nil {
-		return fail(err, fmt.Sprintf("%s (from %s)", err, src))
+		msg := fmt.Sprintf("%s (from %s)", err, src)
+		var ae *allocator.Error
+		if svc.Annotations[AnnotationLoadBalancerIPs] != "" && errors.As(err, &ae) && ae.Reason == allocator.ReasonConflict {
+			// kube-vip advertises what the annotation says, so the address
+			// stays in use: reported, but never handed to a third Service.
+			return Decision{Action: Hold, Holding: Holding(svc, addrs), Err: err,
+				Events: []Event{{EventWarning, ReasonAllocationFailed, msg}}}
+		}
+		return fail(err, msg)
 	}
 	d := Decision{Action: Hold, Holding: Holding(svc, res.Addrs)}
 	// With a DHCP pool the real address comes from a DHCP server, so being
@@ -251,7 +261,8 @@ func Rebuild(cfg *allocator.Config, services []*corev1.Service, o Options) (*all
 		switch d.Action {
 		case Hold, Write, Release:
 			d.Apply(u, Key(svc))
-		case Fail:
+		}
+		if d.Err != nil {
 			conflicts[Key(svc)] = d
 		}
 	}

@@ -116,6 +116,9 @@ func TestDecide(t *testing.T) {
 			action: Fail, reason: ReasonAllocationFailed, msg: "Conflict"},
 		{name: "requested address held on other ports: shared", config: pool, usage: held, svc: svc("ns", "a", lbIP("192.0.2.1"), portsOf(443)),
 			action: Write, addrs: "192.0.2.1"},
+		{name: "carried address in conflict: reported, still in use", config: pool, usage: held,
+			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			action: Hold, addrs: "192.0.2.1", reason: ReasonAllocationFailed, msg: "Conflict", noWrite: true},
 		{name: "malformed annotation: reported, not overwritten", config: pool, svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "banana")),
 			action: Fail, reason: ReasonAllocationFailed, msg: "banana"},
 		{name: "no pool", config: map[string]string{"cidr-other": "192.0.2.0/29"}, svc: svc("ns", "a"),
@@ -300,16 +303,24 @@ func TestRebuildOlderServiceKeepsContestedAddress(t *testing.T) {
 	other := svc("ns", "other", annotated(AnnotationLoadBalancerIPs, "192.0.2.4"), created(150))
 	waiting := svc("ns", "waiting", created(50))
 	u, conflicts := Rebuild(cfg, []*corev1.Service{newer, waiting, older, other}, Options{})
-	if got := u.Holders(netip.MustParseAddr("192.0.2.3")); len(got) != 1 || got[0] != "ns/zz-older" {
-		t.Fatalf("holders of .3 = %v, want the older Service only", got)
+	// Both carry .3 in their annotation, so both keep it in use; the newer
+	// one is the conflict that gets reported.
+	if got := u.Holders(netip.MustParseAddr("192.0.2.3")); len(got) != 2 {
+		t.Fatalf("holders of .3 = %v, want both carriers", got)
 	}
 	if _, ok := conflicts["ns/aa-newer"]; !ok || len(conflicts) != 1 {
 		t.Fatalf("conflicts = %v, want the newer Service", conflicts)
+	}
+	// Both carry .3 in their annotation: the address stays in use even
+	// when the older one goes.
+	u.Release("ns/zz-older")
+	if got := u.Holders(netip.MustParseAddr("192.0.2.3")); len(got) != 1 || got[0] != "ns/aa-newer" {
+		t.Fatalf("holders of .3 after the older left = %v, want the newer one", got)
 	}
 	if _, ok := u.Holding("ns/waiting"); ok {
 		t.Fatal("a Service without an address was given one by Rebuild")
 	}
 	if u.Len() != 2 {
-		t.Fatalf("%d holders, want 2", u.Len())
+		t.Fatalf("%d holders, want 2 (other, and aa-newer still carrying .3)", u.Len())
 	}
 }

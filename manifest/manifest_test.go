@@ -1,10 +1,7 @@
 package manifest_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
 	"os"
 	"slices"
 	"testing"
@@ -15,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -28,20 +24,11 @@ import (
 
 func decode(t *testing.T, raw []byte) []*unstructured.Unstructured {
 	t.Helper()
-	var out []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return out
-			}
-			t.Fatalf("decode: %v", err)
-		}
-		if len(u.Object) > 0 {
-			out = append(out, &u)
-		}
+	objs, err := manifest.Objects(raw)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return objs
 }
 
 func TestManifestAppliesToARealAPIServer(t *testing.T) {

@@ -9,7 +9,7 @@ IMAGE     ?= kube-vip-cloud-provider:dev
 BIN       := bin
 comma     := ,
 
-.PHONY: all build test lint unit envtest fuzz bench bench-controller run sim image clean
+.PHONY: all build test lint unit envtest fuzz bench bench-controller run sim image e2e e2e-local clean
 
 all: build
 
@@ -65,6 +65,24 @@ bench-controller:
 ## sim: replay every example scenario through the simulator.
 sim:
 	$(GO) run ./cmd/kube-vip-sim replay sim/scenarios/*.yaml
+
+## e2e-local: the end-to-end suite on a local control plane; with
+## KUBE_VIP_BINARY=<path> it also runs kube-vip in network namespaces (root).
+e2e-local:
+	@echo "e2e: local control plane (envtest), the controller binary as a process with the manifest's RBAC"
+	@if [ -n "$$KUBE_VIP_BINARY" ]; then echo "e2e: kube-vip from $$KUBE_VIP_BINARY in network namespaces"; \
+	  else echo "e2e: KUBE_VIP_BINARY not set: advertising specs will be skipped"; fi
+	@assets=$$(hack/envtest.sh | tail -n 1) && KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -v -timeout 20m ./e2e/
+
+## e2e: the same suite on a kind cluster (Docker, kind, kubectl); KEEP=1 keeps it.
+e2e:
+	@command -v docker >/dev/null || { echo "make e2e: docker is not installed: install Docker Engine (https://docs.docker.com/engine/install/)"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make e2e: no Docker engine is running (docker info fails): start one, e.g. sudo systemctl start docker"; exit 1; }
+	@command -v kind >/dev/null || { echo "make e2e: kind is not installed: go install sigs.k8s.io/kind@v0.31.0"; exit 1; }
+	@command -v kubectl >/dev/null || { echo "make e2e: kubectl is not installed: https://kubernetes.io/docs/tasks/tools/"; exit 1; }
+	@echo "e2e: kind cluster kvcp-e2e from kind/cluster.yaml, image kube-vip-cloud-provider:e2e (make image), kube-vip from kind/kube-vip.yaml"
+	@echo "e2e: the cluster is deleted at the end$(if $(KEEP),; KEEP=1: it is kept), also on failure or Ctrl-C"
+	E2E_PROVIDER=kind $(GO) test -count=1 -v -timeout 40m ./e2e/ -args $(if $(KEEP),-keep)
 
 ## image: the controller's container image (needs a Docker engine).
 image:

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,6 +42,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "FAIL: bring the cluster up:", err)
 		os.Exit(1)
 	}
+	// Ctrl-C or SIGTERM still tears the cluster down (namespaces, processes,
+	// the kind cluster).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "e2e: interrupted, tearing down")
+		_ = cluster.Close()
+		os.Exit(130)
+	}()
 	fmt.Printf("e2e: running on the %s cluster\n", cluster.Name())
 	if _, why := cluster.Advertiser(); why != "" {
 		fmt.Printf("e2e: advertising specs will be SKIPPED: %s\n", why)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -16,13 +17,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -79,41 +75,15 @@ func NewLocal(ctx context.Context) (*Local, error) {
 	return l, nil
 }
 
-// applyRBAC server-side applies the manifest's ServiceAccount and RBAC.
+// applyRBAC server-side applies the manifest's ServiceAccount and RBAC
+// (not the StatefulSet: the controller runs as a process here).
 func (l *Local) applyRBAC(ctx context.Context) error {
-	dyn := dynamic.NewForConfigOrDie(l.cfg)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(l.cfg)))
 	objs, err := manifest.Objects(manifest.CloudController)
 	if err != nil {
 		return err
 	}
-	for _, u := range objs {
-		if u.GetKind() == "StatefulSet" {
-			continue // the controller runs as a process here
-		}
-		if err := apply(ctx, dyn, mapper, u); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func apply(ctx context.Context, dyn dynamic.Interface, mapper *restmapper.DeferredDiscoveryRESTMapper, u *unstructured.Unstructured) error {
-	gvk := u.GroupVersionKind()
-	m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", gvk.Kind, u.GetName(), err)
-	}
-	raw, _ := u.MarshalJSON()
-	var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
-	if ns := u.GetNamespace(); ns != "" {
-		ri = dyn.Resource(m.Resource).Namespace(ns)
-	}
-	_, err = ri.Patch(ctx, u.GetName(), types.ApplyPatchType, raw, metav1.PatchOptions{FieldManager: "e2e"})
-	if err != nil {
-		return fmt.Errorf("apply %s %s: %w", gvk.Kind, u.GetName(), err)
-	}
-	return nil
+	objs = slices.DeleteFunc(objs, func(u *unstructured.Unstructured) bool { return u.GetKind() == "StatefulSet" })
+	return manifest.Apply(ctx, l.cfg, objs, metav1.PatchOptions{FieldManager: "e2e"})
 }
 
 // writeKubeconfigs writes the controller's kubeconfig (a ServiceAccount

@@ -11,12 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/manifest"
@@ -43,31 +38,15 @@ func TestManifestAppliesToARealAPIServer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 	client := kubernetes.NewForConfigOrDie(cfg)
-	dyn := dynamic.NewForConfigOrDie(cfg)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)))
 	ctx := context.Background()
 
 	objs := append(decode(t, manifest.CloudController), decode(t, manifest.ExampleConfigMap)...)
-	for _, dryRun := range []bool{true, false} {
-		for _, u := range objs {
-			gvk := u.GroupVersionKind()
-			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				t.Fatalf("%s %s: %v", gvk.Kind, u.GetName(), err)
-			}
-			raw, _ := u.MarshalJSON()
-			opts := metav1.PatchOptions{FieldManager: "manifest-test"}
-			if dryRun {
-				opts.DryRun = []string{metav1.DryRunAll}
-			}
-			var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
-			if ns := u.GetNamespace(); ns != "" {
-				ri = dyn.Resource(m.Resource).Namespace(ns)
-			}
-			if _, err := ri.Patch(ctx, u.GetName(), types.ApplyPatchType, raw, opts); err != nil {
-				t.Fatalf("apply %s %s (dry run %v): %v", gvk.Kind, u.GetName(), dryRun, err)
-			}
-		}
+	dry := metav1.PatchOptions{FieldManager: "manifest-test", DryRun: []string{metav1.DryRunAll}}
+	if err := manifest.Apply(ctx, cfg, objs, dry); err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	if err := manifest.Apply(ctx, cfg, objs, metav1.PatchOptions{FieldManager: "manifest-test"}); err != nil {
+		t.Fatal(err)
 	}
 
 	// The names of the existing provider's manifest, and the pod name the docs use.

@@ -58,14 +58,16 @@ type Event struct {
 // Decision is what one Service should have.
 type Decision struct {
 	Action Action
-	// Holding is what the Service holds after a Hold or a Write.
+	// Holding is what the Service holds after a Hold or a Write, or, for a
+	// Release with a write to make, what stays reserved until it lands.
 	Holding allocator.Holding
 	// Service is the updated copy to write (Write, and some Releases).
 	Service *corev1.Service
 	// Events to record on the Service.
 	Events []Event
-	// Err is the allocator's error for a Fail (an *allocator.Error) or the
-	// parse error of a malformed address on the Service.
+	// Err is the allocator's error (an *allocator.Error) for a Fail or for a
+	// Hold whose carried address conflicts, or the parse error of a
+	// malformed address on the Service.
 	Err error
 	// Allocated is true when a Write gives the Service new addresses (rather
 	// than filling in the annotation for addresses it already carries).

@@ -36,7 +36,7 @@ import (
 func main() {
 	sizes := flag.String("n", "1000,5000", "Comma-separated numbers of Services.")
 	concurrency := flag.Int("concurrency", 32, "Parallel client requests when creating and updating.")
-	workers := flag.Int("workers", 8, "The controller's --workers.")
+	workers := flag.Int("workers", 16, "The controller's --workers.")
 	qps := flag.Int("qps", 2000, "The controller's --kube-api-qps (burst is twice that).")
 	flag.Parse()
 	if err := run(*sizes, *concurrency, *workers, *qps); err != nil {

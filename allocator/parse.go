@@ -187,6 +187,7 @@ type entryError struct {
 	err   error
 }
 
+// Error implements error.
 func (e *entryError) Error() string { return fmt.Sprintf("entry %q: %v", e.entry, e.err) }
 
 // poolBuilder collects the entries of a namespace's cidr and range keys.

@@ -63,6 +63,7 @@ type ExpectError struct {
 	Message string
 }
 
+// Error implements error.
 func (e *ExpectError) Error() string {
 	return fmt.Sprintf("step %d: expect %s: %s", e.Step, e.Service, e.Message)
 }
@@ -76,6 +77,7 @@ type InvariantError struct {
 	Message  string
 }
 
+// Error implements error.
 func (e *InvariantError) Error() string {
 	return fmt.Sprintf("step %d (seed %d): invariant broken: %s [%s]", e.Step, e.Seed, e.Message, strings.Join(e.Services, ", "))
 }

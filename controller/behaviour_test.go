@@ -182,7 +182,6 @@ func TestRestartMidBurstLosesNothing(t *testing.T) {
 	const n = 300
 	h := newHarness(t, map[string]string{"cidr-global": "10.30.0.0/22"})
 	h.start(func(o *controller.Options) { o.Workers = 8 })
-	var wg sync.WaitGroup
 	var once sync.Once
 	created := make(chan struct{}, n)
 	go func() {
@@ -195,18 +194,7 @@ func TestRestartMidBurstLosesNothing(t *testing.T) {
 			h.start(func(o *controller.Options) { o.Workers = 8 })
 		})
 	}()
-	sem := make(chan struct{}, 16)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			h.create(fmt.Sprintf("s%03d", i))
-			created <- struct{}{}
-		}(i)
-	}
-	wg.Wait()
+	h.createBurst(n, func() { created <- struct{}{} })
 	before := assertAllDistinct(t, h, n, nil)
 	// Another restart: every address stays where it is.
 	h.stopController()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,18 +42,7 @@ func TestBurstGetsDistinctAddresses(t *testing.T) {
 	const n = 500
 	h := newHarness(t, map[string]string{"cidr-global": "10.20.0.0/22"})
 	h.start(func(o *controller.Options) { o.Workers = 8 })
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			h.create(fmt.Sprintf("s%03d", i))
-		}(i)
-	}
-	wg.Wait()
+	h.createBurst(n, nil)
 	assertAllDistinct(t, h, n, func(a netip.Addr) bool { return netip.MustParsePrefix("10.20.0.0/22").Contains(a) })
 }
 

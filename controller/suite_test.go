@@ -246,6 +246,27 @@ func (h *harness) create(name string, opts ...svcOpt) *corev1.Service {
 	return s
 }
 
+// createBurst creates Services s000..s<n-1> from 16 parallel clients,
+// calling created after each (when not nil).
+func (h *harness) createBurst(n int, created func()) {
+	h.t.Helper()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			h.create(fmt.Sprintf("s%03d", i))
+			if created != nil {
+				created()
+			}
+		}(i)
+	}
+	wg.Wait()
+}
+
 func (h *harness) get(ns, name string) *corev1.Service {
 	h.t.Helper()
 	s, err := client.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})

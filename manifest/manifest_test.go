@@ -2,7 +2,6 @@ package manifest_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"testing"
 
@@ -12,8 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/testenv"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/manifest"
 )
 
@@ -27,16 +26,7 @@ func decode(t *testing.T, raw []byte) []*unstructured.Unstructured {
 }
 
 func TestManifestAppliesToARealAPIServer(t *testing.T) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: this test needs a real kube-apiserver and etcd. " +
-			"Run `make test`, which installs them, or export KUBEBUILDER_ASSETS=$(hack/envtest.sh).")
-	}
-	env := &envtest.Environment{}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("start envtest: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	cfg, _ := testenv.Start(t)
 	client := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
 

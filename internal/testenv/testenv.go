@@ -1,0 +1,44 @@
+// Package testenv starts the envtest control plane (a real kube-apiserver
+// and etcd) for tests, and fails them loudly when it is not installed.
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Missing is the message of a test that cannot find the control plane.
+const Missing = "KUBEBUILDER_ASSETS is not set: this test needs a real kube-apiserver and etcd. " +
+	"Run `make test`, which installs them, or export KUBEBUILDER_ASSETS=$(hack/envtest.sh | tail -n 1)."
+
+// Start starts a control plane for t, stopped when t ends, and returns its
+// config and the path of an administrator's kubeconfig file.
+func Start(t testing.TB) (*rest.Config, string) {
+	t.Helper()
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Fatal(Missing)
+	}
+	env := &envtest.Environment{}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	user, err := env.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, path
+}

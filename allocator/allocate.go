@@ -14,8 +14,8 @@ import (
 // Automatic allocation, per family in the order of req.Families: when the
 // namespace may share, the lowest address of the pool already held only by
 // compatible Services; otherwise the lowest free address (the highest with
-// search-order desc). IPv4 addresses ending in .0 or .255 are never handed
-// out automatically.
+// search-order desc). IPv4 addresses ending in .0 or .255, and the IPv6
+// address ::, are never handed out automatically.
 //
 // Requested addresses are validated instead: one held by an incompatible
 // Service is a conflict; one outside the namespace's pool is allowed and
@@ -103,7 +103,9 @@ func (u *Usage) pick(cfg *Config, pool *Pool, f Family, req Request) (netip.Addr
 	}
 	if len(req.Ports) > 0 && cfg.AllowShare(req.Namespace) {
 		if a, ok := u.shareCandidate(cfg, pool, f, req); ok {
-			return a, true, nil
+			// Shared only if someone else holds it: the candidate may be
+			// an address req.Owner itself already holds.
+			return a, !u.heldOnlyBy(a, req.Owner), nil
 		}
 	}
 	i := f.index()
@@ -130,7 +132,12 @@ func (u *Usage) shareCandidate(cfg *Config, pool *Pool, f Family, req Request) (
 		if (r.From().Is4()) != (f == IPv4) {
 			continue
 		}
-		u.shareable.AscendRange(r.From(), r.To().Next(), func(a netip.Addr) bool {
+		// Not AscendRange(From, To.Next()): the range may end at the
+		// family's last address, whose Next is the invalid Addr.
+		u.shareable.AscendGreaterOrEqual(r.From(), func(a netip.Addr) bool {
+			if r.To().Less(a) {
+				return false
+			}
 			if !allocatable(a) || !u.compatible(cfg, a, req, true) {
 				return true
 			}

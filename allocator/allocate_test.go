@@ -2,6 +2,7 @@ package allocator
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -255,5 +256,127 @@ func TestParsePort(t *testing.T) {
 	}
 	if s := (Port{53, "UDP"}).String(); s != "53/UDP" {
 		t.Errorf("String = %q", s)
+	}
+}
+
+// exhaust allocates from cfg for namespace "ns" until the pool is exhausted
+// (or limit answers), assigning each answer, and returns the answers.
+func exhaust(t *testing.T, cfg *Config, fam Family, limit int) ([]netip.Addr, *Usage) {
+	t.Helper()
+	u := NewUsage()
+	var got []netip.Addr
+	for i := 0; i < limit; i++ {
+		owner := fmt.Sprint("ns/s", i)
+		res, err := u.Allocate(cfg, Request{Owner: owner, Namespace: "ns", Families: []Family{fam}})
+		if err != nil {
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Reason != ReasonExhausted {
+				t.Fatalf("allocation %d: %v, want success or PoolExhausted", i, err)
+			}
+			return got, u
+		}
+		got = append(got, res.Addrs[0])
+		u.Assign(Holding{Owner: owner, Namespace: "ns", Addrs: res.Addrs})
+	}
+	t.Fatalf("pool not exhausted after %d allocations: %v", limit, got)
+	return nil, nil
+}
+
+// Assign does not track the IPv6 unspecified address, nor IPv6 addresses in
+// the IPv4-mapped block (it records them as IPv4): handing either out would
+// give the same address to every Service that asks.
+func TestNeverHandsOutAnAddressAssignCannotTrack(t *testing.T) {
+	tests := []struct {
+		name string
+		data map[string]string
+		want string
+		size uint64
+	}{
+		{name: ":: is skipped, ascending", data: map[string]string{"range-global": "::-::2"}, want: "::1,::2", size: 2},
+		{name: ":: is skipped, descending", data: map[string]string{"range-global": "::-::2", KeySearchOrder: "desc"}, want: "::2,::1", size: 2},
+		{name: "a pool of only ::", data: map[string]string{"cidr-global": "::/128"}, want: "", size: 0},
+		{name: "the IPv4-mapped block is not IPv6", data: map[string]string{"cidr-global": "::fffe:0:0/95", KeySearchOrder: "desc"},
+			want: "::fffe:ffff:ffff,::fffe:ffff:fffe,::fffe:ffff:fffd"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := mustParse(t, tc.data)
+			p := cfg.PoolFor("ns")
+			if tc.size > 0 || tc.want == "" {
+				got, u := exhaust(t, cfg, IPv6, 10)
+				if addrList(got) != tc.want {
+					t.Errorf("handed out %s, want %s", addrList(got), tc.want)
+				}
+				if p.Size(IPv6) != CountOf(tc.size) || !u.Free(p, IPv6).IsZero() {
+					t.Errorf("size %v free %v, want %d and 0", p.Size(IPv6), u.Free(p, IPv6), tc.size)
+				}
+				return
+			}
+			u := NewUsage()
+			var got []netip.Addr
+			for i := 0; i < 3; i++ {
+				res, err := u.Allocate(cfg, Request{Owner: fmt.Sprint("ns/s", i), Namespace: "ns", Families: []Family{IPv6}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !p.Contains(res.Addrs[0]) {
+					t.Errorf("%s is not in the pool", res.Addrs[0])
+				}
+				got = append(got, res.Addrs[0])
+				u.Assign(Holding{Owner: fmt.Sprint("ns/s", i), Namespace: "ns", Addrs: res.Addrs})
+			}
+			if addrList(got) != tc.want {
+				t.Errorf("handed out %s, want %s", addrList(got), tc.want)
+			}
+		})
+	}
+}
+
+// A range ending at the family's last address: sharing must still find
+// the addresses in it.
+func TestShareAtTheTopOfTheAddressSpace(t *testing.T) {
+	for _, tc := range []struct{ pool, held string }{
+		{"255.255.255.250-255.255.255.255", "255.255.255.250"},
+		{"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff0-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff0"},
+	} {
+		cfg := mustParse(t, map[string]string{"range-global": tc.pool, "allow-share-global": "true"})
+		u := NewUsage()
+		u.Assign(holding("ns/a", tcp(80), tc.held))
+		res, err := u.Allocate(cfg, Request{Owner: "ns/b", Namespace: "ns", Ports: tcp(443)})
+		if err != nil || addrList(res.Addrs) != tc.held || addrList(res.Shared) != tc.held {
+			t.Errorf("pool %s: got %v (shared %v) %v, want to share %s", tc.pool, res.Addrs, res.Shared, err, tc.held)
+		}
+	}
+}
+
+// Which holder a conflict names depends on what is held, not on the order
+// of the Assign calls: Allocate is deterministic across Clone and replay.
+func TestConflictHolderDoesNotDependOnAssignOrder(t *testing.T) {
+	cfg := mustParse(t, map[string]string{"cidr-global": "10.0.0.0/29"})
+	req := Request{Owner: "ns/q", Namespace: "ns", Ports: tcp(80, 443), Requested: addrs("10.0.0.1")}
+	for _, order := range [][]string{{"ns/a", "ns/b"}, {"ns/b", "ns/a"}} {
+		u := NewUsage()
+		for i, o := range order {
+			u.Assign(holding(o, tcp(int32(80+363*i)), "10.0.0.1")) // 80, then 443
+		}
+		_, err := u.Allocate(cfg, req)
+		var ae *Error
+		if !errors.As(err, &ae) || ae.Reason != ReasonConflict || ae.Holder != "ns/a" {
+			t.Errorf("assigned %v: err %v, want a conflict naming ns/a (the first holder by name)", order, err)
+		}
+		if got := strings.Join(u.Holders(netip.MustParseAddr("10.0.0.1")), ","); got != "ns/a,ns/b" {
+			t.Errorf("holders = %s", got)
+		}
+	}
+}
+
+// Result.Shared lists only addresses that another Service holds.
+func TestSharedListsOnlyOthersHoldings(t *testing.T) {
+	cfg := mustParse(t, map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"})
+	u := NewUsage()
+	u.Assign(holding("ns/a", tcp(80), "10.0.0.1"))
+	res, err := u.Allocate(cfg, Request{Owner: "ns/a", Namespace: "ns", Ports: tcp(80)})
+	if err != nil || addrList(res.Addrs) != "10.0.0.1" || len(res.Shared) != 0 {
+		t.Errorf("ns/a asking again: %v shared %v %v, want its own 10.0.0.1, not shared", res.Addrs, res.Shared, err)
 	}
 }

@@ -126,8 +126,15 @@ func v4excluded(a netip.Addr) bool {
 	return last == 0 || last == 255
 }
 
-// allocatable reports whether automatic allocation may hand out a.
-func allocatable(a netip.Addr) bool { return !a.Is4() || !v4excluded(a) }
+// allocatable reports whether automatic allocation may hand out a: never an
+// IPv4 address ending in .0 or .255, nor the IPv6 unspecified address ::,
+// which Assign does not track (it is the DHCP marker's IPv6 twin).
+func allocatable(a netip.Addr) bool {
+	if a.Is4() {
+		return !v4excluded(a)
+	}
+	return !a.IsUnspecified()
+}
 
 // keyOf returns the key of an allocatable address.
 func keyOf(a netip.Addr) key {
@@ -158,7 +165,14 @@ func addrOf(f Family, k key) netip.Addr {
 // address range [from, to] of one family, and false when there are none.
 func spanOf(from, to netip.Addr) (lo, hi key, ok bool) {
 	if !from.Is4() {
-		return keyOf(from), keyOf(to), true
+		lo, hi = keyOf(from), keyOf(to)
+		if from.IsUnspecified() { // :: is never handed out
+			if to.IsUnspecified() {
+				return key{}, key{}, false
+			}
+			lo = key{lo: 1}
+		}
+		return lo, hi, true
 	}
 	f, t := from.As4(), to.As4()
 	fq := uint64(binary.BigEndian.Uint32(f[:])) >> 8

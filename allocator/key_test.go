@@ -33,6 +33,8 @@ func TestSpanOf(t *testing.T) {
 		{"10.0.0.254", "10.0.1.1", 2},
 		{"0.0.0.0", "255.255.255.255", 256 * 256 * 256 * 254},
 		{"2001:db8::", "2001:db8::ff", 256},
+		{"::", "::", 0},
+		{"::", "::ff", 255},
 	}
 	for _, tc := range tests {
 		lo, hi, ok := spanOf(netip.MustParseAddr(tc.from), netip.MustParseAddr(tc.to))
@@ -45,6 +47,14 @@ func TestSpanOf(t *testing.T) {
 		if !ok || spanLen(lo, hi) != CountOf(tc.n) {
 			t.Errorf("spanOf(%s, %s): %d addresses (ok %v), want %d", tc.from, tc.to, spanLen(lo, hi).lo, ok, tc.n)
 		}
+	}
+}
+
+func TestSpanOfAllIPv6(t *testing.T) {
+	// Every IPv6 address but :: is 2^128-1, the largest Count, exactly.
+	lo, hi, ok := spanOf(netip.IPv6Unspecified(), netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))
+	if !ok || lo != (key{lo: 1}) || spanLen(lo, hi) != (Count{math.MaxUint64, math.MaxUint64}) {
+		t.Errorf("spanOf(::/0) = %v..%v (%v), want every address but ::", lo, hi, spanLen(lo, hi))
 	}
 }
 

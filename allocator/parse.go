@@ -317,7 +317,15 @@ func parseAddr(s string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
+// v4mapped holds the IPv4-mapped IPv6 addresses: IPv4 addresses in
+// disguise, which Assign records as IPv4.
+var v4mapped = netip.MustParsePrefix("::ffff:0:0/96")
+
 func (pb *poolBuilder) build(name string) *Pool {
+	// An IPv6 entry that covers the IPv4-mapped block (::/0, say) must not
+	// hand those addresses out as IPv6: Assign would record them as IPv4,
+	// so the IPv6 address would stay free and go to the next Service too.
+	pb.b.RemovePrefix(v4mapped)
 	set, _ := pb.b.IPSet() // the builder only ever saw valid ranges
 	p := newPool(name, set)
 	p.dhcp = pb.dhcp

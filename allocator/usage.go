@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/google/btree"
 )
@@ -57,8 +58,11 @@ func (u *Usage) Assign(h Holding) {
 	u.owners[c.Owner] = c
 	for _, a := range c.Addrs {
 		hs := u.byAddr[a]
-		u.byAddr[a] = append(hs, c)
-		if len(hs) == 0 && allocatable(a) && !a.IsUnspecified() {
+		// Holders stay sorted by owner, so that which holder a conflict
+		// names does not depend on the order of Assign calls.
+		i, _ := slices.BinarySearchFunc(hs, c.Owner, func(h *Holding, o string) int { return strings.Compare(h.Owner, o) })
+		u.byAddr[a] = slices.Insert(hs, i, c)
+		if len(hs) == 0 && allocatable(a) {
 			u.insertKey(familyOf(a).index(), keyOf(a))
 		}
 		u.updateShareable(a)
@@ -77,7 +81,7 @@ func (u *Usage) Release(owner string) {
 		hs := slices.DeleteFunc(u.byAddr[a], func(h *Holding) bool { return h == c })
 		if len(hs) == 0 {
 			delete(u.byAddr, a)
-			if allocatable(a) && !a.IsUnspecified() {
+			if allocatable(a) {
 				u.removeKey(familyOf(a).index(), keyOf(a))
 			}
 		} else {
@@ -103,7 +107,6 @@ func (u *Usage) Holders(a netip.Addr) []string {
 	for _, h := range hs {
 		out = append(out, h.Owner)
 	}
-	slices.Sort(out)
 	return out
 }
 

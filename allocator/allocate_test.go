@@ -111,7 +111,63 @@ func TestAllocate(t *testing.T) {
 			held: []Holding{holding("d/x", tcp(80), "10.0.0.1"), holding("d/y", tcp(81), "10.0.0.2"), holding("d/z", tcp(82), "10.0.0.3")},
 			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(80)}, want: "10.0.0.2", shared: "10.0.0.2"},
 
+		{name: "share an address two compatible Services hold", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
+			held: []Holding{holding("d/x", tcp(80), "10.0.0.1"), holding("e/y", tcp(81), "10.0.0.1")},
+			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(82)}, want: "10.0.0.1", shared: "10.0.0.1"},
+		{name: "no share when one of two holders collides", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
+			held: []Holding{holding("d/x", tcp(80), "10.0.0.1"), holding("e/y", tcp(81), "10.0.0.1")},
+			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(81)}, want: "10.0.0.2"},
+		{name: "SCTP and TCP on one number share", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
+			held: []Holding{holding("d/x", []Port{{9, "SCTP"}}, "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(9)}, want: "10.0.0.1", shared: "10.0.0.1"},
+		{name: "no share when the requester's namespace forbids it", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true", "allow-share-d": "false"},
+			held: []Holding{holding("e/x", tcp(80), "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2"},
+		{name: "share across namespaces of the global pool", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-d": "true", "allow-share-e": "true"},
+			held: []Holding{holding("e/x", tcp(80), "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.1", shared: "10.0.0.1"},
+		{name: "a shareable .255 is never shared", config: map[string]string{"range-global": "10.0.0.254-10.0.1.1", "allow-share-global": "true"},
+			held: []Holding{holding("d/x", tcp(80), "10.0.0.255")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.254"},
+		{name: "sharing is lowest first even with desc", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true", KeySearchOrder: "desc"},
+			held: []Holding{holding("d/x", tcp(80), "10.0.0.2"), holding("d/y", tcp(80), "10.0.0.5")},
+			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2", shared: "10.0.0.2"},
+
+		// Dual-stack, more.
+		{name: "require dual-stack, no families: IPv4 then IPv6", config: dual,
+			req: Request{Owner: "d/a", Namespace: "d", Policy: RequireDualStack}, want: "10.0.0.1,2001:db8::1"},
+		{name: "prefer dual-stack, IPv6 first, IPv4-only pool", config: v4,
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6, IPv4}, Policy: PreferDualStack}, want: "192.168.0.200"},
+		{name: "prefer dual-stack, both exhausted", config: dual, held: []Holding{holding("d/x", nil, "10.0.0.1", "10.0.0.2", "2001:db8::1", "2001:db8::2")},
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv6}, Policy: PreferDualStack}, reason: ReasonExhausted},
+		{name: "dual-stack from a mixed CIDR list", config: map[string]string{"cidr-global": "192.168.0.200/30,2001:db8::/126"},
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6, IPv4}, Policy: PreferDualStack}, want: "2001:db8::,192.168.0.200"},
+		{name: "unknown family", config: dual, req: Request{Owner: "d/a", Namespace: "d", Families: []Family{5}}, reason: ReasonInvalidRequest},
+		{name: "DHCP answers 0.0.0.0 to a dual-stack request", config: map[string]string{"cidr-global": "0.0.0.0/32"},
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv6}, Policy: RequireDualStack}, want: "0.0.0.0"},
+		{name: "DHCP in a namespace, addresses for the rest", config: map[string]string{"cidr-global": "10.0.0.0/30", "cidr-d": "0.0.0.0/32"},
+			req: Request{Owner: "e/a", Namespace: "e"}, want: "10.0.0.1"},
+		{name: "a namespace whose only key is bad does not fall back to global", config: map[string]string{"cidr-global": "10.0.0.0/30", "cidr-d": "10.1.0.0/99"},
+			req: Request{Owner: "d/a", Namespace: "d"}, reason: ReasonNoPool},
+		{name: "IPv4 .0/.255 across a /24 boundary", config: map[string]string{"range-global": "10.0.0.250-10.0.1.5"},
+			held: []Holding{holding("d/x", nil, "10.0.0.250", "10.0.0.251", "10.0.0.252", "10.0.0.253", "10.0.0.254")},
+			req:  Request{Owner: "d/a", Namespace: "d"}, want: "10.0.1.1"},
+		{name: "IPv4 .0/.255 across a /24 boundary, desc", config: map[string]string{"range-global": "10.0.0.250-10.0.1.5", KeySearchOrder: "desc"},
+			held: []Holding{holding("d/x", nil, "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.1.4", "10.0.1.5")},
+			req:  Request{Owner: "d/a", Namespace: "d"}, want: "10.0.0.254"},
+
 		// Requested addresses.
+		{name: "requested in another namespace's pool is outside", config: map[string]string{"cidr-global": "10.0.0.0/30", "cidr-e": "10.1.0.0/30"},
+			req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("10.1.0.1")}, want: "10.1.0.1", outside: "10.1.0.1"},
+		{name: "requested IPv4-mapped is IPv4", config: v4, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("::ffff:192.168.0.201")}, want: "192.168.0.201"},
+		{name: "requested invalid address", config: v4, req: Request{Owner: "d/a", Namespace: "d", Requested: []netip.Addr{{}}}, reason: ReasonInvalidRequest},
+		{name: "requested address with a zone", config: v4, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("fe80::1%eth0")}, reason: ReasonInvalidRequest},
+		{name: "requested, held by a Service in another namespace on other ports", config: v4, held: []Holding{holding("e/x", tcp(80), "192.168.0.203")},
+			req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443), Requested: addrs("192.168.0.203")}, want: "192.168.0.203", shared: "192.168.0.203"},
+		{name: "requested TCP 53 beside UDP 53", config: v4, held: []Holding{holding("d/x", []Port{{53, "UDP"}}, "192.168.0.203")},
+			req: Request{Owner: "d/a", Namespace: "d", Ports: []Port{{53, "TCP"}}, Requested: addrs("192.168.0.203")}, want: "192.168.0.203", shared: "192.168.0.203"},
+		{name: "requested without ports, held by a Service with ports", config: v4, held: []Holding{holding("d/x", tcp(80), "192.168.0.203")},
+			req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("192.168.0.203")}, reason: ReasonConflict},
+		{name: "requested in a namespace whose pool is invalid", config: map[string]string{"cidr-d": "nonsense"},
+			req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("10.0.0.1")}, want: "10.0.0.1", outside: "10.0.0.1"},
+		{name: "requested dual-stack, one conflicts", config: dual, held: []Holding{holding("d/x", nil, "2001:db8::2")},
+			req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("10.0.0.2", "2001:db8::2")}, reason: ReasonConflict},
 		{name: "requested free address", config: v4, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("192.168.0.203")}, want: "192.168.0.203"},
 		{name: "requested .0 is allowed", config: map[string]string{"cidr-global": "10.0.0.0/24"}, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("10.0.0.0")}, want: "10.0.0.0"},
 		{name: "requested outside every pool", config: v4, req: Request{Owner: "d/a", Namespace: "d", Requested: addrs("203.0.113.1")},
@@ -378,5 +434,108 @@ func TestSharedListsOnlyOthersHoldings(t *testing.T) {
 	res, err := u.Allocate(cfg, Request{Owner: "ns/a", Namespace: "ns", Ports: tcp(80)})
 	if err != nil || addrList(res.Addrs) != "10.0.0.1" || len(res.Shared) != 0 {
 		t.Errorf("ns/a asking again: %v shared %v %v, want its own 10.0.0.1, not shared", res.Addrs, res.Shared, err)
+	}
+}
+
+// A story across a /24 boundary: every allocatable address once, in order,
+// never .255 or .0; a released address is the next one handed out.
+func TestStoryAcrossASlash24Boundary(t *testing.T) {
+	const asc = "10.0.0.250,10.0.0.251,10.0.0.252,10.0.0.253,10.0.0.254,10.0.1.1,10.0.1.2,10.0.1.3,10.0.1.4,10.0.1.5"
+	const desc = "10.0.1.5,10.0.1.4,10.0.1.3,10.0.1.2,10.0.1.1,10.0.0.254,10.0.0.253,10.0.0.252,10.0.0.251,10.0.0.250"
+	for order, want := range map[string]string{"asc": asc, "desc": desc} {
+		cfg := mustParse(t, map[string]string{"range-global": "10.0.0.250-10.0.1.5", KeySearchOrder: order})
+		got, u := exhaust(t, cfg, IPv4, 20)
+		if addrList(got) != want {
+			t.Errorf("%s: handed out %s, want %s", order, addrList(got), want)
+		}
+		p := cfg.PoolFor("ns")
+		if p.Size(IPv4) != CountOf(10) || u.Used(p, IPv4) != CountOf(10) || !u.Free(p, IPv4).IsZero() {
+			t.Errorf("%s: size %v used %v free %v", order, p.Size(IPv4), u.Used(p, IPv4), u.Free(p, IPv4))
+		}
+		// ns/s5 holds the sixth address handed out; once released it is the
+		// only free one, so the next Service gets it.
+		u.Release("ns/s5")
+		res, err := u.Allocate(cfg, Request{Owner: "ns/late", Namespace: "ns"})
+		if err != nil || res.Addrs[0] != got[5] {
+			t.Errorf("%s: after releasing %s got %v %v", order, got[5], res.Addrs, err)
+		}
+	}
+}
+
+// An IPv6 /64: as cheap as a /28, and counted exactly.
+func TestHugeIPv6Pool(t *testing.T) {
+	cfg := mustParse(t, map[string]string{"cidr-global": "2001:db8::/64"})
+	p := cfg.PoolFor("ns")
+	if got := p.Size(IPv6).String(); got != "18446744073709551616" {
+		t.Errorf("size = %s, want 2^64", got)
+	}
+	got, _ := exhaustN(t, cfg, IPv6, 3)
+	if addrList(got) != "2001:db8::,2001:db8::1,2001:db8::2" {
+		t.Errorf("handed out %s", addrList(got))
+	}
+	desc := mustParse(t, map[string]string{"cidr-global": "2001:db8::/64", KeySearchOrder: "desc"})
+	got, u := exhaustN(t, desc, IPv6, 2)
+	if addrList(got) != "2001:db8::ffff:ffff:ffff:ffff,2001:db8::ffff:ffff:ffff:fffe" {
+		t.Errorf("desc handed out %s", addrList(got))
+	}
+	if free := u.Free(p, IPv6).String(); free != "18446744073709551614" {
+		t.Errorf("free = %s, want 2^64-2", free)
+	}
+}
+
+// exhaustN allocates and assigns n addresses.
+func exhaustN(t *testing.T, cfg *Config, fam Family, n int) ([]netip.Addr, *Usage) {
+	t.Helper()
+	u := NewUsage()
+	var got []netip.Addr
+	for i := 0; i < n; i++ {
+		owner := fmt.Sprint("ns/s", i)
+		res, err := u.Allocate(cfg, Request{Owner: owner, Namespace: "ns", Families: []Family{fam}})
+		if err != nil {
+			t.Fatalf("allocation %d: %v", i, err)
+		}
+		got = append(got, res.Addrs[0])
+		u.Assign(Holding{Owner: owner, Namespace: "ns", Addrs: res.Addrs})
+	}
+	return got, u
+}
+
+func TestErrorMessages(t *testing.T) {
+	tests := []struct {
+		err  *Error
+		want string
+	}{
+		{&Error{Reason: ReasonExhausted, Pool: "global", Family: IPv4}, `PoolExhausted: no free IPv4 address in pool "global"`},
+		{&Error{Reason: ReasonNoPool, Pool: "d"}, `NoPool: no pool for namespace "d" and no global pool`},
+		{&Error{Reason: ReasonNoPool, Pool: "d", Detail: "every pool key of \"d\" is malformed"}, `NoPool: every pool key of "d" is malformed`},
+		{&Error{Reason: ReasonFamilyUnavailable, Pool: "global", Family: IPv6}, `FamilyUnavailable: pool "global" has no IPv6 addresses`},
+		{&Error{Reason: ReasonConflict, Addr: netip.MustParseAddr("10.0.0.1"), Holder: "d/x", Detail: "both use port 80/TCP"}, `Conflict: address 10.0.0.1 is held by d/x: both use port 80/TCP`},
+		{&Error{Reason: ReasonInvalidRequest, Detail: "unknown IP family Family(5)"}, `InvalidRequest: unknown IP family Family(5)`},
+	}
+	for _, tc := range tests {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("Error() = %q, want %q", got, tc.want)
+		}
+	}
+	for f, want := range map[Family]string{IPv4: "IPv4", IPv6: "IPv6", 5: "Family(5)"} {
+		if got := f.String(); got != want {
+			t.Errorf("Family(%d).String() = %q, want %q", int(f), got, want)
+		}
+	}
+	// Allocate's own errors carry what a caller needs.
+	cfg := mustParse(t, map[string]string{"cidr-global": "10.0.0.0/31"})
+	u := NewUsage()
+	u.Assign(holding("d/x", nil, "10.0.0.1"))
+	_, err := u.Allocate(cfg, Request{Owner: "d/a", Namespace: "d"})
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Reason != ReasonExhausted || ae.Pool != "global" || ae.Family != IPv4 {
+		t.Errorf("exhausted: %#v", err)
+	}
+	_, err = u.Allocate(cfg, Request{Owner: "d/a", Namespace: "d", Requested: addrs("10.0.0.1")})
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "no ports") {
+		t.Errorf("conflict with a portless holder: %v", err)
+	}
+	if s := u.String(); s != "Usage{owners: 1, addresses: 1}" {
+		t.Errorf("String() = %q", s)
 	}
 }

@@ -2,6 +2,7 @@ package allocator
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -54,6 +55,28 @@ func TestParsePools(t *testing.T) {
 			pool: "global", ranges: "10.0.0.1-10.0.0.2", v4: 2},
 		{name: "a /8", data: map[string]string{"cidr-global": "10.0.0.0/8"}, ns: "x",
 			pool: "global", ranges: "10.0.0.0-10.255.255.255", v4: 65536 * 254},
+		{name: "seed /29 with skip-end-ips-in-cidr", data: map[string]string{"cidr-global": "192.168.0.200/29", KeySkipEndIPs: "true"}, ns: "x",
+			pool: "global", ranges: "192.168.0.201-192.168.0.206", v4: 6},
+		{name: "skip-end-ips-in-cidr: each CIDR, not their union", data: map[string]string{"cidr-global": "10.0.0.0/30,10.0.0.4/30", KeySkipEndIPs: "true"}, ns: "x",
+			pool: "global", ranges: "10.0.0.1-10.0.0.2,10.0.0.5-10.0.0.6", v4: 4},
+		{name: "skip-end-ips-in-cidr: overlapping CIDRs", data: map[string]string{"cidr-global": "192.168.0.200/30,192.168.0.200/29", KeySkipEndIPs: "true"}, ns: "x",
+			pool: "global", ranges: "192.168.0.201-192.168.0.206", v4: 6},
+		{name: "skip-end-ips-in-cidr leaves IPv6 alone", data: map[string]string{"cidr-global": "2001:db8::/126", KeySkipEndIPs: "true"}, ns: "x",
+			pool: "global", ranges: "2001:db8::-2001:db8::3", v6: 4},
+		{name: "skip-end-ips-in-cidr false", data: map[string]string{"cidr-global": "192.168.0.200/30", KeySkipEndIPs: "false"}, ns: "x",
+			pool: "global", ranges: "192.168.0.200-192.168.0.203", v4: 4},
+		{name: "spaces around a range's dash", data: map[string]string{"range-global": " 10.0.0.1 - 10.0.0.3 "}, ns: "x",
+			pool: "global", ranges: "10.0.0.1-10.0.0.3", v4: 3},
+		{name: "a range of one address", data: map[string]string{"range-global": "10.0.0.7-10.0.0.7"}, ns: "x",
+			pool: "global", ranges: "10.0.0.7-10.0.0.7", v4: 1},
+		{name: "a range of only .255 and .0", data: map[string]string{"range-global": "10.0.0.255-10.0.1.0"}, ns: "x",
+			pool: "global", ranges: "10.0.0.255-10.0.1.0", v4: 0},
+		{name: "overlapping IPv6 ranges and CIDRs", data: map[string]string{"range-global": "2001:db8::1-2001:db8::8,2001:db8::6-2001:db8::a", "cidr-global": "2001:db8::8/125"}, ns: "x",
+			pool: "global", ranges: "2001:db8::1-2001:db8::f", v6: 15},
+		{name: "overlapping entries of both families at once", data: map[string]string{"range-global": "10.0.0.1-10.0.0.5,2001:db8::1-2001:db8::2", "cidr-global": "10.0.0.4/30,2001:db8::/127"}, ns: "x",
+			pool: "global", ranges: "10.0.0.1-10.0.0.7,2001:db8::-2001:db8::2", v4: 7, v6: 3},
+		{name: "the global pool serves a namespace with only other keys", data: map[string]string{"cidr-global": "10.0.0.0/30", "allow-share-x": "true", "interface-x": "eth1"}, ns: "x",
+			pool: "global", ranges: "10.0.0.0-10.0.0.3", v4: 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +157,15 @@ func TestParseErrorsNameKeyAndEntry(t *testing.T) {
 		{"not a boolean", "allow-share-x", "maybe", "", "boolean"},
 		{"bad search order", KeySearchOrder, "random", "", "desc"},
 		{"bad interface", "interface-x", "eth 0", "", "interface"},
+		{"interface name too long", "interface-global", "a-very-long-ifname", "", "interface"},
+		{"empty interface", "interface-global", "  ", "", "interface"},
+		{"not a boolean skip-end", KeySkipEndIPs, "yes please", "", "boolean"},
+		{"bad entry among good ones", "range-global", "10.0.0.1-10.0.0.2, 10.0.0.9-10.0.0.3 ,10.0.1.1-10.0.1.2", "10.0.0.9-10.0.0.3", "below start"},
+		{"IPv6 range end below start", "range-x", "2001:db8::9-2001:db8::1", "2001:db8::9-2001:db8::1", "below start"},
+		{"IPv4-mapped CIDR", "cidr-x", "::ffff:10.0.0.0/120", "::ffff:10.0.0.0/120", "IPv4-mapped"},
+		{"a range given as a CIDR key", "cidr-x", "10.0.0.1-10.0.0.5", "10.0.0.1-10.0.0.5", "not a CIDR"},
+		{"a CIDR given as a range key", "range-x", "10.0.0.0/24", "10.0.0.0/24", "FROM-TO"},
+		{"a range with three ends", "range-x", "10.0.0.1-10.0.0.2-10.0.0.3", "10.0.0.1-10.0.0.2-10.0.0.3", "not an IP address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,5 +279,84 @@ func TestDataRoundTrips(t *testing.T) {
 	other, _ := Parse(map[string]string{"cidr-global": "192.168.0.200/30"}, nil)
 	if other.Equal(cfg) {
 		t.Fatal("Equal says two different configs are equal")
+	}
+}
+
+func TestConfigAccessors(t *testing.T) {
+	cfg := mustParse(t, map[string]string{
+		"cidr-global": "10.0.0.0/30", "range-b": "10.2.0.1-10.2.0.2", "cidr-a": "10.1.0.0/30,2001:db8::/127",
+		"cidr-d": "0.0.0.0/32", "allow-share-a": "true", KeySearchOrder: "DESC", "unrelated": "x",
+	})
+	var names []string
+	for _, p := range cfg.Pools() {
+		names = append(names, p.Name())
+	}
+	if got := strings.Join(names, ","); got != "a,b,d,global" {
+		t.Errorf("Pools() = %s, want sorted by name", got)
+	}
+	for a, want := range map[string]bool{"10.0.0.3": true, "10.2.0.2": true, "10.2.0.3": false, "2001:db8::1": true,
+		"::ffff:10.1.0.1": true, "0.0.0.0": false, "192.0.2.1": false} {
+		if got := cfg.InAnyPool(netip.MustParseAddr(a)); got != want {
+			t.Errorf("InAnyPool(%s) = %v, want %v", a, got, want)
+		}
+	}
+	if !cfg.Descending() {
+		t.Error("search-order DESC not honoured")
+	}
+	acc := cfg.Accepted()
+	if acc["cidr-a"] != "10.1.0.0/30,2001:db8::/127" || acc[KeySearchOrder] != "DESC" || len(acc) != 6 {
+		t.Errorf("Accepted() = %v, want the six known keys as written", acc)
+	}
+	acc["cidr-a"] = "changed"
+	if cfg.Accepted()["cidr-a"] == "changed" {
+		t.Error("Accepted() exposes the Config's own map")
+	}
+	a := cfg.PoolFor("a")
+	if !a.Has(IPv4) || !a.Has(IPv6) || a.DHCP() || a.Invalid() != "" {
+		t.Errorf("pool a: has v4 %v v6 %v dhcp %v invalid %q", a.Has(IPv4), a.Has(IPv6), a.DHCP(), a.Invalid())
+	}
+	if d := cfg.PoolFor("d"); !d.DHCP() || d.Has(IPv4) || d.Contains(netip.IPv4Unspecified()) {
+		t.Errorf("DHCP pool: dhcp %v, has %v, contains 0.0.0.0 %v; want a marker without addresses", d.DHCP(), d.Has(IPv4), d.Contains(netip.IPv4Unspecified()))
+	}
+	asc, _ := Parse(map[string]string{KeySearchOrder: "asc"}, nil)
+	if asc.Descending() {
+		t.Error("search-order asc is descending")
+	}
+}
+
+func TestDHCPTakesNoCompany(t *testing.T) {
+	for _, data := range []map[string]string{
+		{"cidr-x": "0.0.0.0/32", "range-x": "10.0.0.1-10.0.0.2"},
+		{"cidr-x": "10.0.0.0/30, 0.0.0.0/32"},
+	} {
+		cfg, err := Parse(data, nil)
+		var ke *KeyError
+		if !errors.As(err, &ke) || !strings.Contains(err.Error(), "DHCP") {
+			t.Errorf("%v: err = %v, want a KeyError about DHCP", data, err)
+			continue
+		}
+		if p := cfg.PoolFor("x"); p.Has(IPv4) && p.DHCP() {
+			t.Errorf("%v: pool is both DHCP and addresses", data)
+		}
+	}
+	// 0.0.0.0/32 among the keys of another namespace does not make global DHCP.
+	cfg := mustParse(t, map[string]string{"cidr-global": "10.0.0.0/30", "cidr-dhcp": "0.0.0.0/32"})
+	if cfg.PoolFor("other").DHCP() || !cfg.PoolFor("dhcp").DHCP() {
+		t.Error("DHCP leaked between namespaces")
+	}
+}
+
+func TestKeyErrorWithoutLastSaysIgnored(t *testing.T) {
+	_, err := Parse(map[string]string{"cidr-global": "10.0.0.0/33"}, nil)
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Kept != nil || !strings.Contains(err.Error(), "key ignored") ||
+		!strings.Contains(err.Error(), `entry "10.0.0.0/33"`) || ke.Unwrap() == nil {
+		t.Fatalf("err = %v", err)
+	}
+	// The last config did not have the key: nothing to keep.
+	last := mustParse(t, map[string]string{"cidr-other": "10.1.0.0/30"})
+	_, err = Parse(map[string]string{"cidr-global": "10.0.0.0/33", "cidr-other": "10.1.0.0/30"}, last)
+	if !errors.As(err, &ke) || ke.Kept != nil {
+		t.Fatalf("err = %v, want nothing kept", err)
 	}
 }

@@ -1,14 +1,19 @@
 // Package e2e brings clusters up and down for the end-to-end suite: a
 // local control plane (envtest's kube-apiserver and etcd, the controller
-// binary as a separate process running with the manifest's RBAC, and,
-// when KUBE_VIP_BINARY is set, the real kube-vip in network namespaces),
-// or a kind cluster. The suite itself (e2e_test.go) talks to the cluster
-// through its client only, like a user.
+// binary as a separate process running with the manifest's ServiceAccount
+// and RBAC, and, when KUBE_VIP_BINARY is set, the real kube-vip in network
+// namespaces), or a kind cluster made with the sigs.k8s.io/kind library.
+// The suite itself (e2e_test.go) talks to the cluster through its client
+// only, like a user.
+//
+// E2E_PROVIDER selects the cluster: "local" (the default) or "kind".
 package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"os"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -25,13 +30,16 @@ type Cluster interface {
 	Pools() (v4, v6 string)
 	// SetConfig writes the kubevip ConfigMap's data.
 	SetConfig(ctx context.Context, data map[string]string) error
-	// RestartController restarts the controller (process or pod).
+	// RestartController restarts the controller (process or pod) and
+	// returns once the new one runs.
 	RestartController(ctx context.Context) error
 	// Prepare makes a Service advertisable (endpoints behind it); called
 	// before the Service is created.
 	Prepare(ctx context.Context, svc *corev1.Service) error
 	// Advertiser checks what kube-vip does, or explains why it cannot.
 	Advertiser() (Advertiser, string)
+	// Diagnostics is what helps to understand a failure (logs).
+	Diagnostics() string
 	// Close tears everything down.
 	Close() error
 }
@@ -42,4 +50,39 @@ type Advertiser interface {
 	WaitAdvertised(ctx context.Context, svc *corev1.Service, addr netip.Addr) error
 	// WaitWithdrawn waits until addr is no longer advertised.
 	WaitWithdrawn(ctx context.Context, addr netip.Addr) error
+	// Advertised says whether addr is advertised now.
+	Advertised(ctx context.Context, addr netip.Addr) (bool, error)
+}
+
+// Auditor is a cluster whose API server keeps an audit log the suite can
+// read (the local one).
+type Auditor interface {
+	// Requests returns the audited requests so far.
+	Requests() ([]AuditEvent, error)
+}
+
+// Provider is the E2E_PROVIDER of this run ("local" when unset).
+func Provider() string {
+	if p := os.Getenv("E2E_PROVIDER"); p != "" {
+		return p
+	}
+	return "local"
+}
+
+// Options are what a run may ask of its cluster.
+type Options struct {
+	// Keep leaves a kind cluster in place at the end.
+	Keep bool
+}
+
+// New brings up the cluster of E2E_PROVIDER.
+func New(ctx context.Context, o Options) (Cluster, error) {
+	switch p := Provider(); p {
+	case "local":
+		return NewLocal(ctx)
+	case "kind":
+		return NewKind(ctx, o.Keep)
+	default:
+		return nil, fmt.Errorf("E2E_PROVIDER=%q: must be local or kind", p)
+	}
 }

@@ -39,13 +39,14 @@ func (u *Usage) Allocate(cfg *Config, req Request) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Pool: pool.name}
-	var firstErr error
+	var firstErr *Error
 	for _, f := range fams {
 		a, shared, err := u.pick(cfg, pool, f, req)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
 			}
+			res.Unavailable = append(res.Unavailable, err)
 			continue
 		}
 		res.Addrs = append(res.Addrs, a)
@@ -53,10 +54,7 @@ func (u *Usage) Allocate(cfg *Config, req Request) (Result, error) {
 			res.Shared = append(res.Shared, a)
 		}
 	}
-	switch {
-	case len(res.Addrs) == 0:
-		return Result{}, firstErr
-	case req.Policy == RequireDualStack && len(res.Addrs) < len(fams):
+	if len(res.Addrs) == 0 || (req.Policy == RequireDualStack && len(res.Addrs) < len(fams)) {
 		return Result{}, firstErr
 	}
 	return res, nil
@@ -97,7 +95,7 @@ func wantedFamilies(pool *Pool, req Request) ([]Family, error) {
 }
 
 // pick chooses one address of family f from pool for req.
-func (u *Usage) pick(cfg *Config, pool *Pool, f Family, req Request) (netip.Addr, bool, error) {
+func (u *Usage) pick(cfg *Config, pool *Pool, f Family, req Request) (netip.Addr, bool, *Error) {
 	if !pool.Has(f) {
 		return netip.Addr{}, false, &Error{Reason: ReasonFamilyUnavailable, Pool: pool.name, Family: f}
 	}
@@ -152,14 +150,22 @@ func (u *Usage) shareCandidate(cfg *Config, pool *Pool, f Family, req Request) (
 }
 
 // compatible reports whether req may hold a alongside its current holders.
-// Automatic sharing also needs every holder's namespace to allow sharing;
-// an explicit request needs only ports that do not collide.
+// Automatic sharing also needs every holder's namespace to allow sharing
+// and to draw from req's pool; an explicit request needs only ports that
+// do not collide.
 func (u *Usage) compatible(cfg *Config, a netip.Addr, req Request, auto bool) bool {
 	return u.conflictWith(cfg, a, req, auto) == nil
 }
 
 // conflictWith returns the first holder of a that req may not share with.
+// Automatic sharing also needs every holder to draw from the same pool as
+// req: an address in both a namespace's pool and the global pool is not
+// shared between a Service of that namespace and one of another.
 func (u *Usage) conflictWith(cfg *Config, a netip.Addr, req Request, auto bool) *Holding {
+	var pool *Pool
+	if auto {
+		pool = cfg.PoolFor(req.Namespace)
+	}
 	for _, h := range u.byAddr[a] {
 		if h.Owner == req.Owner {
 			continue
@@ -173,7 +179,7 @@ func (u *Usage) conflictWith(cfg *Config, a netip.Addr, req Request, auto bool) 
 		if len(h.Ports) == 0 || len(req.Ports) == 0 || portsCollide(h.Ports, req.Ports) {
 			return h
 		}
-		if auto && !cfg.AllowShare(h.Namespace) {
+		if auto && (!cfg.AllowShare(h.Namespace) || cfg.PoolFor(h.Namespace) != pool) {
 			return h
 		}
 	}

@@ -107,6 +107,10 @@ func TestAllocate(t *testing.T) {
 			held: []Holding{holding("d/x", nil, "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(80)}, want: "10.0.0.2"},
 		{name: "share only inside the requester's pool", config: map[string]string{"cidr-global": "10.0.0.0/29", "range-d": "10.0.0.5-10.0.0.6", "allow-share-global": "true"},
 			held: []Holding{holding("e/x", tcp(80), "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.5"},
+		{name: "no share with a holder of another pool, even where the pools overlap", config: map[string]string{"cidr-global": "10.0.0.0/29", "range-d": "10.0.0.1-10.0.0.3", "allow-share-global": "true"},
+			held: []Holding{holding("e/x", tcp(80), "10.0.0.1")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2"},
+		{name: "share with a holder of the same namespace pool", config: map[string]string{"cidr-global": "10.0.0.0/29", "range-d": "10.0.0.1-10.0.0.3", "allow-share-global": "true"},
+			held: []Holding{holding("e/x", tcp(80), "10.0.0.1"), holding("d/y", tcp(80), "10.0.0.2")}, req: Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2", shared: "10.0.0.2"},
 		{name: "lowest shareable wins", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
 			held: []Holding{holding("d/x", tcp(80), "10.0.0.1"), holding("d/y", tcp(81), "10.0.0.2"), holding("d/z", tcp(82), "10.0.0.3")},
 			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(80)}, want: "10.0.0.2", shared: "10.0.0.2"},
@@ -537,5 +541,42 @@ func TestErrorMessages(t *testing.T) {
 	}
 	if s := u.String(); s != "Usage{owners: 1, addresses: 1}" {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+// TestPreferDualStackSaysWhichFamilyIsMissing: a PreferDualStack answer of
+// one family says why the other could not be had; a full answer says nothing.
+func TestPreferDualStackSaysWhichFamilyIsMissing(t *testing.T) {
+	dual := map[string]string{"range-global": "10.0.0.1-10.0.0.1,2001:db8::1-2001:db8::2"}
+	tests := []struct {
+		name   string
+		config map[string]string
+		held   []Holding
+		fams   []Family
+		want   string // reason:family of each Unavailable entry
+	}{
+		{"IPv4-only pool", map[string]string{"cidr-global": "192.168.0.200/29"}, nil, []Family{IPv4, IPv6}, "FamilyUnavailable:IPv6"},
+		{"IPv6 first, IPv4-only pool", map[string]string{"cidr-global": "192.168.0.200/29"}, nil, []Family{IPv6, IPv4}, "FamilyUnavailable:IPv6"},
+		{"IPv4 exhausted", dual, []Holding{holding("d/x", nil, "10.0.0.1")}, []Family{IPv4, IPv6}, "PoolExhausted:IPv4"},
+		{"both families", dual, nil, []Family{IPv4, IPv6}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			u := NewUsage()
+			for _, h := range tc.held {
+				u.Assign(h)
+			}
+			res, err := u.Allocate(mustParse(t, tc.config), Request{Owner: "d/a", Namespace: "d", Families: tc.fams, Policy: PreferDualStack})
+			if err != nil {
+				t.Fatalf("Allocate: %v", err)
+			}
+			var got []string
+			for _, e := range res.Unavailable {
+				got = append(got, fmt.Sprintf("%s:%s", e.Reason, e.Family))
+			}
+			if strings.Join(got, ",") != tc.want {
+				t.Errorf("Unavailable = %v, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -142,10 +142,10 @@ func Parse(data map[string]string, last *Config) (*Config, error) {
 		switch {
 		case strings.HasPrefix(k, KeyCIDRPrefix) && len(k) > len(KeyCIDRPrefix):
 			b := builder(k[len(KeyCIDRPrefix):])
-			accept(k, v, func(s string) error { return b.addCIDRs(s, c.skipEnds) })
+			accept(k, v, func(s string) error { return b.addEntries(s, c.skipEnds) })
 		case strings.HasPrefix(k, KeyRangePrefix) && len(k) > len(KeyRangePrefix):
 			b := builder(k[len(KeyRangePrefix):])
-			accept(k, v, b.addRanges)
+			accept(k, v, func(s string) error { return b.addEntries(s, c.skipEnds) })
 		case strings.HasPrefix(k, KeyAllowSharePrefix) && len(k) > len(KeyAllowSharePrefix):
 			name := k[len(KeyAllowSharePrefix):]
 			accept(k, v, func(s string) error {
@@ -215,9 +215,13 @@ func splitEntries(s string) ([]string, error) {
 
 var dhcpMarker = netip.MustParsePrefix("0.0.0.0/32")
 
-// addCIDRs adds the prefixes of one cidr-* value; nothing is added unless
-// every entry parses.
-func (pb *poolBuilder) addCIDRs(value string, skipEnds bool) error {
+// addEntries adds the entries of one cidr-* or range-* value; nothing is
+// added unless every entry parses. As in the existing provider, the form of
+// an entry decides how it is read, not the key: one with a "/" is a CIDR
+// (skipEnds leaves out the network and broadcast address of an IPv4 CIDR
+// of /30 or wider), one with a "-" is a range FROM-TO. So range-x:
+// 10.0.0.0/24 and cidr-x: 10.0.0.1-10.0.0.9 both work.
+func (pb *poolBuilder) addEntries(value string, skipEnds bool) error {
 	entries, err := splitEntries(value)
 	if err != nil {
 		return err
@@ -225,9 +229,17 @@ func (pb *poolBuilder) addCIDRs(value string, skipEnds bool) error {
 	var rs []netipx.IPRange
 	dhcp := false
 	for _, e := range entries {
+		if !strings.Contains(e, "/") && strings.Contains(e, "-") {
+			r, err := parseRange(e)
+			if err != nil {
+				return &entryError{e, err}
+			}
+			rs = append(rs, r)
+			continue
+		}
 		p, err := netip.ParsePrefix(e)
 		if err != nil {
-			return &entryError{e, fmt.Errorf("not a CIDR")}
+			return &entryError{e, fmt.Errorf("not a CIDR (ADDRESS/BITS) or a range (FROM-TO)")}
 		}
 		if p.Addr().Is4In6() {
 			return &entryError{e, fmt.Errorf("IPv4-mapped IPv6 prefix: write the IPv4 prefix")}
@@ -251,32 +263,6 @@ func (pb *poolBuilder) addCIDRs(value string, skipEnds bool) error {
 	}
 	pb.dhcp = pb.dhcp || dhcp
 	pb.other = pb.other || len(rs) > 0
-	pb.good++
-	return nil
-}
-
-// addRanges adds the ranges of one range-* value; nothing is added unless
-// every entry parses.
-func (pb *poolBuilder) addRanges(value string) error {
-	entries, err := splitEntries(value)
-	if err != nil {
-		return err
-	}
-	rs := make([]netipx.IPRange, 0, len(entries))
-	for _, e := range entries {
-		r, err := parseRange(e)
-		if err != nil {
-			return &entryError{e, err}
-		}
-		rs = append(rs, r)
-	}
-	if pb.dhcp {
-		return fmt.Errorf("cannot be combined with a DHCP (0.0.0.0/32) cidr key")
-	}
-	for _, r := range rs {
-		pb.b.AddRange(r)
-	}
-	pb.other = true
 	pb.good++
 	return nil
 }

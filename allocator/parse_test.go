@@ -75,6 +75,12 @@ func TestParsePools(t *testing.T) {
 			pool: "global", ranges: "2001:db8::1-2001:db8::f", v6: 15},
 		{name: "overlapping entries of both families at once", data: map[string]string{"range-global": "10.0.0.1-10.0.0.5,2001:db8::1-2001:db8::2", "cidr-global": "10.0.0.4/30,2001:db8::/127"}, ns: "x",
 			pool: "global", ranges: "10.0.0.1-10.0.0.7,2001:db8::-2001:db8::2", v4: 7, v6: 3},
+		{name: "a CIDR in a range key (the form decides, as in the existing provider)", data: map[string]string{"range-global": "10.0.0.0/30,10.0.1.1-10.0.1.2"}, ns: "x",
+			pool: "global", ranges: "10.0.0.0-10.0.0.3,10.0.1.1-10.0.1.2", v4: 5},
+		{name: "a range in a cidr key", data: map[string]string{"cidr-global": "10.0.0.1-10.0.0.9"}, ns: "x",
+			pool: "global", ranges: "10.0.0.1-10.0.0.9", v4: 9},
+		{name: "skip-end-ips-in-cidr applies to a CIDR in a range key", data: map[string]string{"range-global": "192.168.0.200/30", KeySkipEndIPs: "true"}, ns: "x",
+			pool: "global", ranges: "192.168.0.201-192.168.0.202", v4: 2},
 		{name: "the global pool serves a namespace with only other keys", data: map[string]string{"cidr-global": "10.0.0.0/30", "allow-share-x": "true", "interface-x": "eth1"}, ns: "x",
 			pool: "global", ranges: "10.0.0.0-10.0.0.3", v4: 3},
 	}
@@ -116,6 +122,7 @@ func TestParseOptions(t *testing.T) {
 		"kubevip-services":     "{}",
 		"allow-share-dev":      " TRUE ",
 		"cidr-dhcp":            "0.0.0.0/32",
+		"range-dhcp2":          "0.0.0.0/32",
 		"range-other-dev-team": "10.9.0.1-10.9.0.2",
 	}, nil)
 	if err != nil {
@@ -132,6 +139,9 @@ func TestParseOptions(t *testing.T) {
 	}
 	if p := cfg.PoolFor("dhcp"); p == nil || !p.DHCP() {
 		t.Error("cidr-dhcp: 0.0.0.0/32 is not a DHCP pool")
+	}
+	if p := cfg.PoolFor("dhcp2"); p == nil || !p.DHCP() {
+		t.Error("range-dhcp2: 0.0.0.0/32 is not a DHCP pool")
 	}
 	if p := cfg.PoolFor("other-dev-team"); p == nil || p.Name() != "other-dev-team" {
 		t.Error("a namespace with dashes in its name lost its pool")
@@ -150,6 +160,7 @@ func TestParseErrorsNameKeyAndEntry(t *testing.T) {
 		{"range end below start", "range-global", "192.168.0.20-192.168.0.10", "192.168.0.20-192.168.0.10", "below start"},
 		{"range of mixed families", "range-x", "10.0.0.1-2001:db8::1", "10.0.0.1-2001:db8::1", "different families"},
 		{"range without dash", "range-x", "10.0.0.1", "10.0.0.1", "FROM-TO"},
+		{"range without dash, IPv6", "range-x", "2001:db8::1", "2001:db8::1", "FROM-TO"},
 		{"not an address", "range-x", "10.0.0.1-banana", "10.0.0.1-banana", "banana"},
 		{"zone", "range-x", "fe80::1%eth0-fe80::2", "fe80::1%eth0-fe80::2", "zone"},
 		{"empty value", "cidr-x", " , ", "", "no entries"},
@@ -163,8 +174,10 @@ func TestParseErrorsNameKeyAndEntry(t *testing.T) {
 		{"bad entry among good ones", "range-global", "10.0.0.1-10.0.0.2, 10.0.0.9-10.0.0.3 ,10.0.1.1-10.0.1.2", "10.0.0.9-10.0.0.3", "below start"},
 		{"IPv6 range end below start", "range-x", "2001:db8::9-2001:db8::1", "2001:db8::9-2001:db8::1", "below start"},
 		{"IPv4-mapped CIDR", "cidr-x", "::ffff:10.0.0.0/120", "::ffff:10.0.0.0/120", "IPv4-mapped"},
-		{"a range given as a CIDR key", "cidr-x", "10.0.0.1-10.0.0.5", "10.0.0.1-10.0.0.5", "not a CIDR"},
-		{"a CIDR given as a range key", "range-x", "10.0.0.0/24", "10.0.0.0/24", "FROM-TO"},
+		{"a bare address", "cidr-x", "10.0.0.1", "10.0.0.1", "not a CIDR (ADDRESS/BITS) or a range (FROM-TO)"},
+		{"a bare address in a range key", "range-x", "10.0.0.0/24,2001:db8::1", "2001:db8::1", "or a range (FROM-TO)"},
+		{"a CIDR with a dash", "range-x", "10.0.0.0/24-10.0.1.0/24", "10.0.0.0/24-10.0.1.0/24", "not a CIDR"},
+		{"DHCP in a range key mixed with addresses", "range-x", "0.0.0.0/32,10.0.0.1-10.0.0.2", "", "DHCP"},
 		{"a range with three ends", "range-x", "10.0.0.1-10.0.0.2-10.0.0.3", "10.0.0.1-10.0.0.2-10.0.0.3", "not an IP address"},
 	}
 	for _, tc := range tests {

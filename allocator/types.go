@@ -112,6 +112,10 @@ type Result struct {
 	// Pool names the pool the request drew from ("global" or a namespace);
 	// empty when the namespace has no pool and the addresses were requested.
 	Pool string
+	// Unavailable says, for a PreferDualStack request answered with one
+	// family only, why the other family could not be had
+	// (ReasonFamilyUnavailable or ReasonExhausted).
+	Unavailable []*Error
 }
 
 // Holding records the addresses one Service holds, with what sharing needs

@@ -81,7 +81,10 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 	key := Key(svc)
 	_, held := usage.Holding(key)
 	if !IsLoadBalancer(svc) {
-		if svc.Labels[LabelImplementation] == ImplementationKubeVIP && svc.Annotations[AnnotationLoadBalancerIPs] != "" && svc.DeletionTimestamp == nil {
+		ours := HandlesClass(svc, o) && svc.Annotations[AnnotationIgnore] != "true"
+		marked := svc.Labels[LabelImplementation] == ImplementationKubeVIP && svc.Annotations[AnnotationLoadBalancerIPs] != ""
+		switch {
+		case svc.DeletionTimestamp == nil && ours && marked:
 			// The address stays reserved (Holding) until the write that
 			// removes it has landed: should the user turn the Service back
 			// into a LoadBalancer first, it still carries the address.
@@ -90,8 +93,13 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 			h.Releasing = true
 			return Decision{Action: Release, Service: stripped(svc), Holding: h, Events: []Event{{EventNormal, ReasonAddressReleased,
 				fmt.Sprintf("type is %s: released %s", svc.Spec.Type, svc.Annotations[AnnotationLoadBalancerIPs])}}}
-		}
-		if held {
+		case HandlesClass(svc, o) && hasCleanupFinalizer(svc):
+			// Deleted, or no longer a LoadBalancer: its address is free, and
+			// the finalizer the existing provider left must go.
+			out := svc.DeepCopy()
+			out.Finalizers = slices.DeleteFunc(out.Finalizers, func(f string) bool { return f == FinalizerLoadBalancerCleanup })
+			return Decision{Action: Release, Service: out}
+		case held:
 			return Decision{Action: Release}
 		}
 		return Decision{}
@@ -134,8 +142,13 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 	if len(res.Shared) > 0 {
 		msg += fmt.Sprintf(" (sharing %s)", JoinAddrs(res.Shared))
 	}
-	return Decision{Action: Write, Holding: Holding(svc, res.Addrs), Service: out, Allocated: true,
-		Events: []Event{{EventNormal, ReasonAddressAssigned, msg}}}
+	evs := []Event{{EventNormal, ReasonAddressAssigned, msg}}
+	// PreferDualStack settled for one family: say why the other is missing.
+	for _, e := range res.Unavailable {
+		evs = append(evs, Event{EventWarning, ReasonAllocationFailed,
+			fmt.Sprintf("%s; ipFamilyPolicy %s: assigned %s only", e, allocator.PreferDualStack, JoinAddrs(res.Addrs))})
+	}
+	return Decision{Action: Write, Holding: Holding(svc, res.Addrs), Service: out, Allocated: true, Events: evs}
 }
 
 // keep validates the addresses svc already carries.
@@ -204,12 +217,14 @@ func setLabel(svc *corev1.Service, k, v string) {
 	svc.Labels[k] = v
 }
 
-// stripped returns a copy of svc without the marks this provider writes.
+// stripped returns a copy of svc without the marks this provider writes,
+// and without the finalizer the existing provider left.
 func stripped(svc *corev1.Service) *corev1.Service {
 	out := svc.DeepCopy()
 	delete(out.Annotations, AnnotationLoadBalancerIPs)
 	delete(out.Annotations, AnnotationServiceInterface)
 	delete(out.Labels, LabelImplementation)
+	out.Finalizers = slices.DeleteFunc(out.Finalizers, func(f string) bool { return f == FinalizerLoadBalancerCleanup })
 	return out
 }
 

@@ -60,6 +60,13 @@ func rv(v string) svcOpt              { return func(s *corev1.Service) { s.Resou
 func created(sec int64) svcOpt {
 	return func(s *corev1.Service) { s.CreationTimestamp = metav1.Unix(sec, 0) }
 }
+func finalized(s *corev1.Service) {
+	s.Finalizers = append(s.Finalizers, "example.com/keep", FinalizerLoadBalancerCleanup)
+}
+func deleting(s *corev1.Service) { now := metav1.Unix(100, 0); s.DeletionTimestamp = &now }
+func dualStack(p corev1.IPFamilyPolicy, fams ...corev1.IPFamily) svcOpt {
+	return func(s *corev1.Service) { s.Spec.IPFamilyPolicy = &p; s.Spec.IPFamilies = fams }
+}
 func portsOf(ps ...int32) svcOpt {
 	return func(s *corev1.Service) {
 		s.Spec.Ports = nil
@@ -95,6 +102,11 @@ func TestDecide(t *testing.T) {
 		msg       string // substring of the first event's message
 		allocated bool
 		noWrite   bool
+		// unfinalized: the write removes the load-balancer-cleanup
+		// finalizer and keeps every other.
+		unfinalized bool
+		// second and secondMsg: the second event's reason and message.
+		second, secondMsg string
 	}{
 		{name: "new Service gets the lowest address", config: pool, svc: svc("ns", "a"),
 			action: Write, addrs: "192.0.2.1", lbIP: "192.0.2.1", reason: ReasonAddressAssigned, msg: `from pool "global"`, allocated: true},
@@ -143,6 +155,26 @@ func TestDecide(t *testing.T) {
 		{name: "type changed away: our marks removed", config: pool,
 			svc:    svc("ns", "a", typ(corev1.ServiceTypeClusterIP), annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
 			action: Release, reason: ReasonAddressReleased},
+		{name: "type changed away: the existing provider's finalizer removed with our marks", config: pool,
+			svc:    svc("ns", "a", typ(corev1.ServiceTypeClusterIP), finalized, annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			action: Release, reason: ReasonAddressReleased, unfinalized: true},
+		{name: "type changed away, no marks: the finalizer removed", config: pool, svc: svc("ns", "a", typ(corev1.ServiceTypeNodePort), finalized),
+			action: Release, unfinalized: true},
+		{name: "deleted with the existing provider's finalizer: removed", config: pool,
+			svc:    svc("ns", "a", deleting, finalized, annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			action: Release, unfinalized: true},
+		{name: "deleted, another class: its finalizer is not ours", config: pool, svc: svc("ns", "a", deleting, finalized, class("example.com/x")),
+			action: None},
+		{name: "type changed away, ignored: marks left alone", config: pool,
+			svc:    svc("ns", "a", typ(corev1.ServiceTypeClusterIP), annotated(AnnotationIgnore, "true"), annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			action: None},
+		{name: "type changed away, another class: marks left alone", config: pool,
+			svc:    svc("ns", "a", typ(corev1.ServiceTypeClusterIP), class("example.com/x"), annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			action: None},
+		{name: "prefer dual-stack on an IPv4 pool: assigned, and the missing IPv6 reported", config: pool,
+			svc:    svc("ns", "a", dualStack(corev1.IPFamilyPolicyPreferDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol)),
+			action: Write, addrs: "192.0.2.1", lbIP: "192.0.2.1", reason: ReasonAddressAssigned, allocated: true,
+			second: ReasonAllocationFailed, secondMsg: `FamilyUnavailable: pool "global" has no IPv6 addresses; ipFamilyPolicy PreferDualStack: assigned 192.0.2.1 only`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,6 +223,20 @@ func TestDecide(t *testing.T) {
 				if _, ok := tc.config["interface-global"]; ok && d.Service.Annotations[AnnotationServiceInterface] != "eth1" {
 					t.Errorf("serviceInterface = %q, want eth1", d.Service.Annotations[AnnotationServiceInterface])
 				}
+			}
+			if tc.unfinalized {
+				if d.Service == nil || len(d.Service.Finalizers) != 1 || d.Service.Finalizers[0] != "example.com/keep" {
+					t.Fatalf("write %v, want the finalizers [example.com/keep]", d.Service)
+				}
+			} else if d.Service != nil && len(d.Service.Finalizers) != len(tc.svc.Finalizers) {
+				t.Errorf("finalizers changed to %v", d.Service.Finalizers)
+			}
+			if tc.second != "" {
+				if len(d.Events) != 2 || d.Events[1].Reason != tc.second || d.Events[1].Type != EventWarning || d.Events[1].Message != tc.secondMsg {
+					t.Errorf("events = %+v, want a second Warning %s %q", d.Events, tc.second, tc.secondMsg)
+				}
+			} else if len(d.Events) > 1 {
+				t.Errorf("unexpected events %+v", d.Events)
 			}
 			if tc.reason == "" {
 				if len(d.Events) != 0 && tc.action != Write {
@@ -267,6 +313,45 @@ func TestLedgerReservesAndIgnoresStaleCopies(t *testing.T) {
 	l.Forget("ns/a")
 	if _, ok := l.Usage().Holding("ns/a"); ok {
 		t.Fatal("a still held after Forget")
+	}
+}
+
+// TestLedgerKeepsTheAddressOfAWriteOfUnknownOutcome: a write whose answer
+// was lost may have landed, so its address stays reserved until a fresh
+// read says; then the ledger follows that read.
+func TestLedgerKeepsTheAddressOfAWriteOfUnknownOutcome(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
+	for _, landed := range []bool{true, false} {
+		l := NewLedger(nil)
+		a := svc("ns", "a", rv("5"))
+		da := l.Decide(cfg, a, Options{})
+		l.WriteUncertain(da)
+		if !l.Uncertain("ns/a") {
+			t.Fatal("a is not Uncertain after a write of unknown outcome")
+		}
+		if db := l.Decide(cfg, svc("ns", "b", rv("6")), Options{}); JoinAddrs(db.Holding.Addrs) != "192.0.2.2" {
+			t.Fatalf("b got %v: a's address was freed while its write may have landed", db.Holding.Addrs)
+		}
+		live := a.DeepCopy()
+		if landed {
+			live = da.Service.DeepCopy()
+			live.ResourceVersion = "7"
+		}
+		d := l.Decide(cfg, live, Options{})
+		if l.Uncertain("ns/a") {
+			t.Fatal("still Uncertain after a fresh read")
+		}
+		h, _ := l.Usage().Holding("ns/a")
+		switch {
+		case landed && (d.Action != Hold || JoinAddrs(h.Addrs) != "192.0.2.1"):
+			t.Fatalf("the write landed: %v holding %v, want Hold of 192.0.2.1", d.Action, h.Addrs)
+		case !landed && (d.Action != Write || JoinAddrs(h.Addrs) != "192.0.2.1"):
+			t.Fatalf("the write was lost: %v holding %v, want a new Write of the free 192.0.2.1", d.Action, h.Addrs)
+		}
+		l.Forget("ns/a")
+		if l.Uncertain("ns/a") {
+			t.Fatal("Uncertain after Forget")
+		}
 	}
 }
 

@@ -20,6 +20,9 @@ type Ledger struct {
 	// written maps a Service key to the resourceVersion of our last write
 	// of it that the cache has not shown yet.
 	written map[string]string
+	// uncertain holds the Services whose last write may or may not have
+	// landed (the answer was lost: a time-out, a dropped connection).
+	uncertain map[string]bool
 }
 
 // NewLedger returns a ledger that starts from usage (nil for an empty one),
@@ -28,7 +31,7 @@ func NewLedger(usage *allocator.Usage) *Ledger {
 	if usage == nil {
 		usage = allocator.NewUsage()
 	}
-	return &Ledger{usage: usage, written: map[string]string{}}
+	return &Ledger{usage: usage, written: map[string]string{}, uncertain: map[string]bool{}}
 }
 
 // Usage returns the addresses in use as the ledger sees them. Callers must
@@ -52,13 +55,15 @@ func (l *Ledger) Stale(svc *corev1.Service) bool {
 }
 
 // Decide reconciles the ledger with a fresh (not Stale) copy of svc and
-// returns what svc should have. The ledger side of the decision is applied
+// returns what svc should have; for an Uncertain Service, the copy must be
+// read from the API server itself, not from a cache. The ledger side of the decision is applied
 // at once: a Write reserves its addresses while it is in flight, so that no
 // other Service can be given them; the caller then reports the outcome with
 // Written or WriteFailed.
 func (l *Ledger) Decide(cfg *allocator.Config, svc *corev1.Service, o Options) Decision {
 	key := Key(svc)
 	delete(l.written, key)
+	delete(l.uncertain, key)
 	// The fresh copy is the truth about what svc holds: forget our view of it.
 	l.usage.Release(key)
 	d := Decide(cfg, l.usage, svc, o)
@@ -88,8 +93,22 @@ func (l *Ledger) WriteFailed(d Decision) {
 	}
 }
 
+// WriteUncertain records that a write of d got no answer that says whether
+// it landed (a time-out, a dropped connection, a server error). The write
+// may have landed, so its addresses stay reserved: freeing them could give
+// them to a second Service. The Service is Uncertain until Decide is given
+// a copy of it read from the API server.
+func (l *Ledger) WriteUncertain(d Decision) {
+	l.uncertain[Key(d.Service)] = true
+}
+
+// Uncertain reports whether the Service named key has a write whose outcome
+// is unknown; it must be read from the API server before it is decided.
+func (l *Ledger) Uncertain(key string) bool { return l.uncertain[key] }
+
 // Forget releases a deleted Service.
 func (l *Ledger) Forget(key string) {
 	delete(l.written, key)
+	delete(l.uncertain, key)
 	l.usage.Release(key)
 }

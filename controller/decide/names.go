@@ -19,6 +19,12 @@ const (
 	// LabelLegacyIPAMAddress is where very old versions of the provider kept
 	// the address (besides spec.loadBalancerIP).
 	LabelLegacyIPAMAddress = "ipam-address"
+	// FinalizerLoadBalancerCleanup is the finalizer that Kubernetes' service
+	// controller, and so the existing provider, puts on LoadBalancer
+	// Services. This provider never adds it, but removes it when such a
+	// Service is deleted or stops being a LoadBalancer: once the existing
+	// provider is replaced, nothing else would, and the deletion would hang.
+	FinalizerLoadBalancerCleanup = "service.kubernetes.io/load-balancer-cleanup"
 	// DefaultLoadBalancerClass is the class handled when loadBalancerClass
 	// support is enabled and no custom name is given.
 	DefaultLoadBalancerClass = "kube-vip.io/kube-vip-class"

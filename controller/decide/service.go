@@ -3,6 +3,7 @@ package decide
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,14 +40,23 @@ func IsLoadBalancer(svc *corev1.Service) bool {
 // Managed reports whether this provider should give svc an address: a
 // LoadBalancer of the handled class, not annotated kube-vip.io/ignore.
 func Managed(svc *corev1.Service, o Options) bool {
-	if !IsLoadBalancer(svc) || svc.Annotations[AnnotationIgnore] == "true" {
-		return false
-	}
+	return IsLoadBalancer(svc) && svc.Annotations[AnnotationIgnore] != "true" && HandlesClass(svc, o)
+}
+
+// HandlesClass reports whether svc's loadBalancerClass is the one this
+// provider handles: none by default, the configured class with
+// EnableLoadBalancerClass. It says nothing of the type.
+func HandlesClass(svc *corev1.Service, o Options) bool {
 	cls := svc.Spec.LoadBalancerClass
 	if o.EnableLoadBalancerClass {
 		return cls != nil && *cls == o.class()
 	}
 	return cls == nil || *cls == ""
+}
+
+// hasCleanupFinalizer reports whether svc carries FinalizerLoadBalancerCleanup.
+func hasCleanupFinalizer(svc *corev1.Service) bool {
+	return slices.Contains(svc.Finalizers, FinalizerLoadBalancerCleanup)
 }
 
 // Addresses returns the addresses svc carries and where they came from: the

@@ -349,6 +349,28 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 	}
 
 	c.mu.Lock()
+	uncertain := c.ledger.Uncertain(key)
+	c.mu.Unlock()
+	if uncertain {
+		// Our last write of it may have landed or not: the cache cannot
+		// tell (it may just lag), the API server can.
+		live, err := c.client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			c.mu.Lock()
+			c.ledger.Forget(key)
+			delete(c.waiting, key)
+			c.mu.Unlock()
+			c.wakeWaiting()
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read Service %s after a write of unknown outcome: %w", key, err)
+		}
+		live.ManagedFields = nil
+		svc = live
+	}
+
+	c.mu.Lock()
 	if c.ledger.Stale(svc) {
 		c.mu.Unlock()
 		return false, nil // the cache will show our write and queue it again
@@ -374,7 +396,11 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 		updated, err := c.client.CoreV1().Services(ns).Update(ctx, d.Service, metav1.UpdateOptions{FieldManager: FieldManager})
 		if err != nil {
 			c.mu.Lock()
-			c.ledger.WriteFailed(d)
+			if refused(err) {
+				c.ledger.WriteFailed(d)
+			} else {
+				c.ledger.WriteUncertain(d)
+			}
 			c.mu.Unlock()
 			if apierrors.IsNotFound(err) {
 				return false, nil
@@ -441,6 +467,16 @@ func (c *Controller) wakeWaiting() {
 	for _, k := range keys {
 		c.queue.Add(k)
 	}
+}
+
+// refused reports whether err says that the API server turned a write down
+// before it could take effect. Other errors (time-outs, server errors, a
+// dropped connection) leave its outcome unknown.
+func refused(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err) ||
+		apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) ||
+		apierrors.IsTooManyRequests(err) || apierrors.IsMethodNotSupported(err) ||
+		apierrors.IsRequestEntityTooLargeError(err) || apierrors.IsNotAcceptable(err) || apierrors.IsUnsupportedMediaType(err)
 }
 
 func failureReason(err error) string {

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +18,9 @@ type Metrics struct {
 	configErrors prometheus.Gauge
 	pool         *prometheus.Desc
 	queueDepth   *prometheus.Desc
-	c            *Controller
+	// c is the controller scraped; a new leader term attaches a new one
+	// while /metrics may be serving.
+	c atomic.Pointer[Controller]
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -54,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) attach(c *Controller) { m.c = c }
+func (m *Metrics) attach(c *Controller) { m.c.Store(c) }
 
 func (m *Metrics) observeReconcile(d time.Duration, err error) {
 	result := "ok"
@@ -72,7 +75,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	c := m.c
+	c := m.c.Load()
 	if c == nil {
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -29,8 +30,9 @@ import (
 // costs seconds. Tests keep out of each other's way by using their own
 // namespaces, ConfigMap and address ranges.
 var (
-	testEnv *envtest.Environment
-	client  kubernetes.Interface
+	testEnv    *envtest.Environment
+	client     kubernetes.Interface
+	restConfig *rest.Config
 )
 
 func TestMain(m *testing.M) {
@@ -48,6 +50,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "FAIL: start envtest:", err)
 		os.Exit(1)
 	}
+	restConfig = cfg
 	client = kubernetes.NewForConfigOrDie(cfg)
 	code := m.Run()
 	if err := testEnv.Stop(); err != nil {
@@ -68,6 +71,8 @@ type harness struct {
 	metrics   *controller.Metrics
 	registry  *prometheus.Registry
 	lastStart controller.Options
+	// client, when set, is the controller's client instead of the shared one.
+	client kubernetes.Interface
 }
 
 var nsSeq struct {
@@ -161,7 +166,11 @@ func (h *harness) start(mod func(*controller.Options)) {
 	}
 	h.ctx, h.stop = context.WithCancel(klog.NewContext(context.Background(), logger))
 	h.done = make(chan struct{})
-	c := controller.New(client, o)
+	cl := client
+	if h.client != nil {
+		cl = h.client
+	}
+	c := controller.New(cl, o)
 	go func() {
 		defer close(h.done)
 		if err := c.Run(h.ctx); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller"
@@ -57,7 +58,9 @@ func TestBadConfigKeepsLastGoodThenFixed(t *testing.T) {
 
 func TestNoPoolThenConfigMapCreated(t *testing.T) {
 	h := newHarness(t, nil)
-	h.start(nil)
+	// A back-off of a minute: only the immediate retry on a freed address
+	// (or a new ConfigMap) can give the waiting Service its address in time.
+	h.start(func(o *controller.Options) { o.RetryBaseDelay, o.RetryMaxDelay = time.Minute, time.Minute })
 	h.create("early")
 	h.waitEvent(h.ns, "Service", "early", decide.ReasonAllocationFailed, "NoPool")
 	h.setConfig(map[string]string{"cidr-" + h.ns: "192.0.2.200/30"})
@@ -176,6 +179,52 @@ func TestTypeChangeReleasesAddress(t *testing.T) {
 		return s.Annotations[decide.AnnotationLoadBalancerIPs] == "" && s.Labels[decide.LabelImplementation] == "",
 			fmt.Sprintf("%v %v", s.Annotations, s.Labels)
 	})
+}
+
+// TestExistingProvidersFinalizerIsRemoved: Services handled by the existing
+// provider carry the service controller's cleanup finalizer. Once this
+// provider replaces it, deleting such a Service, or turning it into a
+// ClusterIP, must not hang on that finalizer; other finalizers stay.
+func TestExistingProvidersFinalizerIsRemoved(t *testing.T) {
+	h := newHarness(t, map[string]string{"range-global": "192.0.2.60-192.0.2.61"})
+	h.start(nil)
+	finalized := func(s *corev1.Service) {
+		s.Finalizers = []string{decide.FinalizerLoadBalancerCleanup}
+	}
+	h.create("deleted", finalized)
+	h.addressOf(h.ns, "deleted")
+	h.delete(h.ns, "deleted")
+	h.eventually(10*time.Second, "the deleted Service gone", func() (bool, string) {
+		s, err := client.CoreV1().Services(h.ns).Get(context.Background(), "deleted", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, ""
+		}
+		if err != nil {
+			return false, err.Error()
+		}
+		return false, fmt.Sprintf("still there with finalizers %v", s.Finalizers)
+	})
+
+	h.create("retyped", func(s *corev1.Service) {
+		s.Finalizers = []string{"example.com/keep", decide.FinalizerLoadBalancerCleanup}
+	})
+	h.addressOf(h.ns, "retyped")
+	s := h.get(h.ns, "retyped")
+	s.Spec.Type = corev1.ServiceTypeClusterIP
+	s.Spec.LoadBalancerIP = ""
+	s.Spec.AllocateLoadBalancerNodePorts = nil
+	if _, err := client.CoreV1().Services(h.ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(10*time.Second, "the cleanup finalizer removed, the other kept", func() (bool, string) {
+		s := h.get(h.ns, "retyped")
+		return len(s.Finalizers) == 1 && s.Finalizers[0] == "example.com/keep", fmt.Sprintf("finalizers %v", s.Finalizers)
+	})
+	s = h.get(h.ns, "retyped")
+	s.Finalizers = nil
+	if _, err := client.CoreV1().Services(h.ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestRestartMidBurstLosesNothing(t *testing.T) {

@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -60,7 +59,18 @@ type Options struct {
 	RetryMaxDelay  time.Duration
 	// Metrics receives the controller's metrics; nil records none.
 	Metrics *Metrics
+	// ShutdownGrace bounds how long the syncs in flight may take to finish
+	// once Run's context is cancelled with ErrShuttingDown (default 5s).
+	ShutdownGrace time.Duration
+	// EventClient, when set, records Events instead of the main client, so
+	// that Events do not share the main client's rate limit with the writes
+	// that assign addresses.
+	EventClient kubernetes.Interface
 }
+
+// ErrShuttingDown is the cause to cancel Run's context with for a graceful
+// shutdown: the writes in flight are finished, not cut off.
+var ErrShuttingDown = errors.New("shutting down")
 
 func (o *Options) defaults() {
 	if o.ConfigMapName == "" {
@@ -77,6 +87,9 @@ func (o *Options) defaults() {
 	}
 	if o.RetryMaxDelay <= 0 {
 		o.RetryMaxDelay = time.Minute
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 5 * time.Second
 	}
 }
 
@@ -105,6 +118,8 @@ type Controller struct {
 	configEvent string
 
 	ready atomic.Bool
+	// stopping is set once Run's context is done: workers take no new key.
+	stopping atomic.Bool
 }
 
 // New returns a Controller; Run starts it.
@@ -187,7 +202,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 
 	c.events.StartStructuredLogging(4)
-	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
+	eventClient := c.client
+	if c.opts.EventClient != nil {
+		eventClient = c.opts.EventClient
+	}
+	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer c.events.Shutdown()
 
 	c.factory.Start(ctx.Done())
@@ -226,25 +245,35 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.ready.Store(true)
 	defer c.ready.Store(false)
 
+	// Workers run on a context of their own: on a graceful shutdown (ctx
+	// cancelled with ErrShuttingDown) the syncs in flight finish, for up to
+	// ShutdownGrace, and keys not yet started are left to the next leader.
+	// Any other cancellation, a lost leadership say, cuts them off at once:
+	// another replica may be acting already.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
 	var wg sync.WaitGroup
 	for i := 0; i < c.opts.Workers; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			wait.UntilWithContext(ctx, c.runWorker, time.Second)
+			for c.processNext(workCtx) {
+			}
 		}()
 	}
 	logger.Info("Started workers", "count", c.opts.Workers)
 	<-ctx.Done()
+	c.stopping.Store(true)
+	grace := time.Duration(0)
+	if errors.Is(context.Cause(ctx), ErrShuttingDown) {
+		grace = c.opts.ShutdownGrace
+	}
+	stopWork := time.AfterFunc(grace, cancelWork)
+	defer stopWork.Stop()
 	c.queue.ShutDown()
 	wg.Wait()
 	logger.Info("Stopped")
 	return nil
-}
-
-func (c *Controller) runWorker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
 }
 
 func (c *Controller) processNext(ctx context.Context) bool {
@@ -253,6 +282,9 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
+	if c.stopping.Load() {
+		return false
+	}
 	start := time.Now()
 	retry, err := c.sync(ctx, key)
 	if c.opts.Metrics != nil {
@@ -420,7 +452,11 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 				c.opts.Metrics.allocations.Inc()
 			}
 		} else {
-			logger.Info("Address released", "addresses", decide.JoinAddrs(d.Holding.Addrs))
+			if len(d.Holding.Addrs) > 0 {
+				logger.Info("Address released", "addresses", decide.JoinAddrs(d.Holding.Addrs))
+			} else {
+				logger.V(2).Info("Finalizer removed", "finalizer", decide.FinalizerLoadBalancerCleanup)
+			}
 			c.wakeWaiting()
 		}
 		c.record(updated, key, d.Events, true)

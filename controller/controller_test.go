@@ -79,7 +79,9 @@ func assertAllDistinct(t *testing.T, h *harness, n int, inPool func(netip.Addr) 
 
 func TestExhaustionThenDeleteFreesAddress(t *testing.T) {
 	h := newHarness(t, map[string]string{"range-global": "192.0.2.10-192.0.2.11"})
-	h.start(nil)
+	// A back-off of a minute: only the immediate retry on a freed address
+	// (or a new ConfigMap) can give the waiting Service its address in time.
+	h.start(func(o *controller.Options) { o.RetryBaseDelay, o.RetryMaxDelay = time.Minute, time.Minute })
 	h.create("a")
 	h.create("b")
 	a, b := h.addressOf(h.ns, "a"), h.addressOf(h.ns, "b")

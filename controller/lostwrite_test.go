@@ -46,14 +46,14 @@ func (l *lostAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
 // allocation would also leave one Service without an address.
 func TestLostWriteAnswersNeverDoubleAllocate(t *testing.T) {
 	const n = 60
-	h := newHarness(t, map[string]string{"range-global": "10.30.0.1-10.30.0.60"})
+	h := newHarness(t, map[string]string{"range-global": "10.31.0.1-10.31.0.60"})
 	lost := &lostAnswers{every: 3}
 	cfg := rest.CopyConfig(restConfig)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { lost.next = rt; return lost })
 	h.client = kubernetes.NewForConfigOrDie(cfg)
 	h.start(func(o *controller.Options) { o.Workers = 8 })
 	h.createBurst(n, nil)
-	pool := netip.MustParsePrefix("10.30.0.0/26")
+	pool := netip.MustParsePrefix("10.31.0.0/26")
 	assertAllDistinct(t, h, n, pool.Contains)
 	if lost.dropped.Load() == 0 {
 		t.Fatal("no answer was dropped: the test proved nothing")

@@ -26,29 +26,37 @@ import (
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller"
 )
 
-// restConfig finds the cluster: --kubeconfig, else in-cluster, else
-// $KUBECONFIG or ~/.kube/config.
-func restConfig(path string) (*rest.Config, error) {
+// restConfig finds the cluster, as kubectl and most controllers do:
+// --kubeconfig, else $KUBECONFIG, else the in-cluster config (unless
+// outside is set, as the existing provider's --OutSideCluster), else
+// ~/.kube/config.
+func restConfig(path string, outside bool, getenv func(string) string) (*rest.Config, error) {
 	if path != "" {
 		return clientcmd.BuildConfigFromFlags("", path)
 	}
-	if os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if getenv(clientcmd.RecommendedConfigPathEnvVar) == "" && !outside && getenv("KUBERNETES_SERVICE_HOST") != "" {
 		return rest.InClusterConfig()
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 }
 
 // run runs the controller until ctx is done or leadership is lost.
 func run(ctx context.Context, o options) error {
 	logger := klog.FromContext(ctx)
-	cfg, err := restConfig(o.kubeconfig)
+	cfg, err := restConfig(o.kubeconfig, o.outsideCluster, os.Getenv)
 	if err != nil {
 		return fmt.Errorf("find the cluster: %w", err)
 	}
 	cfg.UserAgent = controller.Component
 	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
 	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	// Events get a client (and so a rate limit) of their own: they must
+	// not slow down the writes that assign addresses.
+	eventClient, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
@@ -124,6 +132,7 @@ func run(ctx context.Context, o options) error {
 		c := controller.New(client, func() controller.Options {
 			co := o.controllerOptions()
 			co.Metrics = metrics
+			co.EventClient = eventClient
 			return co
 		}())
 		mu.Lock()
@@ -133,7 +142,10 @@ func run(ctx context.Context, o options) error {
 	}
 	if !o.leaderElect {
 		leading.Store(true)
-		return runController(ctx)
+		runCtx, cancelRun := context.WithCancelCause(context.WithoutCancel(ctx))
+		defer cancelRun(nil)
+		defer context.AfterFunc(ctx, func() { cancelRun(controller.ErrShuttingDown) })()
+		return runController(runCtx)
 	}
 
 	id := o.identity
@@ -142,7 +154,7 @@ func run(ctx context.Context, o options) error {
 		id = host + "_" + rand.String(8)
 	}
 	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: o.configMapNamespace, Name: o.leaseName},
+		LeaseMeta:  metav1.ObjectMeta{Namespace: o.leaseNamespace, Name: o.leaseName},
 		Client:     client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
@@ -178,10 +190,11 @@ func run(ctx context.Context, o options) error {
 				defer close(ranDone)
 				logger.Info("Became leader", "identity", id)
 				leading.Store(true)
-				// Stop on SIGTERM or on lost leadership, whichever first.
-				runCtx, cancelRun := context.WithCancel(leadCtx)
-				defer cancelRun()
-				defer context.AfterFunc(ctx, cancelRun)()
+				// Stop on SIGTERM (finishing the writes in flight) or on
+				// lost leadership (at once), whichever comes first.
+				runCtx, cancelRun := context.WithCancelCause(leadCtx)
+				defer cancelRun(nil)
+				defer context.AfterFunc(ctx, func() { cancelRun(controller.ErrShuttingDown) })()
 				runErr = runController(runCtx)
 				leCancel()
 			},
@@ -199,7 +212,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("leader election: %w", err)
 	}
-	logger.Info("Waiting to become leader", "lease", klog.KRef(o.configMapNamespace, o.leaseName), "identity", id)
+	logger.Info("Waiting to become leader", "lease", klog.KRef(o.leaseNamespace, o.leaseName), "identity", id)
 	le.Run(leCtx)
 	if started.Load() {
 		<-ranDone // the controller has drained its workers

@@ -26,6 +26,8 @@ type options struct {
 	configMapNamespace string
 	leaderElect        bool
 	leaseName          string
+	leaseNamespace     string
+	outsideCluster     bool
 	leaseDuration      time.Duration
 	renewDeadline      time.Duration
 	retryPeriod        time.Duration
@@ -68,9 +70,11 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (op
 		enableLB = b
 	}
 	var o options
-	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to a kubeconfig. Empty: in-cluster config, else $KUBECONFIG, else ~/.kube/config.")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to a kubeconfig. Empty: $KUBECONFIG, else the in-cluster config, else ~/.kube/config.")
+	fs.BoolVar(&o.outsideCluster, "OutSideCluster", false, "Never use the in-cluster config: $KUBECONFIG or ~/.kube/config (the existing provider's flag).")
 	fs.StringVar(&o.configMap, "config-map", envOr(EnvConfigMap, controller.DefaultConfigMapName), "Name of the ConfigMap with the pools (env "+EnvConfigMap+").")
-	fs.StringVar(&o.configMapNamespace, "config-map-namespace", envOr(EnvNamespace, controller.DefaultConfigMapNamespace), "Namespace of the ConfigMap and of the leader-election Lease (env "+EnvNamespace+").")
+	fs.StringVar(&o.configMapNamespace, "config-map-namespace", envOr(EnvNamespace, controller.DefaultConfigMapNamespace), "Namespace of the ConfigMap (env "+EnvNamespace+"), and of the leader-election Lease unless --leader-elect-resource-namespace says otherwise.")
+	fs.StringVar(&o.leaseNamespace, "leader-elect-resource-namespace", "", "Namespace of the leader-election Lease; default the ConfigMap's namespace.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", true, "Elect a leader on a Lease so that several replicas are safe.")
 	fs.StringVar(&o.leaseName, "leader-elect-lease-name", "kube-vip-cloud-controller", "Name of the leader-election Lease.")
 	// The existing provider's manifest passes these cloud-controller-manager
@@ -88,8 +92,26 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (op
 	fs.StringVar(&o.identity, "leader-elect-identity", "", "Identity in the Lease; default hostname_random.")
 	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Requests per second to the API server (client-side limit).")
 	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of requests to the API server above --kube-api-qps.")
+	lock := fs.String("leader-elect-resource-lock", "leases", `Kind of the leader-election lock; only "leases" (accepted for the existing provider's manifests).`)
+	// Flags of Kubernetes' cloud-controller-manager that manifests written
+	// for the existing provider may pass. They mean nothing here: accepted,
+	// and ignored, so that such a manifest keeps working.
+	for _, name := range []string{"cloud-provider", "cloud-config", "bind-address", "controllers", "cluster-cidr",
+		"authorization-always-allow-paths", "cluster-name"} {
+		fs.String(name, "", "Ignored (a cloud-controller-manager flag, accepted for compatibility).")
+	}
+	fs.Int("secure-port", 0, "Ignored (a cloud-controller-manager flag, accepted for compatibility).")
+	for _, name := range []string{"authentication-skip-lookup", "use-service-account-credentials", "configure-cloud-routes", "allocate-node-cidrs"} {
+		fs.Bool(name, false, "Ignored (a cloud-controller-manager flag, accepted for compatibility).")
+	}
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
+	}
+	if *lock != "leases" {
+		return options{}, fmt.Errorf("--leader-elect-resource-lock=%q: only \"leases\" is supported", *lock)
+	}
+	if o.leaseNamespace == "" {
+		o.leaseNamespace = o.configMapNamespace
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments: %v", fs.Args())

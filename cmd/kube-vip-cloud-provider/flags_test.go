@@ -2,6 +2,8 @@ package main
 
 import (
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -44,6 +46,31 @@ func TestFlagsAndEnvironment(t *testing.T) {
 				}
 				return ""
 			}},
+		{name: "the Lease follows the ConfigMap's namespace by default", args: []string{"--config-map-namespace=lb"},
+			check: func(o options) string {
+				if o.leaseNamespace != "lb" {
+					return "lease namespace does not follow the ConfigMap's"
+				}
+				return ""
+			}},
+		{name: "the Lease's own namespace", args: []string{"--config-map-namespace=lb", "--leader-elect-resource-namespace=kube-system"},
+			check: func(o options) string {
+				if o.leaseNamespace != "kube-system" || o.configMapNamespace != "lb" {
+					return "--leader-elect-resource-namespace not honoured"
+				}
+				return ""
+			}},
+		{name: "cloud-controller-manager flags are accepted and ignored",
+			args: []string{"--cloud-provider=kube-vip", "--secure-port=10258", "--bind-address=0.0.0.0", "--controllers=*,-route",
+				"--authentication-skip-lookup", "--use-service-account-credentials=true", "--leader-elect-resource-lock=leases", "--OutSideCluster"},
+			check: func(o options) string {
+				if !o.outsideCluster || o.configMap != "kubevip" {
+					return "compatibility flags changed something"
+				}
+				return ""
+			}},
+		{name: "another lock kind", args: []string{"--leader-elect-resource-lock=configmaps"}, wantErr: "leader-elect-resource-lock"},
+		{name: "unknown flag", args: []string{"--no-such-flag"}, wantErr: "no-such-flag"},
 		{name: "bad boolean in environment", env: map[string]string{EnvEnableLoadBalancerClass: "yes please"}, wantErr: EnvEnableLoadBalancerClass},
 		{name: "no workers", args: []string{"--workers=0"}, wantErr: "--workers"},
 		{name: "no qps", args: []string{"--kube-api-qps=0"}, wantErr: "--kube-api-qps"},
@@ -64,6 +91,50 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			}
 			if msg := tc.check(o); msg != "" {
 				t.Fatalf("%s: %+v", msg, o)
+			}
+		})
+	}
+}
+
+func TestRestConfigOrder(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, server string) string {
+		p := filepath.Join(dir, name)
+		kc := "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: " + server + "}\n" +
+			"contexts:\n- name: c\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\ncurrent-context: c\n"
+		if err := os.WriteFile(p, []byte(kc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	flagFile, envFile := write("flag", "https://flag.example:6443"), write("env", "https://env.example:6443")
+	inCluster := map[string]string{"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+	tests := []struct {
+		name    string
+		path    string
+		outside bool
+		env     map[string]string
+		want    string // server, or an error substring
+	}{
+		{"--kubeconfig wins over everything", flagFile, false, map[string]string{"KUBECONFIG": envFile, "KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "https://flag.example:6443"},
+		{"$KUBECONFIG wins over in-cluster", "", false, map[string]string{"KUBECONFIG": envFile, "KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "https://env.example:6443"},
+		{"in-cluster without $KUBECONFIG", "", false, inCluster, "serviceaccount"},
+		{"--OutSideCluster skips in-cluster", "", true, map[string]string{"KUBERNETES_SERVICE_HOST": "10.0.0.1", "HOME": dir}, "no configuration"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{"KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "HOME"} {
+				t.Setenv(k, tc.env[k])
+			}
+			cfg, err := restConfig(tc.path, tc.outside, func(k string) string { return tc.env[k] })
+			got := ""
+			if err != nil {
+				got = err.Error()
+			} else {
+				got = cfg.Host
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
 	}

@@ -141,9 +141,7 @@ func run(sc *Scenario, o Options) (*Result, *cluster, error) {
 		touched:     map[netip.Addr]bool{},
 		res:         &Result{Scenario: sc.Name, Seed: seed},
 	}
-	if sc.LoadBalancerClass != "" {
-		s.dopts = decide.Options{EnableLoadBalancerClass: true, LoadBalancerClass: sc.LoadBalancerClass}
-	}
+	s.dopts = sc.ControllerOptions()
 	s.setConfig(sc.Config, 0)
 	s.replicas = []*replica{newReplica(0, s.cluster, s.cfg, s.dopts, o.NoLedger)}
 	for i, st := range sc.Steps {
@@ -222,9 +220,9 @@ func (s *simulator) play(st Step) error {
 		s.row("user", "lag", "", strconv.Itoa(s.lag), "")
 	case st.Conflict != nil:
 		if st.Conflict.Service != "" {
-			s.conflictFor[st.Conflict.Service]++
+			s.conflictFor[st.Conflict.Service] += st.Conflict.writes()
 		} else {
-			s.conflicts += st.Conflict.Count
+			s.conflicts += st.Conflict.writes()
 		}
 		s.row("user", "conflict", st.Conflict.Service, "", "")
 	case st.Replicas != nil:

@@ -1,7 +1,7 @@
 package sim
 
 import (
-	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -9,14 +9,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
 // Scenario is a story told to the simulated cluster: an initial ConfigMap
 // and ordered steps. It is the user-facing YAML format documented in the
-// README.
+// README; ParseScenario reads it, yaml.Marshal writes it back.
 type Scenario struct {
 	// Name is for reports; Load sets it to the file name when empty.
 	Name string `json:"name,omitempty"`
@@ -24,9 +24,19 @@ type Scenario struct {
 	Config map[string]string `json:"config,omitempty"`
 	// Seed drives the interleaving of controller work and steps; 0 means 1.
 	Seed int64 `json:"seed,omitempty"`
-	// Options of the simulated controller.
+	// LoadBalancerClass, when set, makes the simulated controller handle
+	// only Services of this class (KUBEVIP_ENABLE_LOADBALANCERCLASS).
 	LoadBalancerClass string `json:"loadBalancerClass,omitempty"`
 	Steps             []Step `json:"steps"`
+}
+
+// ControllerOptions returns the decision options the scenario's
+// controller runs with.
+func (sc *Scenario) ControllerOptions() decide.Options {
+	if sc.LoadBalancerClass == "" {
+		return decide.Options{}
+	}
+	return decide.Options{EnableLoadBalancerClass: true, LoadBalancerClass: sc.LoadBalancerClass}
 }
 
 // Step is one step; exactly one field is set.
@@ -44,13 +54,50 @@ type Step struct {
 	Expect   *Expect           `json:"expect,omitempty"`
 }
 
+// stepKinds are the step kinds, in the order the README lists them.
+var stepKinds = []string{"create", "update", "delete", "config", "restart", "lag", "conflict", "replicas", "handover", "settle", "expect"}
+
+// MarshalJSON writes the step as {KIND: VALUE}, so that an empty config
+// (which omitempty would drop) survives a round trip.
+func (s Step) MarshalJSON() ([]byte, error) {
+	var v any
+	switch s.Kind() {
+	case "create":
+		v = s.Create
+	case "update":
+		v = s.Update
+	case "delete":
+		v = s.Delete
+	case "config":
+		v = s.Config
+	case "restart":
+		v = s.Restart
+	case "lag":
+		v = s.Lag
+	case "conflict":
+		v = s.Conflict
+	case "replicas":
+		v = s.Replicas
+	case "handover":
+		v = s.Handover
+	case "settle":
+		v = s.Settle
+	case "expect":
+		v = s.Expect
+	default:
+		return []byte("{}"), nil
+	}
+	return json.Marshal(map[string]any{s.Kind(): v})
+}
+
 // Ref names a Service as namespace/name.
 type Ref struct {
 	Service string `json:"service"`
 }
 
 // ServiceSpec creates a Service or changes one. In an update, only the
-// fields given change (annotations are merged; an empty value removes one).
+// fields given change (annotations are merged; an empty value removes one;
+// an empty list of ports removes them all).
 type ServiceSpec struct {
 	Service           string            `json:"service"`
 	Type              string            `json:"type,omitempty"`
@@ -62,12 +109,34 @@ type ServiceSpec struct {
 	Annotations       map[string]string `json:"annotations,omitempty"`
 }
 
+// MarshalJSON keeps an empty, non-nil list of ports or families (it means
+// "none" in an update, where a missing one means "unchanged").
+func (s ServiceSpec) MarshalJSON() ([]byte, error) {
+	type plain ServiceSpec
+	out := struct {
+		plain
+		Ports      *[]string `json:"ports,omitempty"`
+		IPFamilies *[]string `json:"ipFamilies,omitempty"`
+	}{plain: plain(s)}
+	if s.Ports != nil {
+		out.Ports = &s.Ports
+	}
+	if s.IPFamilies != nil {
+		out.IPFamilies = &s.IPFamilies
+	}
+	return json.Marshal(out)
+}
+
 // Conflict makes the controller's next writes fail with a conflict (409):
-// Count of them, or the next one of Service.
+// the next Count of them (0 means 1), or, with Service, the next Count
+// writes of that Service.
 type Conflict struct {
 	Count   int    `json:"count,omitempty"`
 	Service string `json:"service,omitempty"`
 }
+
+// writes is how many writes the step makes fail.
+func (c *Conflict) writes() int { return max(c.Count, 1) }
 
 // Expect is checked once the controller has settled.
 type Expect struct {
@@ -76,8 +145,9 @@ type Expect struct {
 	Addresses []string `json:"addresses,omitempty"`
 	// Event is a reason that must have been recorded on the Service.
 	Event string `json:"event,omitempty"`
-	// NoAddress: the Service must carry no address.
-	NoAddress bool `json:"noAddress,omitempty"`
+	// NoAddress, when set: true, the Service must carry no address; false,
+	// it must carry at least one.
+	NoAddress *bool `json:"noAddress,omitempty"`
 }
 
 // Kind returns the step's kind, as written in YAML.
@@ -120,26 +190,16 @@ func (s Step) count() int {
 	return n
 }
 
-// ParseScenario reads a scenario from YAML, strictly: unknown fields and
-// malformed values are errors that name the step and the field.
-func ParseScenario(data []byte) (*Scenario, error) {
-	var sc Scenario
-	if err := yaml.UnmarshalStrict(data, &sc); err != nil {
-		return nil, fmt.Errorf("parse scenario: %w", err)
-	}
-	if err := sc.Validate(); err != nil {
-		return nil, err
-	}
-	return &sc, nil
-}
-
 // Validate checks every step.
 func (sc *Scenario) Validate() error {
-	if len(bytes.TrimSpace([]byte(sc.Name))) > 200 {
+	if len(strings.TrimSpace(sc.Name)) > 200 {
 		return errors.New("name: longer than 200 characters")
 	}
 	for i, st := range sc.Steps {
 		if err := st.validate(); err != nil {
+			if st.count() != 1 {
+				return fmt.Errorf("step %d: %w", i+1, err)
+			}
 			return fmt.Errorf("step %d (%s): %w", i+1, st.Kind(), err)
 		}
 	}
@@ -148,13 +208,13 @@ func (sc *Scenario) Validate() error {
 
 func (s Step) validate() error {
 	if s.count() != 1 {
-		return fmt.Errorf("a step needs exactly one of create, update, delete, config, restart, lag, conflict, replicas, handover, settle, expect (found %d)", s.count())
+		return fmt.Errorf("a step needs exactly one of %s (found %d)", strings.Join(stepKinds, ", "), s.count())
 	}
 	switch {
 	case s.Create != nil:
-		return s.Create.validate(true)
+		return s.Create.validate()
 	case s.Update != nil:
-		return s.Update.validate(false)
+		return s.Update.validate()
 	case s.Delete != nil:
 		_, _, err := splitRef(s.Delete.Service)
 		return err
@@ -168,41 +228,37 @@ func (s Step) validate() error {
 		}
 	case s.Conflict != nil:
 		if s.Conflict.Count < 0 || s.Conflict.Count > 1000 {
-			return fmt.Errorf("conflict count %d: must be 0-1000", s.Conflict.Count)
+			return fmt.Errorf("count %d: must be 1-1000", s.Conflict.Count)
 		}
 		if s.Conflict.Service != "" {
 			_, _, err := splitRef(s.Conflict.Service)
 			return err
 		}
-		if s.Conflict.Count == 0 {
-			return errors.New("conflict: give count or service")
-		}
 	case s.Expect != nil:
-		if _, _, err := splitRef(s.Expect.Service); err != nil {
-			return err
-		}
-		for _, a := range s.Expect.Addresses {
-			if _, err := netip.ParseAddr(a); err != nil {
-				return fmt.Errorf("expect addresses: %q is not an IP address", a)
-			}
-		}
-		set := 0
-		for _, b := range []bool{len(s.Expect.Addresses) > 0, s.Expect.Event != "", s.Expect.NoAddress} {
-			if b {
-				set++
-			}
-		}
-		if set == 0 {
-			return errors.New("expect: give addresses, event or noAddress")
-		}
-		if len(s.Expect.Addresses) > 0 && s.Expect.NoAddress {
-			return errors.New("expect: addresses and noAddress contradict")
-		}
+		return s.Expect.validate()
 	}
 	return nil
 }
 
-func (s *ServiceSpec) validate(create bool) error {
+func (e *Expect) validate() error {
+	if _, _, err := splitRef(e.Service); err != nil {
+		return err
+	}
+	for _, a := range e.Addresses {
+		if _, err := netip.ParseAddr(a); err != nil {
+			return fmt.Errorf("addresses: %q is not an IP address", a)
+		}
+	}
+	if len(e.Addresses) == 0 && e.Event == "" && e.NoAddress == nil {
+		return errors.New("give addresses, event or noAddress")
+	}
+	if len(e.Addresses) > 0 && e.NoAddress != nil && *e.NoAddress {
+		return errors.New("addresses and noAddress: true contradict")
+	}
+	return nil
+}
+
+func (s *ServiceSpec) validate() error {
 	if _, _, err := splitRef(s.Service); err != nil {
 		return err
 	}

@@ -115,24 +115,3 @@ steps:
 		t.Fatalf("err = %v, want an ExpectError at step 2 naming the actual address", err)
 	}
 }
-
-func TestParseScenarioErrors(t *testing.T) {
-	for name, tc := range map[string]struct{ yaml, want string }{
-		"two kinds in a step": {`steps: [{create: {service: a/b}, delete: {service: a/b}}]`, "exactly one"},
-		"bad service name":    {`steps: [{create: {service: nonamespace}}]`, "namespace/name"},
-		"bad port":            {`steps: [{create: {service: a/b, ports: [80/ICMP]}}]`, "protocol"},
-		"unknown field":       {`steps: [{create: {service: a/b, colour: red}}]`, "colour"},
-		"bad policy":          {`steps: [{create: {service: a/b, ipFamilyPolicy: Mostly}}]`, "ipFamilyPolicy"},
-		"empty expect":        {`steps: [{expect: {service: a/b}}]`, "addresses, event or noAddress"},
-		"bad expect address":  {`steps: [{expect: {service: a/b, addresses: [nope]}}]`, "not an IP"},
-		"bad lag":             {`steps: [{lag: -1}]`, "lag"},
-		"three replicas":      {`steps: [{replicas: 3}]`, "replicas"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			_, err := ParseScenario([]byte(tc.yaml))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
-			}
-		})
-	}
-}

@@ -324,8 +324,11 @@ func (s *simulator) expect(e *Expect) error {
 			return fail("addresses %q, want %q (events %v)", got, decide.JoinAddrs(want), s.events[e.Service])
 		}
 	}
-	if e.NoAddress && got != "" {
+	if e.NoAddress != nil && *e.NoAddress && got != "" {
 		return fail("has address %q, want none", got)
+	}
+	if e.NoAddress != nil && !*e.NoAddress && got == "" {
+		return fail("has no address, want one (events %v)", s.events[e.Service])
 	}
 	if e.Event != "" && !slices.Contains(s.events[e.Service], e.Event) {
 		return fail("no %s event (events %v)", e.Event, s.events[e.Service])

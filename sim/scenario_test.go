@@ -1,0 +1,233 @@
+package sim
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+func TestParseLenientSpellings(t *testing.T) {
+	yes, no := true, false
+	empty := ""
+	for _, tc := range []struct {
+		name string
+		step string // one step, as written under steps:
+		want Step
+	}{
+		{"conflict: {}", `conflict: {}`, Step{Conflict: &Conflict{Count: 1}}},
+		{"conflict: null", `conflict:`, Step{Conflict: &Conflict{Count: 1}}},
+		{"conflict: N", `conflict: 2`, Step{Conflict: &Conflict{Count: 2}}},
+		{"conflict: \"N\"", `conflict: "3"`, Step{Conflict: &Conflict{Count: 3}}},
+		{"conflict: NS/NAME", `conflict: default/web`, Step{Conflict: &Conflict{Service: "default/web"}}},
+		{"conflict: {count}", `conflict: {count: 4}`, Step{Conflict: &Conflict{Count: 4}}},
+		{"conflict: {service}", `conflict: {service: default/web}`, Step{Conflict: &Conflict{Service: "default/web"}}},
+		{"conflict: {service, count}", `conflict: {service: default/web, count: 2}`, Step{Conflict: &Conflict{Service: "default/web", Count: 2}}},
+		{"bare conflict", `conflict`, Step{Conflict: &Conflict{Count: 1}}},
+		{"restart: null", `restart:`, Step{Restart: &struct{}{}}},
+		{"restart: {}", `restart: {}`, Step{Restart: &struct{}{}}},
+		{"bare restart", `restart`, Step{Restart: &struct{}{}}},
+		{"settle: null", `settle:`, Step{Settle: &struct{}{}}},
+		{"handover: null", `handover: ~`, Step{Handover: &struct{}{}}},
+		{"lag as a string", `lag: "2"`, Step{Lag: new(2)}},
+		{"config: null empties the data", `config:`, Step{Config: map[string]string{}}},
+		{"config values that YAML reads as others", `config: {allow-share-global: true, cidr-global: 10.0.0.0/24}`,
+			Step{Config: map[string]string{"allow-share-global": "true", "cidr-global": "10.0.0.0/24"}}},
+		{"expect addresses: []", `expect: {service: a/b, addresses: []}`, Step{Expect: &Expect{Service: "a/b", NoAddress: &yes}}},
+		{"expect noAddress: false", `expect: {service: a/b, noAddress: false}`, Step{Expect: &Expect{Service: "a/b", NoAddress: &no}}},
+		{"expect address", `expect: {service: a/b, address: 10.0.0.1}`, Step{Expect: &Expect{Service: "a/b", Addresses: []string{"10.0.0.1"}}}},
+		{"expect addresses as one string", `expect: {service: a/b, addresses: "10.0.0.1,2001:db8::1"}`,
+			Step{Expect: &Expect{Service: "a/b", Addresses: []string{"10.0.0.1", "2001:db8::1"}}}},
+		{"expect reason", `expect: {service: a/b, reason: AllocationFailed}`, Step{Expect: &Expect{Service: "a/b", Event: "AllocationFailed"}}},
+		{"expect addresses and noAddress: false agree", `expect: {service: a/b, addresses: [10.0.0.1], noAddress: false}`,
+			Step{Expect: &Expect{Service: "a/b", Addresses: []string{"10.0.0.1"}, NoAddress: &no}}},
+		{"create NS/NAME", `create: default/web`, Step{Create: &ServiceSpec{Service: "default/web"}}},
+		{"delete NS/NAME", `delete: default/web`, Step{Delete: &Ref{Service: "default/web"}}},
+		{"ports as numbers, names in any case", `create: {service: a/b, ports: [80, 53/udp], type: loadbalancer, ipFamilyPolicy: preferdualstack, ipFamilies: [ipv6, IPv4]}`,
+			Step{Create: &ServiceSpec{Service: "a/b", Ports: []string{"80", "53/udp"}, Type: "LoadBalancer", IPFamilyPolicy: "PreferDualStack", IPFamilies: []string{"IPv6", "IPv4"}}}},
+		{"update: empty ports and a cleared class", `update: {service: a/b, ports: [], loadBalancerClass: ""}`,
+			Step{Update: &ServiceSpec{Service: "a/b", Ports: []string{}, LoadBalancerClass: &empty}}},
+		{"annotation values: null removes, yes is true", `update: {service: a/b, annotations: {kube-vip.io/ignore: yes, x: ~}}`,
+			Step{Update: &ServiceSpec{Service: "a/b", Annotations: map[string]string{"kube-vip.io/ignore": "true", "x": ""}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, err := ParseScenario([]byte("steps:\n  - " + tc.step + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sc.Steps) != 1 || !reflect.DeepEqual(sc.Steps[0], tc.want) {
+				got, _ := yaml.Marshal(sc.Steps)
+				want, _ := yaml.Marshal(tc.want)
+				t.Fatalf("got\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestParseErrorsNameTheStepAndTheKind(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"unknown step", "steps:\n  - create: {service: a/b}\n  - settle: {}\n  - frobnicate: {x: 1}\n",
+			`step 3: unknown step "frobnicate" (want one of create, update, delete, config, restart, lag, conflict, replicas, handover, settle, expect)`},
+		{"unknown field", "steps:\n  - settle:\n  - create: {service: a/b, colour: red}\n",
+			`step 2 (create): unknown field "colour" (want one of service, type, ports,`},
+		{"not a number", "steps:\n  - settle:\n  - settle:\n  - settle:\n  - lag: abc\n", `step 4 (lag): want a number, got "abc"`},
+		{"not a whole number", "steps: [{replicas: 1.5}]", `step 1 (replicas): want a whole number, got 1.5`},
+		{"unknown top-level field", "config: {}\nstep:\n  - settle: {}\n", `unknown field "step" (want one of name, config, seed, loadBalancerClass, steps)`},
+		{"two kinds in a step", `steps: [{create: {service: a/b}, delete: {service: a/b}}]`, "step 1: a step needs exactly one of"},
+		{"a field beside the kind", "steps:\n  - create:\n    service: a/b\n", `step 1 (create): "service" is not a step kind; should it be indented under create?`},
+		{"an empty step", "steps:\n  - {}\n", "step 1: empty step"},
+		{"a kind without its value", "steps:\n  - create\n", "step 1 (create): needs a value, as in create: {service: NS/NAME}"},
+		{"a step that is a number", "steps:\n  - 7\n", "step 1: want a step such as create: {service: NS/NAME}, got 7"},
+		{"a YAML boolean for a name", "steps:\n  - delete: {service: yes}\n", "step 1 (delete): service: want namespace/name, got the boolean true (YAML reads an unquoted y, yes, on"},
+		{"a YAML boolean as a step", "steps:\n  - on: {}\n", `step 1: unknown step "true"`},
+		{"bad service name", `steps: [{create: {service: nonamespace}}]`, `step 1 (create): service "nonamespace": write it as namespace/name`},
+		{"missing service", `steps: [{expect: {event: AddressAssigned}}]`, "step 1 (expect): service: missing"},
+		{"bad port", `steps: [{create: {service: a/b, ports: [80/ICMP]}}]`, "step 1 (create): ports: port \"80/ICMP\": protocol"},
+		{"ports not a list", `steps: [{create: {service: a/b, ports: {a: 1}}}]`, `step 1 (create): ports: want a list, got {"a":1}`},
+		{"bad policy", `steps: [{create: {service: a/b, ipFamilyPolicy: Mostly}}]`, "ipFamilyPolicy"},
+		{"empty expect", `steps: [{expect: {service: a/b}}]`, "step 1 (expect): give addresses, event or noAddress"},
+		{"bad expect address", `steps: [{expect: {service: a/b, addresses: [nope]}}]`, "not an IP"},
+		{"addresses contradict noAddress", `steps: [{expect: {service: a/b, addresses: [10.0.0.1], noAddress: true}}]`, "addresses and noAddress: true contradict"},
+		{"no addresses contradict noAddress: false", `steps: [{expect: {service: a/b, addresses: [], noAddress: false}}]`, "addresses: [] and noAddress: false contradict"},
+		{"address and addresses", `steps: [{expect: {service: a/b, address: 10.0.0.1, addresses: [10.0.0.1]}}]`, "give address or addresses, not both"},
+		{"noAddress not a boolean", `steps: [{expect: {service: a/b, noAddress: maybe}}]`, `noAddress: want true or false, got "maybe"`},
+		{"restart with a value", `steps: [{restart: 3}]`, "step 1 (restart): want {} or nothing, got 3"},
+		{"restart with a field", `steps: [{restart: {now: true}}]`, `step 1 (restart): unknown field "now"`},
+		{"conflict count 0", `steps: [{conflict: 0}]`, "step 1 (conflict): want a count of 1-1000, got 0"},
+		{"conflict of a bad name", `steps: [{conflict: web}]`, `step 1 (conflict): service "web": write it as namespace/name`},
+		{"bad lag", `steps: [{lag: -1}]`, "step 1 (lag): lag -1: must be 0-1000"},
+		{"three replicas", `steps: [{replicas: 3}]`, "step 1 (replicas): replicas 3"},
+		{"steps not a list", `steps: {create: {service: a/b}}`, "steps: want a list of steps"},
+		{"bad YAML", "steps:\n  - create: {service: a/b\n", "not valid YAML"},
+		{"duplicate key", "config: {}\nconfig: {}\n", "not valid YAML"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseScenario([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v\nwant one containing %q", err, tc.want)
+			}
+			for _, jargon := range []string{"json:", "unmarshal", "Go value", "struct"} {
+				if strings.Contains(err.Error(), jargon) {
+					t.Fatalf("err = %v: %q is jargon", err, jargon)
+				}
+			}
+		})
+	}
+}
+
+// allSyntax uses every kind of step and every lenient spelling.
+const allSyntax = `
+name: all
+seed: 3
+loadBalancerClass: ""
+config: {cidr-global: 10.0.0.0/28, allow-share-global: yes}
+steps:
+  - create: {service: default/a, ports: [80/TCP, 53], ipFamilyPolicy: SingleStack, ipFamilies: [IPv4], annotations: {x: "1"}}
+  - create: default/b
+  - update: {service: default/b, ports: [], loadBalancerIP: "", loadBalancerClass: ""}
+  - lag: 2
+  - conflict:
+  - conflict: 2
+  - conflict: default/a
+  - conflict: {service: default/a, count: 2}
+  - restart:
+  - replicas: 2
+  - handover:
+  - replicas: 1
+  - settle
+  - config:
+  - config: {cidr-global: 10.0.0.0/28}
+  - expect: {service: default/a, noAddress: false}
+  - expect: {service: default/b, address: 10.0.0.2}
+  - delete: default/b
+  - create: {service: default/c, type: ClusterIP}
+  - expect: {service: default/c, addresses: []}
+`
+
+func TestParsedScenariosWriteBackTheSame(t *testing.T) {
+	sc, err := ParseScenario([]byte(allSyntax))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := yaml.Marshal(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ParseScenario(raw)
+	if err != nil {
+		t.Fatalf("the written scenario does not parse: %v\n%s", err, raw)
+	}
+	if !reflect.DeepEqual(sc, again) {
+		t.Fatalf("written and read back, the scenario changed:\n%s", raw)
+	}
+	if _, err := Run(again, Options{}); err != nil {
+		t.Fatalf("the scenario fails: %v", err)
+	}
+}
+
+func TestExpectNoAddress(t *testing.T) {
+	const base = "config: {cidr-global: 10.0.0.0/30}\nsteps:\n  - create: {service: default/a}\n  - create: {service: default/off, type: ClusterIP}\n"
+	for _, tc := range []struct {
+		expect string
+		fails  string // empty: passes
+	}{
+		{`{service: default/a, noAddress: false}`, ""},
+		{`{service: default/off, noAddress: false}`, "has no address, want one"},
+		{`{service: default/off, addresses: []}`, ""},
+		{`{service: default/a, addresses: []}`, `has address "10.0.0.1", want none`},
+		{`{service: default/off, noAddress: true}`, ""},
+		{`{service: default/a, address: 10.0.0.1}`, ""},
+		{`{service: default/a, address: 10.0.0.2}`, `addresses "10.0.0.1", want "10.0.0.2"`},
+	} {
+		t.Run(tc.expect, func(t *testing.T) {
+			sc, err := ParseScenario([]byte(base + "  - expect: " + tc.expect + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Run(sc, Options{})
+			switch {
+			case tc.fails == "" && err != nil:
+				t.Fatalf("want a pass, got %v", err)
+			case tc.fails != "" && (err == nil || !strings.Contains(err.Error(), tc.fails)):
+				t.Fatalf("err = %v, want one containing %q", err, tc.fails)
+			}
+		})
+	}
+}
+
+func TestConflictStepsFailTheNextWrites(t *testing.T) {
+	for _, tc := range []struct {
+		step      string
+		conflicts map[string]int // injected 409s per Service
+	}{
+		{`conflict: {}`, map[string]int{"default/a": 1}},
+		{`conflict:`, map[string]int{"default/a": 1}},
+		{`conflict: 2`, map[string]int{"default/a": 2}}, // its retry is the second write
+		{`conflict: default/b`, map[string]int{"default/b": 1}},
+		{`conflict: {service: default/b, count: 2}`, map[string]int{"default/b": 2}},
+	} {
+		t.Run(tc.step, func(t *testing.T) {
+			sc, err := ParseScenario([]byte("config: {cidr-global: 10.0.0.0/29}\nsteps:\n  - " + tc.step +
+				"\n  - create: {service: default/a}\n  - settle:\n  - create: {service: default/b}\n  - expect: {service: default/b, noAddress: false}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Run(sc, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int{}
+			for _, r := range res.Rows {
+				if r.What == "conflict" && r.Event == "injected 409" {
+					got[r.Service]++
+				}
+			}
+			if !reflect.DeepEqual(got, tc.conflicts) {
+				t.Fatalf("injected conflicts %v, want %v", got, tc.conflicts)
+			}
+		})
+	}
+}

@@ -117,7 +117,8 @@ func (p *Plan) Write(w io.Writer) error {
 }
 
 // Services returns the Services a scenario leaves behind, and the
-// ConfigMap data in force at its end, for planning against a scenario.
+// ConfigMap data in force at its end, for planning against a scenario;
+// plan them with the scenario's ControllerOptions.
 func (sc *Scenario) Services() ([]*corev1.Service, map[string]string, error) {
 	s := &Scenario{Name: sc.Name, Config: sc.Config, Seed: sc.Seed, LoadBalancerClass: sc.LoadBalancerClass}
 	data := sc.Config
@@ -130,9 +131,9 @@ func (sc *Scenario) Services() ([]*corev1.Service, map[string]string, error) {
 		}
 		s.Steps = append(s.Steps, st)
 	}
-	res, c, err := run(s, Options{})
+	_, c, err := run(s, Options{})
 	if err != nil {
-		return nil, nil, fmt.Errorf("replay %s: %w (%v)", sc.Name, err, res.FailureText)
+		return nil, nil, fmt.Errorf("replay %s: %w", sc.Name, err)
 	}
 	return c.list(), data, nil
 }

@@ -32,28 +32,34 @@ type Options struct {
 
 // Row is one line of the trace.
 type Row struct {
-	Step      int    `json:"step"`
-	Actor     string `json:"actor"` // "user", "controller-N", "expect"
-	What      string `json:"what"`
-	Service   string `json:"service,omitempty"`
-	Addresses string `json:"addresses,omitempty"`
-	Event     string `json:"event,omitempty"`
+	Step int
+	// Actor is "user", "controller-N" or "expect".
+	Actor   string
+	What    string
+	Service string
+	// Addresses the Service carries after the row, comma-separated.
+	Addresses string
+	// Detail is what a user's step set: the config data, the lag, the
+	// leader.
+	Detail string
+	// Reason and Message of the Event recorded; a Message alone is a note
+	// of the simulator's (an injected conflict).
+	Reason  string
+	Message string
 }
 
 // Result is the outcome of a run.
 type Result struct {
-	Scenario string `json:"scenario"`
-	Seed     int64  `json:"seed"`
-	Rows     []Row  `json:"rows"`
+	Scenario string
+	Seed     int64
+	Rows     []Row
 	// Writes counts the controller's successful writes; Allocations those
 	// that gave a Service new addresses.
-	Writes      int `json:"writes"`
-	Allocations int `json:"allocations"`
-	Services    int `json:"services"`
+	Writes      int
+	Allocations int
+	Services    int
 	// Failure is the first failed expect or broken invariant, or nil.
-	Failure error `json:"-"`
-	// FailureText is Failure's message, for JSON.
-	FailureText string `json:"failure,omitempty"`
+	Failure error
 }
 
 // ExpectError is a failed expect step.
@@ -143,7 +149,7 @@ func run(sc *Scenario, o Options) (*Result, *cluster, error) {
 	}
 	s.dopts = sc.ControllerOptions()
 	s.setConfig(sc.Config, 0)
-	s.replicas = []*replica{newReplica(0, s.cluster, s.cfg, s.dopts, o.NoLedger)}
+	s.replicas = []*replica{s.newReplica(0)}
 	for i, st := range sc.Steps {
 		s.step = i + 1
 		if err := s.play(st); err != nil {
@@ -161,13 +167,15 @@ func run(sc *Scenario, o Options) (*Result, *cluster, error) {
 }
 
 func (s *simulator) fail(err error) (*Result, *cluster, error) {
-	s.res.Failure, s.res.FailureText = err, err.Error()
+	s.res.Failure = err
 	s.res.Services = len(s.cluster.services)
 	return s.res, s.cluster, err
 }
 
-func (s *simulator) row(actor, what, svc, addrs, event string) {
-	s.res.Rows = append(s.res.Rows, Row{Step: s.step, Actor: actor, What: what, Service: svc, Addresses: addrs, Event: event})
+// add appends a row to the trace, at the current step.
+func (s *simulator) add(r Row) {
+	r.Step = s.step
+	s.res.Rows = append(s.res.Rows, r)
 }
 
 func (s *simulator) invariant(msg string, svcs ...string) error {
@@ -179,7 +187,7 @@ func (s *simulator) setConfig(data map[string]string, step int) {
 	s.cfg = cfg
 	if err != nil && step > 0 {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			s.row("controller", "config", "", "", decide.ReasonInvalidConfig+": "+line)
+			s.add(Row{Actor: "controller", What: "config", Reason: decide.ReasonInvalidConfig, Message: line})
 		}
 	}
 }
@@ -203,9 +211,9 @@ func (s *simulator) play(st Step) error {
 		s.reindex(st.Delete.Service)
 		delete(s.events, st.Delete.Service)
 		delete(s.failed, st.Delete.Service)
-		s.row("user", "delete", st.Delete.Service, "", "")
+		s.add(Row{Actor: "user", What: "delete", Service: st.Delete.Service})
 	case st.Config != nil:
-		s.row("user", "config", "", formatData(st.Config), "")
+		s.add(Row{Actor: "user", What: "config", Detail: formatData(st.Config)})
 		s.setConfig(st.Config, s.step)
 		for _, r := range s.replicas {
 			for _, k := range sortedKeys(r.cache.services) {
@@ -213,27 +221,28 @@ func (s *simulator) play(st Step) error {
 			}
 		}
 	case st.Restart != nil:
-		s.row("user", "restart", "", "", "")
-		s.replicas[s.leader] = newReplica(s.leader, s.cluster, s.cfg, s.dopts, s.opts.NoLedger)
+		s.add(Row{Actor: "user", What: "restart"})
+		s.replicas[s.leader] = s.newReplica(s.leader)
 	case st.Lag != nil:
 		s.lag = *st.Lag
-		s.row("user", "lag", "", strconv.Itoa(s.lag), "")
+		s.add(Row{Actor: "user", What: "lag", Detail: strconv.Itoa(s.lag)})
 	case st.Conflict != nil:
+		n := st.Conflict.writes()
 		if st.Conflict.Service != "" {
-			s.conflictFor[st.Conflict.Service] += st.Conflict.writes()
+			s.conflictFor[st.Conflict.Service] += n
 		} else {
-			s.conflicts += st.Conflict.writes()
+			s.conflicts += n
 		}
-		s.row("user", "conflict", st.Conflict.Service, "", "")
+		s.add(Row{Actor: "user", What: "conflict", Service: st.Conflict.Service, Detail: fmt.Sprintf("next %d write(s)", n)})
 	case st.Replicas != nil:
 		for len(s.replicas) < *st.Replicas {
-			s.replicas = append(s.replicas, newReplica(len(s.replicas), s.cluster, s.cfg, s.dopts, s.opts.NoLedger))
+			s.replicas = append(s.replicas, s.newReplica(len(s.replicas)))
 		}
 		s.replicas = s.replicas[:*st.Replicas]
 		if s.leader >= len(s.replicas) {
 			s.leader = 0
 		}
-		s.row("user", "replicas", "", strconv.Itoa(*st.Replicas), "")
+		s.add(Row{Actor: "user", What: "replicas", Detail: strconv.Itoa(*st.Replicas)})
 	case st.Handover != nil:
 		if len(s.replicas) < 2 {
 			return fmt.Errorf("step %d: handover needs replicas: 2", s.step)
@@ -242,8 +251,8 @@ func (s *simulator) play(st Step) error {
 		// won the Lease, as the real controller does after WaitForCacheSync;
 		// the old one stops.
 		s.leader = (s.leader + 1) % len(s.replicas)
-		s.replicas[s.leader] = newReplica(s.leader, s.cluster, s.cfg, s.dopts, s.opts.NoLedger)
-		s.row("user", "handover", "", fmt.Sprintf("leader is controller-%d", s.leader), "")
+		s.replicas[s.leader] = s.newReplica(s.leader)
+		s.add(Row{Actor: "user", What: "handover", Detail: fmt.Sprintf("leader is controller-%d", s.leader)})
 	case st.Settle != nil:
 		return s.settle()
 	case st.Expect != nil:
@@ -285,7 +294,7 @@ func (s *simulator) create(spec *ServiceSpec) error {
 	applySpec(svc, spec)
 	s.cluster.store(spec.Service, svc)
 	s.reindex(spec.Service)
-	s.row("user", "create", spec.Service, "", "")
+	s.add(Row{Actor: "user", What: "create", Service: spec.Service})
 	return nil
 }
 
@@ -302,7 +311,7 @@ func (s *simulator) update(spec *ServiceSpec) error {
 	s.cluster.store(spec.Service, svc)
 	delete(s.failed, spec.Service)
 	s.reindex(spec.Service)
-	s.row("user", "update", spec.Service, "", "")
+	s.add(Row{Actor: "user", What: "update", Service: spec.Service})
 	return nil
 }
 

@@ -221,7 +221,7 @@ func TestConflictStepsFailTheNextWrites(t *testing.T) {
 			}
 			got := map[string]int{}
 			for _, r := range res.Rows {
-				if r.What == "conflict" && r.Event == "injected 409" {
+				if r.What == "conflict" && r.Message == "injected 409" {
 					got[r.Service]++
 				}
 			}
@@ -229,5 +229,39 @@ func TestConflictStepsFailTheNextWrites(t *testing.T) {
 				t.Fatalf("injected conflicts %v, want %v", got, tc.conflicts)
 			}
 		})
+	}
+}
+
+func TestAnEventIsShownOnceUntilItChanges(t *testing.T) {
+	// default/outside carries an address outside every pool: the write
+	// that labels it and every hold after it (the config change requeues
+	// it) say AddressOutsidePool with the same message, which the
+	// controller records once. A new controller process says it again.
+	sc, err := ParseScenario([]byte(`
+config: {cidr-global: 10.0.0.0/29}
+steps:
+  - create: {service: default/outside, annotations: {kube-vip.io/loadbalancerIPs: 203.0.113.5}}
+  - settle:
+  - config: {cidr-global: 10.0.0.0/30}
+  - settle:
+  - expect: {service: default/outside, event: AddressOutsidePool}
+  - restart:
+  - settle:
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []int
+	for _, r := range res.Rows {
+		if r.Reason == "AddressOutsidePool" && r.Actor != "expect" {
+			steps = append(steps, r.Step)
+		}
+	}
+	if !reflect.DeepEqual(steps, []int{1, 6}) {
+		t.Fatalf("AddressOutsidePool shown at steps %v, want once at step 1 and once after the restart (step 6)", steps)
 	}
 }

@@ -23,7 +23,7 @@ func TestScenariosReplay(t *testing.T) {
 			res, err := Run(sc, Options{})
 			if err != nil {
 				for _, r := range res.Rows {
-					t.Logf("%d %s %s %s %s %s", r.Step, r.Actor, r.What, r.Service, r.Addresses, r.Event)
+					t.Logf("%d %s %s %s %s %s", r.Step, r.Actor, r.What, r.Service, r.Addresses, r.event())
 				}
 				t.Fatal(err)
 			}

@@ -47,6 +47,7 @@ func (s *simulator) process(r *replica, key string) error {
 		_, held := r.ledger.Usage().Holding(key)
 		r.ledger.Forget(key)
 		delete(r.waiting, key)
+		delete(r.lastEvent, key)
 		if held {
 			r.wake()
 		}
@@ -86,14 +87,14 @@ func (s *simulator) process(r *replica, key string) error {
 			}
 			s.writeFailed(r, d)
 			s.retry = append(s.retry, key)
-			s.row(actor, "conflict", key, "", "injected 409")
+			s.add(Row{Actor: actor, What: "conflict", Service: key, Message: "injected 409"})
 			return nil
 		}
 		before := s.cluster.services[key]
 		updated, ok := s.cluster.update(d.Service)
 		if !ok {
 			s.writeFailed(r, d)
-			s.row(actor, "conflict", key, "", "stale resourceVersion")
+			s.add(Row{Actor: actor, What: "conflict", Service: key, Message: "stale resourceVersion"})
 			return nil
 		}
 		if err := s.checkWrite(r, key, before, updated, d); err != nil {
@@ -111,11 +112,11 @@ func (s *simulator) process(r *replica, key string) error {
 		}
 		delete(s.failed, key)
 		s.reindex(key)
-		s.record(actor, "write", key, d)
+		s.record(r, "write", key, d)
 	case decide.Fail:
 		s.failed[key] = true
 		s.reindex(key)
-		s.record(actor, "fail", key, d)
+		s.record(r, "fail", key, d)
 	case decide.Hold:
 		if d.Err != nil {
 			// Carried but in conflict (a user's doing): reported.
@@ -125,9 +126,7 @@ func (s *simulator) process(r *replica, key string) error {
 			delete(s.failed, key)
 			s.reindex(key)
 		}
-		if len(d.Events) > 0 {
-			s.record(actor, "hold", key, d)
-		}
+		s.record(r, "hold", key, d)
 	}
 	return nil
 }
@@ -138,14 +137,25 @@ func (s *simulator) writeFailed(r *replica, d decide.Decision) {
 	}
 }
 
-func (s *simulator) record(actor, what, key string, d decide.Decision) {
+// record adds the rows of a decision: one per Event the controller would
+// record. Like the controller, it skips an Event identical to the last one
+// recorded for the Service unless it comes with a write, so a hold that
+// repeats what the write said is not shown twice. A write is shown even
+// without Events; a hold or a failure that records nothing is not.
+func (s *simulator) record(r *replica, what, key string, d decide.Decision) {
+	actor := fmt.Sprintf("controller-%d", r.id)
 	addrs := decide.JoinAddrs(d.Holding.Addrs)
-	if len(d.Events) == 0 {
-		s.row(actor, what, key, addrs, "")
-	}
+	force := what == "write"
+	shown := false
 	for _, e := range d.Events {
 		s.events[key] = append(s.events[key], e.Reason)
-		s.row(actor, what, key, addrs, e.Reason+": "+e.Message)
+		if r.fresh(key, e, force) {
+			s.add(Row{Actor: actor, What: what, Service: key, Addresses: addrs, Reason: e.Reason, Message: e.Message})
+			shown = true
+		}
+	}
+	if !shown && force {
+		s.add(Row{Actor: actor, What: what, Service: key, Addresses: addrs})
 	}
 }
 
@@ -333,6 +343,10 @@ func (s *simulator) expect(e *Expect) error {
 	if e.Event != "" && !slices.Contains(s.events[e.Service], e.Event) {
 		return fail("no %s event (events %v)", e.Event, s.events[e.Service])
 	}
-	s.row("expect", "ok", e.Service, got, e.Event)
+	row := Row{Actor: "expect", What: "ok", Service: e.Service, Addresses: got, Reason: e.Event}
+	if got == "" && e.NoAddress != nil && *e.NoAddress {
+		row.Detail = "no address"
+	}
+	s.add(row)
 	return nil
 }

@@ -33,6 +33,7 @@ const usage = `usage:
   kube-vip-sim explore --seed S --steps N [--runs R] [--config FILE] [--out FILE] [--no-ledger]
   kube-vip-sim plan --config NEW.yaml [--kubeconfig PATH | --scenario FILE] [--config-map NAME] [--namespace NS]
   kube-vip-sim generate --services N [--pools NS=CIDR,...] [--out FILE]
+Flags may come before or after the files; -- ends them.
 `
 
 func main() {
@@ -49,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "replay":
-		err = replay(args[1:], stdout)
+		err = replay(args[1:], stdout, stderr)
 	case "explore":
 		err = explore(args[1:], stdout)
 	case "plan":
@@ -67,6 +68,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return 0
 	case errors.As(err, &fe):
 		fmt.Fprintln(stderr, "kube-vip-sim:", err)
 		return 1
@@ -79,48 +83,108 @@ func run(args []string, stdout, stderr io.Writer) int {
 // failed marks an error as a failed expect or invariant (exit code 1).
 type failed struct{ error }
 
-func replay(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+// newFlags returns a flag set that reports errors only through parse.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parse parses args with flags anywhere among the arguments (replay FILE
+// --output json as well as replay --output json FILE), as --flag=value or
+// --flag value; "--" ends the flags. It returns the other arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%s: %w (see kube-vip-sim --help)", fs.Name(), err)
+		}
+		left := fs.Args()
+		if used := len(args) - len(left); used > 0 && args[used-1] == "--" {
+			return append(rest, left...), nil
+		}
+		if len(left) == 0 {
+			return rest, nil
+		}
+		rest = append(rest, left[0])
+		args = left[1:]
+	}
+}
+
+// parseNoArgs parses a command's flags; it takes no other arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	rest, err := parse(fs, args)
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("%s: unexpected argument %q (see kube-vip-sim --help)", fs.Name(), rest[0])
+	}
+	return err
+}
+
+func replay(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("replay")
 	output := fs.String("output", "table", "table or json")
 	seed := fs.Int64("seed", 0, "override the scenarios' seeds")
 	noLedger := fs.Bool("no-ledger", false, "model a controller without a ledger (to watch the classic double allocation)")
-	if err := fs.Parse(args); err != nil {
+	files, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if len(files) == 0 {
 		return errors.New("replay: give at least one scenario file")
 	}
 	if *output != "table" && *output != "json" {
 		return fmt.Errorf("--output %q: must be table or json", *output)
 	}
-	var failures []string
-	for _, path := range fs.Args() {
+	var failures, invalid []string
+	var reports []sim.Report
+	tables := 0
+	for _, path := range files {
 		sc, err := sim.Load(path)
 		if err != nil {
-			return err
+			invalid = append(invalid, err.Error())
+			reports = append(reports, sim.NewReport(path, nil, err))
+			continue
 		}
 		start := time.Now()
 		res, err := sim.Run(sc, sim.Options{Seed: *seed, NoLedger: *noLedger})
 		wall := time.Since(start)
-		if res == nil {
+		if res == nil { // the scenario did not validate
+			invalid = append(invalid, fmt.Sprintf("%s: %v", path, err))
+			reports = append(reports, sim.NewReport(path, nil, err))
+			continue
+		}
+		// Timing varies from run to run: it goes to stderr, so that stdout
+		// is the same, byte for byte, for the same scenario and seed.
+		fmt.Fprintf(stderr, "%s: wall time %v, %.0f allocations/s\n", path, wall.Round(time.Microsecond), float64(res.Allocations)/wall.Seconds())
+		if *output == "json" {
+			reports = append(reports, sim.NewReport(path, res, err))
+		} else {
+			if tables > 0 {
+				fmt.Fprintln(stdout)
+			}
+			tables++
+			if err := sim.WriteTable(stdout, res); err != nil {
+				return err
+			}
+		}
+		switch {
+		case err == nil:
+		case sim.IsFailure(err):
+			failures = append(failures, fmt.Sprintf("%s: %v", path, err))
+		default:
+			invalid = append(invalid, fmt.Sprintf("%s: %v", path, err))
+		}
+	}
+	if *output == "json" {
+		if err := sim.WriteJSON(stdout, reports, len(files) == 1); err != nil {
 			return err
 		}
-		if *output == "json" {
-			if err := sim.WriteJSON(out, res); err != nil {
-				return err
-			}
-		} else {
-			if err := sim.WriteTable(out, res); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "wall time %v, %.0f allocations/s\n\n", wall.Round(time.Microsecond), float64(res.Allocations)/wall.Seconds())
-		}
-		if err != nil {
-			if !sim.IsFailure(err) {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			failures = append(failures, fmt.Sprintf("%s: %v", path, err))
-		}
+	}
+	if len(invalid) > 0 {
+		return errors.New(strings.Join(append(invalid, failures...), "\n"))
 	}
 	if len(failures) > 0 {
 		return failed{errors.New(strings.Join(failures, "\n"))}
@@ -129,14 +193,14 @@ func replay(args []string, out io.Writer) error {
 }
 
 func explore(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("explore", flag.ContinueOnError)
+	fs := newFlags("explore")
 	seed := fs.Int64("seed", 1, "first seed")
 	steps := fs.Int("steps", 100, "steps per scenario")
 	runs := fs.Int("runs", 1, "scenarios to try, with seeds seed, seed+1, ...")
 	config := fs.String("config", "", "a scenario or ConfigMap file whose pools to use")
 	outFile := fs.String("out", "", "where to write a failing scenario (default explore-failure-seed-S.yaml)")
 	noLedger := fs.Bool("no-ledger", false, "model a controller without a ledger (to watch the classic double allocation)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *steps < 1 || *runs < 1 {
@@ -213,13 +277,13 @@ func readConfig(path string) (map[string]string, error) {
 }
 
 func plan(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs := newFlags("plan")
 	config := fs.String("config", "", "the new ConfigMap (a manifest or a map of keys)")
 	kubeconfig := fs.String("kubeconfig", "", "read the live Services and ConfigMap from this cluster (default $KUBECONFIG or ~/.kube/config)")
 	scenario := fs.String("scenario", "", "read the Services and ConfigMap a scenario leaves instead of a cluster")
 	cmName := fs.String("config-map", "kubevip", "the ConfigMap's name")
 	cmNS := fs.String("namespace", "kube-system", "the ConfigMap's namespace")
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *config == "" {
@@ -268,11 +332,11 @@ func plan(args []string, out io.Writer) error {
 }
 
 func generate(args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs := newFlags("generate")
 	n := fs.Int("services", 1000, "how many Services")
 	pools := fs.String("pools", "", "NS=CIDR,... (default global=10.0.0.0/12)")
 	outFile := fs.String("out", "", "file to write (default stdout)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	var p map[string]string

@@ -15,34 +15,163 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// write puts a file in a temporary directory and returns its path.
+func write(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const (
+	passing = "config: {cidr-global: 10.0.0.0/30}\nsteps:\n  - create: {service: default/a}\n  - expect: {service: default/a, addresses: [10.0.0.1]}\n"
+	failing = "config: {cidr-global: 10.0.0.0/30}\nsteps:\n  - create: {service: default/a}\n  - expect: {service: default/a, addresses: [10.0.0.3]}\n"
+	invalid = "steps:\n  - create: {service: default/a}\n  - frobnicate: {}\n"
+)
+
 func TestReplayExitCodes(t *testing.T) {
-	code, out, _ := runCLI(t, "replay", "../../sim/scenarios/05-exhaustion-release.yaml")
-	if code != 0 || !strings.Contains(out, "AddressAssigned") || !strings.Contains(out, "allocations/s") {
-		t.Fatalf("replay of a passing scenario: exit %d\n%s", code, out)
-	}
-	bad := filepath.Join(t.TempDir(), "bad.yaml")
-	os.WriteFile(bad, []byte("config: {cidr-global: 10.0.0.0/30}\nsteps:\n  - create: {service: default/a}\n  - expect: {service: default/a, addresses: [10.0.0.3]}\n"), 0o644)
-	code, _, errOut := runCLI(t, "replay", bad)
-	if code != 1 || !strings.Contains(errOut, "expect default/a") {
-		t.Fatalf("a failed expect: exit %d, stderr %q", code, errOut)
-	}
-	code, _, errOut = runCLI(t, "replay", filepath.Join(t.TempDir(), "missing.yaml"))
-	if code != 2 || errOut == "" {
-		t.Fatalf("a missing file: exit %d", code)
-	}
-	code, _, _ = runCLI(t, "frobnicate")
-	if code != 2 {
-		t.Fatalf("an unknown command: exit %d", code)
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		stdout   string // a substring of stdout
+		stderr   string // a substring of stderr
+		noStdout string // must not be in stdout
+	}{
+		{"passing", []string{"replay", write(t, "ok.yaml", passing)}, 0, "AddressAssigned", "allocations/s", "allocations/s"},
+		{"failed expect", []string{"replay", write(t, "bad.yaml", failing)}, 1, "FAIL: step 2", "expect default/a", ""},
+		{"invalid scenario", []string{"replay", write(t, "inv.yaml", invalid)}, 2, "", `step 2: unknown step "frobnicate"`, ""},
+		{"missing file", []string{"replay", filepath.Join(t.TempDir(), "missing.yaml")}, 2, "", "missing.yaml", ""},
+		{"invalid beats failed", []string{"replay", write(t, "bad.yaml", failing), write(t, "inv.yaml", invalid)}, 2, "FAIL", "frobnicate", ""},
+		{"unknown command", []string{"frobnicate"}, 2, "", "unknown command", ""},
+		{"unknown flag", []string{"replay", "--colour", "x.yaml"}, 2, "", "flag provided but not defined: -colour", ""},
+		{"help", []string{"replay", "--help"}, 0, "usage:", "", ""},
+		{"no files", []string{"replay", "--output", "json"}, 2, "", "at least one scenario file", ""},
+		{"stray argument", []string{"generate", "--services", "3", "extra"}, 2, "", `unexpected argument "extra"`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tc.args...)
+			if code != tc.code || !strings.Contains(out, tc.stdout) || !strings.Contains(errOut, tc.stderr) ||
+				(tc.noStdout != "" && strings.Contains(out, tc.noStdout)) {
+				t.Fatalf("exit %d (want %d)\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
+			}
+		})
 	}
 }
 
-func TestReplayJSON(t *testing.T) {
-	code, out, _ := runCLI(t, "replay", "--output", "json", "../../sim/scenarios/03-sharing.yaml")
-	var res struct {
-		Rows []struct{ Service, Addresses string }
+func TestFlagsMayFollowTheFiles(t *testing.T) {
+	file := write(t, "ok.yaml", passing)
+	for _, args := range [][]string{
+		{"replay", "--output", "json", file},
+		{"replay", file, "--output", "json"},
+		{"replay", file, "--output=json"},
+		{"replay", "--seed", "3", file, "--output=json", "--no-ledger"},
+		{"replay", "--output", "json", "--", file},
+	} {
+		t.Run(strings.Join(args[1:], " "), func(t *testing.T) {
+			code, out, errOut := runCLI(t, args...)
+			var rep struct {
+				File string
+				OK   bool
+			}
+			if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.File != file || !rep.OK {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+		})
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Rows) == 0 {
-		t.Fatalf("exit %d, output %q", code, out)
+	// After "--", a name that looks like a flag is a file.
+	code, _, errOut := runCLI(t, "replay", "--", "--output")
+	if code != 2 || !strings.Contains(errOut, "--output: no such file") {
+		t.Fatalf("replay -- --output: exit %d %q", code, errOut)
+	}
+	gen := filepath.Join(t.TempDir(), "gen.yaml")
+	if code, _, errOut := runCLI(t, "generate", "--out", gen, "--services", "5"); code != 0 {
+		t.Fatalf("generate: %d %s", code, errOut)
+	}
+}
+
+func TestReplayStdoutIsTheSameEveryTime(t *testing.T) {
+	files, err := filepath.Glob("../../sim/scenarios/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	for _, output := range []string{"table", "json"} {
+		args := append([]string{"replay", "--output", output}, files...)
+		_, first, errFirst := runCLI(t, args...)
+		_, second, _ := runCLI(t, args...)
+		if first != second {
+			t.Fatalf("--output %s: two replays of the same files printed different stdout:\n%s\n---\n%s", output, first, second)
+		}
+		if strings.Contains(first, "wall time") || !strings.Contains(errFirst, "wall time") {
+			t.Fatalf("--output %s: the wall time belongs on stderr\nstdout:\n%s\nstderr:\n%s", output, first, errFirst)
+		}
+	}
+}
+
+type report struct {
+	File        string
+	Scenario    string
+	OK          bool
+	Failure     string
+	FailureKind string
+	FailedStep  int
+	Rows        []struct {
+		Step      int
+		Actor     string
+		Service   string
+		Addresses []string
+		Reason    string
+		Message   string
+	}
+}
+
+func TestReplayJSONIsOneValue(t *testing.T) {
+	ok, bad, inv := write(t, "ok.yaml", passing), write(t, "bad.yaml", failing), write(t, "inv.yaml", invalid)
+
+	code, out, _ := runCLI(t, "replay", "--output", "json", ok)
+	var one report
+	if err := json.Unmarshal([]byte(out), &one); err != nil || code != 0 {
+		t.Fatalf("one file: exit %d, %v\n%s", code, err, out)
+	}
+	if !one.OK || one.Scenario != "ok" || len(one.Rows) == 0 {
+		t.Fatalf("one file: %+v", one)
+	}
+	var assigned bool
+	for _, r := range one.Rows {
+		if r.Reason == "AddressAssigned" {
+			assigned = true
+			if len(r.Addresses) != 1 || r.Addresses[0] != "10.0.0.1" || !strings.Contains(r.Message, "10.0.0.1") {
+				t.Fatalf("the AddressAssigned row: %+v", r)
+			}
+		}
+	}
+	if !assigned {
+		t.Fatalf("no AddressAssigned row: %+v", one.Rows)
+	}
+	if strings.Contains(out, "wall") || strings.Contains(out, "allocations/s") {
+		t.Fatalf("timing in the JSON:\n%s", out)
+	}
+
+	code, out, _ = runCLI(t, "replay", ok, bad, inv, "--output", "json")
+	var many []report
+	if err := json.Unmarshal([]byte(out), &many); err != nil {
+		t.Fatalf("several files: %v\n%s", err, out)
+	}
+	if code != 2 || len(many) != 3 {
+		t.Fatalf("several files: exit %d, %d reports", code, len(many))
+	}
+	want := []struct {
+		ok   bool
+		kind string
+		step int
+	}{{true, "", 0}, {false, "expect", 2}, {false, "invalid", 0}}
+	for i, w := range want {
+		r := many[i]
+		if r.OK != w.ok || r.FailureKind != w.kind || r.FailedStep != w.step || (!r.OK && r.Failure == "") {
+			t.Errorf("report %d: %+v, want ok %v kind %q step %d and a failure message", i, r, w.ok, w.kind, w.step)
+		}
 	}
 }
 
@@ -56,7 +185,7 @@ func TestExploreWritesAShrunkReplayableFailure(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, path) {
 		t.Fatalf("explore without a ledger should fail and write %s: exit %d %q", path, code, errOut)
 	}
-	code, _, errOut = runCLI(t, "replay", "--no-ledger", path)
+	code, _, errOut = runCLI(t, "replay", path, "--no-ledger")
 	if code != 1 || !strings.Contains(errOut, "held by two Services") {
 		t.Fatalf("replaying the written failure: exit %d %q", code, errOut)
 	}
@@ -68,8 +197,7 @@ func TestGenerateAndPlanFromAScenario(t *testing.T) {
 	if code, _, errOut := runCLI(t, "generate", "--services", "50", "--pools", "global=10.0.0.0/24", "--out", gen); code != 0 {
 		t.Fatalf("generate: %d %s", code, errOut)
 	}
-	newCM := filepath.Join(dir, "new.yaml")
-	os.WriteFile(newCM, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kubevip, namespace: kube-system}\ndata:\n  cidr-global: 10.0.0.0/27\n"), 0o644)
+	newCM := write(t, "new.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kubevip, namespace: kube-system}\ndata:\n  cidr-global: 10.0.0.0/27\n")
 	code, out, errOut := runCLI(t, "plan", "--config", newCM, "--scenario", gen)
 	if code != 0 {
 		t.Fatalf("plan: %d %s", code, errOut)
@@ -78,7 +206,7 @@ func TestGenerateAndPlanFromAScenario(t *testing.T) {
 	if n := strings.Count(out, "keep, outside pool"); n != 19 {
 		t.Fatalf("%d Services outside the new pool, want 19\n%s", n, out)
 	}
-	if !strings.Contains(out, "global  IPv4    32") && !strings.Contains(out, "global") {
+	if !strings.Contains(out, "global  IPv4    31    31    0") {
 		t.Fatalf("no pool table:\n%s", out)
 	}
 }

@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"slices"
+
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
@@ -38,6 +40,36 @@ func newReplica(id int, c *cluster, cfg *allocator.Config, opts decide.Options, 
 // newReplica starts the controller process named controller-id.
 func (s *simulator) newReplica(id int) *replica {
 	return newReplica(id, s.cluster, s.cfg, s.dopts, s.opts.NoLedger)
+}
+
+// scale runs n replicas. Scaling down keeps the leader, whatever its id: a
+// stopped replica's cache and ledger are stale, and only a hand-over (which
+// rebuilds them) may make another one the leader. Scaling up starts
+// standbys with the lowest free ids.
+func (s *simulator) scale(n int) {
+	if n < len(s.replicas) {
+		keep := []*replica{s.replicas[s.leader]}
+		for i, r := range s.replicas {
+			if len(keep) < n && i != s.leader {
+				keep = append(keep, r)
+			}
+		}
+		slices.SortFunc(keep, func(a, b *replica) int { return a.id - b.id })
+		leader := s.replicas[s.leader]
+		s.replicas = keep
+		s.leader = slices.Index(keep, leader)
+		return
+	}
+	for len(s.replicas) < n {
+		id := 0
+		for slices.ContainsFunc(s.replicas, func(r *replica) bool { return r.id == id }) {
+			id++
+		}
+		s.replicas = append(s.replicas, s.newReplica(id))
+	}
+	leader := s.replicas[s.leader]
+	slices.SortFunc(s.replicas, func(a, b *replica) int { return a.id - b.id })
+	s.leader = slices.Index(s.replicas, leader)
 }
 
 // fresh reports whether an Event differs from the last one recorded for

@@ -222,7 +222,7 @@ func (s *simulator) play(st Step) error {
 		}
 	case st.Restart != nil:
 		s.add(Row{Actor: "user", What: "restart"})
-		s.replicas[s.leader] = s.newReplica(s.leader)
+		s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
 	case st.Lag != nil:
 		s.lag = *st.Lag
 		s.add(Row{Actor: "user", What: "lag", Detail: strconv.Itoa(s.lag)})
@@ -235,14 +235,8 @@ func (s *simulator) play(st Step) error {
 		}
 		s.add(Row{Actor: "user", What: "conflict", Service: st.Conflict.Service, Detail: fmt.Sprintf("next %d write(s)", n)})
 	case st.Replicas != nil:
-		for len(s.replicas) < *st.Replicas {
-			s.replicas = append(s.replicas, s.newReplica(len(s.replicas)))
-		}
-		s.replicas = s.replicas[:*st.Replicas]
-		if s.leader >= len(s.replicas) {
-			s.leader = 0
-		}
-		s.add(Row{Actor: "user", What: "replicas", Detail: strconv.Itoa(*st.Replicas)})
+		s.scale(*st.Replicas)
+		s.add(Row{Actor: "user", What: "replicas", Detail: fmt.Sprintf("%d, leader is controller-%d", len(s.replicas), s.replicas[s.leader].id)})
 	case st.Handover != nil:
 		if len(s.replicas) < 2 {
 			return fmt.Errorf("step %d: handover needs replicas: 2", s.step)
@@ -251,8 +245,8 @@ func (s *simulator) play(st Step) error {
 		// won the Lease, as the real controller does after WaitForCacheSync;
 		// the old one stops.
 		s.leader = (s.leader + 1) % len(s.replicas)
-		s.replicas[s.leader] = s.newReplica(s.leader)
-		s.add(Row{Actor: "user", What: "handover", Detail: fmt.Sprintf("leader is controller-%d", s.leader)})
+		s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
+		s.add(Row{Actor: "user", What: "handover", Detail: fmt.Sprintf("leader is controller-%d", s.replicas[s.leader].id)})
 	case st.Settle != nil:
 		return s.settle()
 	case st.Expect != nil:

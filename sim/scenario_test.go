@@ -232,6 +232,50 @@ func TestConflictStepsFailTheNextWrites(t *testing.T) {
 	}
 }
 
+func TestScalingDownKeepsTheLeader(t *testing.T) {
+	sc, err := ParseScenario([]byte(`
+config: {cidr-global: 10.0.0.0/28}
+steps:
+  - replicas: 2
+  - create: {service: default/a}
+  - handover:
+  - create: {service: default/b}
+  - replicas: 1
+  - create: {service: default/c}
+  - settle:
+  - replicas: 2
+  - handover:
+  - create: {service: default/d}
+  - expect: {service: default/d, address: 10.0.0.4}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Who wrote each Service's address, and what the user's steps said.
+	writer := map[string]string{}
+	var details []string
+	for _, r := range res.Rows {
+		if r.What == "write" {
+			writer[r.Service] = r.Actor
+		}
+		if r.Actor == "user" && (r.What == "replicas" || r.What == "handover") {
+			details = append(details, r.Detail)
+		}
+	}
+	want := map[string]string{"default/a": "controller-0", "default/b": "controller-1", "default/c": "controller-1", "default/d": "controller-0"}
+	if !reflect.DeepEqual(writer, want) {
+		t.Errorf("writers %v, want %v", writer, want)
+	}
+	wantDetails := []string{"2, leader is controller-0", "leader is controller-1", "1, leader is controller-1", "2, leader is controller-1", "leader is controller-0"}
+	if !reflect.DeepEqual(details, wantDetails) {
+		t.Errorf("steps said %q, want %q", details, wantDetails)
+	}
+}
+
 func TestAnEventIsShownOnceUntilItChanges(t *testing.T) {
 	// default/outside carries an address outside every pool: the write
 	// that labels it and every hold after it (the config change requeues

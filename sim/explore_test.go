@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,5 +95,94 @@ func TestGenerateAndPlan(t *testing.T) {
 	var b strings.Builder
 	if err := p.Write(&b); err != nil || !strings.Contains(b.String(), "red") {
 		t.Fatalf("plan output: %v\n%s", err, b.String())
+	}
+}
+
+func TestRandomDrawsEveryHazard(t *testing.T) {
+	counts := map[string]int{}
+	for seed := int64(1); seed <= 40; seed++ {
+		sc := Random(seed, 120, nil)
+		if sc.LoadBalancerClass != "" {
+			counts["a scenario with a loadBalancerClass"]++
+		}
+		for _, st := range sc.Steps {
+			switch {
+			case st.Conflict != nil && st.Conflict.Service != "":
+				counts["conflict: {service}"]++
+			case st.Conflict != nil:
+				counts["conflict: {count}"]++
+			case st.Update != nil && st.Update.LoadBalancerClass != nil:
+				counts["update of the class"]++
+			case st.Update != nil && st.Update.Annotations[decide.AnnotationIgnore] == "true":
+				counts["update: kube-vip.io/ignore"]++
+			case st.Update != nil && st.Update.Annotations != nil:
+				counts["update: kube-vip.io/ignore removed"]++
+			case st.Create != nil && st.Create.IPFamilyPolicy == "RequireDualStack":
+				counts["create RequireDualStack"]++
+			case st.Create != nil && st.Create.LoadBalancerIP != nil:
+				counts["create with a requested address"]++
+			case st.Replicas != nil && *st.Replicas == 1:
+				counts["replicas: 1"]++
+			case st.Handover != nil:
+				counts["handover"]++
+			}
+		}
+		if _, err := Run(sc, Options{}); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+	}
+	for _, want := range []string{"a scenario with a loadBalancerClass", "conflict: {service}", "conflict: {count}", "update of the class",
+		"update: kube-vip.io/ignore", "update: kube-vip.io/ignore removed", "create RequireDualStack", "create with a requested address",
+		"replicas: 1", "handover"} {
+		if counts[want] == 0 {
+			t.Errorf("40 random scenarios have no %s (%v)", want, counts)
+		}
+	}
+}
+
+func TestRandomWithAConfigUsesOnlyIt(t *testing.T) {
+	config := map[string]string{"cidr-global": "192.168.5.0/29", "range-finance": "172.20.0.10-172.20.0.12,2001:db8:5::1-2001:db8:5::2"}
+	// Requested addresses come from these ranges or just past their ends.
+	near := func(ip string) bool {
+		for _, prefix := range []string{"192.168.5.", "172.20.0.1", "2001:db8:5::"} {
+			if strings.HasPrefix(ip, prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	requested := 0
+	for seed := int64(1); seed <= 30; seed++ {
+		sc := Random(seed, 100, config)
+		if !reflect.DeepEqual(sc.Config, config) {
+			t.Fatalf("seed %d: starts with %v, want the given config", seed, sc.Config)
+		}
+		for i, st := range sc.Steps {
+			if st.Config != nil {
+				for k, v := range st.Config {
+					if orig, ok := config[k]; !ok || (v != orig && v != orig+",not-an-address") {
+						t.Fatalf("seed %d step %d: config %v is not a variant of the given one", seed, i+1, st.Config)
+					}
+				}
+			}
+			if st.Create != nil {
+				ns, _, _ := strings.Cut(st.Create.Service, "/")
+				if !slices.Contains([]string{"default", "finance", "elsewhere"}, ns) {
+					t.Fatalf("seed %d step %d: namespace %q is not one of the config's", seed, i+1, ns)
+				}
+				if ip := st.Create.LoadBalancerIP; ip != nil {
+					requested++
+					if !near(*ip) {
+						t.Fatalf("seed %d step %d: requested %s, outside the config's pools", seed, i+1, *ip)
+					}
+				}
+			}
+		}
+		if _, err := Run(sc, Options{}); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+	}
+	if requested == 0 {
+		t.Fatal("no requested address in 30 scenarios")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,7 @@ const usage = `usage:
   kube-vip-sim replay [--output table|json] [--seed N] [--no-ledger] FILE...
   kube-vip-sim explore --seed S --steps N [--runs R] [--config FILE] [--out FILE] [--no-ledger]
   kube-vip-sim plan --config NEW.yaml [--kubeconfig PATH | --scenario FILE] [--config-map NAME] [--namespace NS]
+                    [--enable-loadbalancerclass] [--loadbalancerclass-name NAME]
   kube-vip-sim generate --services N [--pools NS=CIDR,...] [--out FILE]
 Flags may come before or after the files; -- ends them.
 `
@@ -79,6 +81,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 }
+
+// The controller's environment variables for loadBalancerClass support.
+const (
+	envEnableClass = "KUBEVIP_ENABLE_LOADBALANCERCLASS"
+	envClassName   = "KUBEVIP_CUSTOM_LOADBALANCERCLASS_NAME"
+)
 
 // failed marks an error as a failed expect or invariant (exit code 1).
 type failed struct{ error }
@@ -283,9 +291,13 @@ func plan(args []string, out io.Writer) error {
 	scenario := fs.String("scenario", "", "read the Services and ConfigMap a scenario leaves instead of a cluster")
 	cmName := fs.String("config-map", "kubevip", "the ConfigMap's name")
 	cmNS := fs.String("namespace", "kube-system", "the ConfigMap's namespace")
+	enableClass := fs.Bool("enable-loadbalancerclass", false, "handle only Services of --loadbalancerclass-name, as the controller so started (default: env "+envEnableClass+"; with --scenario, its loadBalancerClass)")
+	className := fs.String("loadbalancerclass-name", "", "the loadBalancerClass handled (default: env "+envClassName+", else "+decide.DefaultLoadBalancerClass+")")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *config == "" {
 		return errors.New("plan: --config NEW.yaml is required")
 	}
@@ -295,6 +307,7 @@ func plan(args []string, out io.Writer) error {
 	}
 	var svcs []*corev1.Service
 	var oldData map[string]string
+	var opts decide.Options
 	if *scenario != "" {
 		sc, err := sim.Load(*scenario)
 		if err != nil {
@@ -303,7 +316,17 @@ func plan(args []string, out io.Writer) error {
 		if svcs, oldData, err = sc.Services(); err != nil {
 			return err
 		}
+		opts = sc.ControllerOptions()
 	} else {
+		// As the controller: the environment it runs with, then the flags.
+		if v := os.Getenv(envEnableClass); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: not a boolean", envEnableClass, v)
+			}
+			opts.EnableLoadBalancerClass = b
+		}
+		opts.LoadBalancerClass = os.Getenv(envClassName)
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		rules.ExplicitPath = *kubeconfig
 		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
@@ -328,7 +351,16 @@ func plan(args []string, out io.Writer) error {
 		}
 		oldData = cm.Data
 	}
-	return sim.MakePlan(svcs, oldData, newData, decide.Options{}).Write(out)
+	if set["enable-loadbalancerclass"] {
+		opts.EnableLoadBalancerClass = *enableClass
+	}
+	if set["loadbalancerclass-name"] {
+		opts.LoadBalancerClass = *className
+	}
+	if opts.EnableLoadBalancerClass && opts.LoadBalancerClass == "" {
+		opts.LoadBalancerClass = decide.DefaultLoadBalancerClass
+	}
+	return sim.MakePlan(svcs, oldData, newData, opts).Write(out)
 }
 
 func generate(args []string, out io.Writer) error {

@@ -210,3 +210,45 @@ func TestGenerateAndPlanFromAScenario(t *testing.T) {
 		t.Fatalf("no pool table:\n%s", out)
 	}
 }
+
+func TestPlanHonoursTheLoadBalancerClass(t *testing.T) {
+	// Only default/ours is of the scenario's class; the other two are not
+	// the controller's to plan.
+	scenario := write(t, "class.yaml", `
+config: {cidr-global: 10.0.0.0/30}
+loadBalancerClass: kube-vip.io/kube-vip-class
+steps:
+  - create: {service: default/ours, loadBalancerClass: kube-vip.io/kube-vip-class}
+  - create: {service: default/noclass}
+  - create: {service: default/custom, loadBalancerClass: example.com/lb}
+`)
+	newCM := write(t, "new.yaml", "cidr-global: 10.0.0.0/29\n")
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		planned   []string
+		unplanned []string
+	}{
+		{"the scenario's class", nil, []string{"default/ours"}, []string{"default/noclass", "default/custom"}},
+		{"a flag overrides it", []string{"--loadbalancerclass-name", "example.com/lb"}, []string{"default/custom"}, []string{"default/ours", "default/noclass"}},
+		{"class support off", []string{"--enable-loadbalancerclass=false"}, []string{"default/noclass"}, []string{"default/ours", "default/custom"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"plan", "--config", newCM, "--scenario", scenario}, tc.args...)
+			code, out, errOut := runCLI(t, args...)
+			if code != 0 {
+				t.Fatalf("plan: %d %s", code, errOut)
+			}
+			for _, s := range tc.planned {
+				if !strings.Contains(out, s) {
+					t.Errorf("%s is not in the plan:\n%s", s, out)
+				}
+			}
+			for _, s := range tc.unplanned {
+				if strings.Contains(out, s) {
+					t.Errorf("%s is in the plan, but not of the handled class:\n%s", s, out)
+				}
+			}
+		})
+	}
+}

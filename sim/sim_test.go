@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -113,5 +114,36 @@ steps:
 	var ee *ExpectError
 	if !errors.As(err, &ee) || ee.Step != 2 || !strings.Contains(ee.Message, "10.0.0.1") {
 		t.Fatalf("err = %v, want an ExpectError at step 2 naming the actual address", err)
+	}
+}
+
+// The README's scenario example is what users copy first: it must replay.
+func TestReadmeScenarioExampleReplays(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "### Scenario format")
+	_, example, ok2 := strings.Cut(section, "```yaml\n")
+	example, _, ok3 := strings.Cut(example, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("no yaml example under \"### Scenario format\" in the README")
+	}
+	sc, err := ParseScenario([]byte(example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expects := 0
+	for _, r := range res.Rows {
+		if r.Actor == "expect" {
+			expects++
+		}
+	}
+	if expects != 2 {
+		t.Fatalf("%d expects passed, want the example's 2", expects)
 	}
 }

@@ -243,7 +243,8 @@ func collide[T comparable](a, b []T) bool {
 }
 
 // checkWrite checks one controller write: an automatic address is inside
-// the Service's pool and, when shared, sharing was allowed; no Service that
+// the Service's pool and, when shared, sharing was allowed and every holder
+// draws from that same pool; no Service that
 // is still a LoadBalancer loses or changes the address it held.
 func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Service, d decide.Decision) error {
 	old := before.Annotations[decide.AnnotationLoadBalancerIPs]
@@ -283,6 +284,13 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 			o := s.cluster.services[other]
 			if !s.cfg.AllowShare(after.Namespace) || !s.cfg.AllowShare(o.Namespace) || !pool.Contains(a) {
 				return s.invariant(fmt.Sprintf("address %s is held by two Services that may not share (sharing is not allowed)", a), key, other)
+			}
+			if op := s.cfg.PoolFor(o.Namespace); op != pool {
+				name := "none"
+				if op != nil {
+					name = op.Name()
+				}
+				return s.invariant(fmt.Sprintf("address %s is shared by Services of different pools (%q and %q)", a, pool.Name(), name), key, other)
 			}
 		}
 	}

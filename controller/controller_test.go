@@ -158,6 +158,7 @@ func TestRequestedAddressKeptAndConflictReported(t *testing.T) {
 	if lbl := h.get(h.ns, "fixed").Labels[decide.LabelImplementation]; lbl != decide.ImplementationKubeVIP {
 		t.Errorf("a kept address is labelled implementation=%q, want kube-vip (as the existing provider)", lbl)
 	}
+	h.waitEvent(h.ns, "Service", "fixed", decide.ReasonAddressAssigned, "192.0.2.70, as requested in spec.loadBalancerIP")
 	// Outside every pool: allowed, reported.
 	h.create("outside", withAnnotation(decide.AnnotationLoadBalancerIPs, "203.0.113.5"))
 	h.waitEvent(h.ns, "Service", "outside", decide.ReasonAddressOutsidePool, "203.0.113.5")

@@ -182,8 +182,11 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 		if res.Pool == "" {
 			where = fmt.Sprintf("every pool (namespace %q has none)", svc.Namespace)
 		}
+		// The message names no source: once the annotation is filled in
+		// from spec.loadBalancerIP, the same warning must read the same,
+		// or it would be recorded again.
 		d.Events = append(d.Events, Event{EventWarning, ReasonAddressOutsidePool,
-			fmt.Sprintf("address %s (from %s) is outside %s; it is kept", a, src, where)})
+			fmt.Sprintf("address %s is outside %s; it is kept", a, where)})
 	}
 	// As the existing provider: the annotation is filled in, the Service is
 	// labelled as ours (so that a type change later removes both and frees
@@ -195,6 +198,11 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 		setAnnotation(d.Service, AnnotationLoadBalancerIPs, JoinAddrs(res.Addrs))
 		setLabel(d.Service, LabelImplementation, ImplementationKubeVIP)
 		delete(d.Service.Labels, LabelLegacyIPAMAddress)
+		msg := fmt.Sprintf("assigned %s, as requested in %s", JoinAddrs(res.Addrs), src)
+		if len(res.Shared) > 0 {
+			msg += fmt.Sprintf(" (sharing %s)", JoinAddrs(res.Shared))
+		}
+		d.Events = append([]Event{{EventNormal, ReasonAddressAssigned, msg}}, d.Events...)
 	}
 	return d
 }

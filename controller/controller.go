@@ -50,7 +50,7 @@ type Options struct {
 	ConfigMapNamespace string
 	// Decide selects which Services are handled (loadBalancerClass).
 	Decide decide.Options
-	// Workers is how many keys are processed in parallel (default 4).
+	// Workers is how many keys are processed in parallel (default 8).
 	Workers int
 	// RetryBaseDelay and RetryMaxDelay bound the back-off of failed
 	// Services (defaults 250ms and 1m); they are also retried at once when
@@ -80,7 +80,7 @@ func (o *Options) defaults() {
 		o.ConfigMapNamespace = DefaultConfigMapNamespace
 	}
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = 8
 	}
 	if o.RetryBaseDelay <= 0 {
 		o.RetryBaseDelay = 250 * time.Millisecond

@@ -80,18 +80,18 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) (op
 	// The existing provider's manifest passes these cloud-controller-manager
 	// spellings; accept them so its manifest keeps working.
 	fs.StringVar(&o.leaseName, "leader-elect-resource-name", "kube-vip-cloud-controller", "Alias of --leader-elect-lease-name.")
-	fs.IntVar(&o.workers, "concurrent-service-syncs", 4, "Alias of --workers.")
+	fs.IntVar(&o.workers, "concurrent-service-syncs", 8, "Alias of --workers.")
 	fs.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a non-leader waits before taking over an unrenewed Lease.")
 	fs.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader retries renewing before giving up leadership.")
 	fs.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often leader-election actions are retried.")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the /metrics endpoint; empty or 0 disables it.")
 	fs.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints; empty or 0 disables them.")
-	fs.IntVar(&o.workers, "workers", 4, "Services processed in parallel.")
+	fs.IntVar(&o.workers, "workers", 8, "Services processed in parallel.")
 	fs.BoolVar(&o.enableLBClass, "enable-loadbalancerclass", enableLB, "Handle only Services of the loadBalancerClass below (env "+EnvEnableLoadBalancerClass+"); otherwise only Services without a class.")
 	fs.StringVar(&o.lbClassName, "loadbalancerclass-name", envOr(EnvLoadBalancerClassName, decide.DefaultLoadBalancerClass), "The loadBalancerClass handled when enabled (env "+EnvLoadBalancerClassName+").")
 	fs.StringVar(&o.identity, "leader-elect-identity", "", "Identity in the Lease; default hostname_random.")
-	fs.Float64Var(&o.qps, "kube-api-qps", 50, "Requests per second to the API server (client-side limit).")
-	fs.IntVar(&o.burst, "kube-api-burst", 100, "Burst of requests to the API server above --kube-api-qps.")
+	fs.Float64Var(&o.qps, "kube-api-qps", 1000, "Requests per second to the API server (a client-side cap; the API server's priority and fairness is the real guard).")
+	fs.IntVar(&o.burst, "kube-api-burst", 2000, "Burst of requests to the API server above --kube-api-qps.")
 	lock := fs.String("leader-elect-resource-lock", "leases", `Kind of the leader-election lock; only "leases" (accepted for the existing provider's manifests).`)
 	// Flags of Kubernetes' cloud-controller-manager that manifests written
 	// for the existing provider may pass. They mean nothing here: accepted,

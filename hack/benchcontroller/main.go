@@ -36,8 +36,8 @@ import (
 func main() {
 	sizes := flag.String("n", "1000,5000", "Comma-separated numbers of Services.")
 	concurrency := flag.Int("concurrency", 32, "Parallel client requests when creating and updating.")
-	workers := flag.Int("workers", 16, "The controller's --workers.")
-	qps := flag.Int("qps", 2000, "The controller's --kube-api-qps (burst is twice that).")
+	workers := flag.Int("workers", 8, "The controller's --workers (default: the binary's default).")
+	qps := flag.Int("qps", 1000, "The controller's --kube-api-qps (burst is twice that; default: the binary's default).")
 	flag.Parse()
 	if err := run(*sizes, *concurrency, *workers, *qps); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)

@@ -60,34 +60,11 @@ var stepKinds = []string{"create", "update", "delete", "config", "restart", "lag
 // MarshalJSON writes the step as {KIND: VALUE}, so that an empty config
 // (which omitempty would drop) survives a round trip.
 func (s Step) MarshalJSON() ([]byte, error) {
-	var v any
-	switch s.Kind() {
-	case "create":
-		v = s.Create
-	case "update":
-		v = s.Update
-	case "delete":
-		v = s.Delete
-	case "config":
-		v = s.Config
-	case "restart":
-		v = s.Restart
-	case "lag":
-		v = s.Lag
-	case "conflict":
-		v = s.Conflict
-	case "replicas":
-		v = s.Replicas
-	case "handover":
-		v = s.Handover
-	case "settle":
-		v = s.Settle
-	case "expect":
-		v = s.Expect
-	default:
+	kind, v := s.kindValue()
+	if kind == "" {
 		return []byte("{}"), nil
 	}
-	return json.Marshal(map[string]any{s.Kind(): v})
+	return json.Marshal(map[string]any{kind: v})
 }
 
 // Ref names a Service as namespace/name.
@@ -152,31 +129,37 @@ type Expect struct {
 
 // Kind returns the step's kind, as written in YAML.
 func (s Step) Kind() string {
+	kind, _ := s.kindValue()
+	return kind
+}
+
+// kindValue returns the step's kind and the value of its one field.
+func (s Step) kindValue() (string, any) {
 	switch {
 	case s.Create != nil:
-		return "create"
+		return "create", s.Create
 	case s.Update != nil:
-		return "update"
+		return "update", s.Update
 	case s.Delete != nil:
-		return "delete"
+		return "delete", s.Delete
 	case s.Config != nil:
-		return "config"
+		return "config", s.Config
 	case s.Restart != nil:
-		return "restart"
+		return "restart", s.Restart
 	case s.Lag != nil:
-		return "lag"
+		return "lag", s.Lag
 	case s.Conflict != nil:
-		return "conflict"
+		return "conflict", s.Conflict
 	case s.Replicas != nil:
-		return "replicas"
+		return "replicas", s.Replicas
 	case s.Handover != nil:
-		return "handover"
+		return "handover", s.Handover
 	case s.Settle != nil:
-		return "settle"
+		return "settle", s.Settle
 	case s.Expect != nil:
-		return "expect"
+		return "expect", s.Expect
 	}
-	return ""
+	return "", nil
 }
 
 func (s Step) count() int {

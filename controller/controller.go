@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -171,8 +172,8 @@ func New(client kubernetes.Interface, opts Options) *Controller {
 }
 
 // stripManagedFields drops metadata.managedFields from objects entering the
-// cache. Our Update sends the object back without them, which the API server
-// treats as "leave managedFields as they are".
+// cache: they are a large share of a cached Service and never read here
+// (our patches leave them out, so they never touch them).
 func stripManagedFields(obj interface{}) (interface{}, error) {
 	if m, ok := obj.(metav1.Object); ok {
 		m.SetManagedFields(nil)
@@ -425,7 +426,7 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 		if d.Service == nil {
 			break
 		}
-		updated, err := c.client.CoreV1().Services(ns).Update(ctx, d.Service, metav1.UpdateOptions{FieldManager: FieldManager})
+		updated, err := c.write(ctx, svc, d.Service)
 		if err != nil {
 			c.mu.Lock()
 			if refused(err) {
@@ -474,6 +475,17 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 		}
 	}
 	return false, nil
+}
+
+// write patches the Service from (as read) into to, only if it is still at
+// from's resourceVersion (optimistic concurrency).
+func (c *Controller) write(ctx context.Context, from, to *corev1.Service) (*corev1.Service, error) {
+	patch, err := servicePatch(from, to)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error()) // never sent: refused, not uncertain
+	}
+	return c.client.CoreV1().Services(from.Namespace).Patch(ctx, from.Name, types.StrategicMergePatchType, patch,
+		metav1.PatchOptions{FieldManager: FieldManager})
 }
 
 // record emits events, skipping one identical to the last emitted for the

@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -9,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -27,7 +31,7 @@ type lostAnswers struct {
 
 func (l *lostAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := l.next.RoundTrip(r)
-	if err != nil || r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/services/") {
+	if err != nil || (r.Method != http.MethodPut && r.Method != http.MethodPatch) || !strings.Contains(r.URL.Path, "/services/") {
 		return resp, err
 	}
 	if l.seen.Add(1)%l.every != 0 {
@@ -59,4 +63,26 @@ func TestLostWriteAnswersNeverDoubleAllocate(t *testing.T) {
 		t.Fatal("no answer was dropped: the test proved nothing")
 	}
 	t.Logf("%d of %d answers to Service updates were lost", lost.dropped.Load(), lost.seen.Load())
+}
+
+// TestAPatchCarryingAResourceVersionIsAPrecondition pins down what the
+// controller's writes rely on: a strategic merge patch that carries
+// metadata.resourceVersion is refused with 409 Conflict once the Service
+// has moved on, as an Update would be.
+func TestAPatchCarryingAResourceVersionIsAPrecondition(t *testing.T) {
+	h := newHarness(t, nil)
+	old := h.create("web")
+	cur := old.DeepCopy()
+	cur.Annotations = map[string]string{"team": "a"}
+	if _, err := client.CoreV1().Services(h.ns).Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	patch := []byte(`{"metadata":{"resourceVersion":"` + old.ResourceVersion + `","labels":{"implementation":"kube-vip"}}}`)
+	_, err := client.CoreV1().Services(h.ns).Patch(context.Background(), "web", types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+	if !apierrors.IsConflict(err) {
+		t.Fatalf("patch at a stale resourceVersion: %v, want a 409 Conflict", err)
+	}
+	if got := h.get(h.ns, "web").Labels["implementation"]; got != "" {
+		t.Fatalf("the stale patch was applied: label implementation=%q", got)
+	}
 }

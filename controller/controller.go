@@ -382,7 +382,7 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 	}
 
 	c.mu.Lock()
-	uncertain := c.ledger.Uncertain(key)
+	pending, uncertain := c.ledger.Uncertain(key)
 	c.mu.Unlock()
 	if uncertain {
 		// Our last write of it may have landed or not: the cache cannot
@@ -401,6 +401,14 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 		}
 		live.ManagedFields = nil
 		svc = live
+		if pending.Landed(live) {
+			// The write went through after all: say so, as for any write.
+			logger.Info("A write whose answer was lost had landed", "addresses", decide.JoinAddrs(pending.Holding.Addrs))
+			if c.opts.Metrics != nil && pending.Allocated {
+				c.opts.Metrics.allocations.Inc()
+			}
+			c.record(live, key, pending.Events, true)
+		}
 	}
 
 	c.mu.Lock()

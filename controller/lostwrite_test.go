@@ -3,12 +3,14 @@ package controller_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
 // lostAnswers lets every n-th update of a Service reach the API server and
@@ -62,6 +65,18 @@ func TestLostWriteAnswersNeverDoubleAllocate(t *testing.T) {
 	if lost.dropped.Load() == 0 {
 		t.Fatal("no answer was dropped: the test proved nothing")
 	}
+	// Every Service hears of its address, also those whose answer was lost.
+	h.eventually(15*time.Second, "an AddressAssigned Event for every Service", func() (bool, string) {
+		list, err := client.CoreV1().Events(h.ns).List(context.Background(), metav1.ListOptions{FieldSelector: "reason=" + decide.ReasonAddressAssigned})
+		if err != nil {
+			return false, err.Error()
+		}
+		told := map[string]bool{}
+		for _, e := range list.Items {
+			told[e.InvolvedObject.Name] = true
+		}
+		return len(told) == n, fmt.Sprintf("%d of %d Services", len(told), n)
+	})
 	t.Logf("%d of %d answers to Service updates were lost", lost.dropped.Load(), lost.seen.Load())
 }
 

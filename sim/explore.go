@@ -26,7 +26,7 @@ func IsFailure(err error) bool {
 // Random returns a random scenario of n steps drawn from seed: creates
 // (dual-stack, requested addresses, classes), updates (type, ports, class,
 // the kube-vip.io/ignore annotation), deletes, config changes (some
-// malformed), lag, conflicts, restarts and leader hand-overs. With config
+// malformed), lag, conflicts, lost answers, restarts and leader hand-overs. With config
 // nil it uses a small default with overlapping pools and two other
 // ConfigMaps; with a config, only that one (and variants of it: malformed,
 // a pool dropped), its namespaces, and requested addresses from its pools.
@@ -67,7 +67,7 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 	replicas := 1
 	for len(sc.Steps) < n {
 		var st Step
-		switch r := rng.IntN(24); {
+		switch r := rng.IntN(25); {
 		case r < 8 || len(live) == 0:
 			next++
 			spec := &ServiceSpec{Service: fmt.Sprintf("%s/s%d", namespaces[rng.IntN(len(namespaces))], next), Ports: portSets[rng.IntN(len(portSets))]}
@@ -118,6 +118,9 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 		case r < 22 && replicas == 1:
 			replicas = 2
 			st.Replicas = new(replicas)
+		case r == 24:
+			lose := 1 + rng.IntN(2)
+			st.Lose = &lose
 		case r < 23 && replicas == 2 && rng.IntN(3) == 0:
 			replicas = 1
 			st.Replicas = new(replicas)

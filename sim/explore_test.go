@@ -125,6 +125,8 @@ func TestRandomDrawsEveryHazard(t *testing.T) {
 				counts["replicas: 1"]++
 			case st.Handover != nil:
 				counts["handover"]++
+			case st.Lose != nil:
+				counts["lose"]++
 			}
 		}
 		if _, err := Run(sc, Options{}); err != nil {
@@ -133,7 +135,7 @@ func TestRandomDrawsEveryHazard(t *testing.T) {
 	}
 	for _, want := range []string{"a scenario with a loadBalancerClass", "conflict: {service}", "conflict: {count}", "update of the class",
 		"update: kube-vip.io/ignore", "update: kube-vip.io/ignore removed", "create RequireDualStack", "create with a requested address",
-		"replicas: 1", "handover"} {
+		"replicas: 1", "handover", "lose"} {
 		if counts[want] == 0 {
 			t.Errorf("40 random scenarios have no %s (%v)", want, counts)
 		}

@@ -167,7 +167,7 @@ func example(kind string) string {
 		return kind + ": {service: NS/NAME}"
 	case "config":
 		return "config: {cidr-global: 192.168.0.200/29}"
-	case "lag", "replicas":
+	case "lag", "lose", "replicas":
 		return kind + ": 2"
 	case "expect":
 		return "expect: {service: NS/NAME, addresses: [192.168.0.200]}"
@@ -212,14 +212,20 @@ func (st *Step) set(kind string, raw json.RawMessage) error {
 				st.Settle = &struct{}{}
 			}
 		}
-	case "lag", "replicas":
+	case "lag", "lose", "replicas":
 		var n int
-		if n, err = asInt(raw); err == nil {
-			if kind == "lag" {
-				st.Lag = &n
-			} else {
-				st.Replicas = &n
-			}
+		if kind == "lose" && isNull(raw) {
+			n = 1 // lose: with nothing after it, the next answer
+		} else if n, err = asInt(raw); err != nil {
+			break
+		}
+		switch kind {
+		case "lag":
+			st.Lag = &n
+		case "lose":
+			st.Lose = &n
+		default:
+			st.Replicas = &n
 		}
 	case "conflict":
 		st.Conflict, err = decodeConflict(raw)

@@ -18,6 +18,11 @@ import (
 type Options struct {
 	// Seed overrides the scenario's seed when not zero.
 	Seed int64
+	// ForgetLostWrites makes the simulated controller take a write whose
+	// answer was lost for a refused one and free its address at once, as
+	// this controller did before it knew better. Only for showing that the
+	// model finds the double allocation that follows.
+	ForgetLostWrites bool
 	// NoLedger makes the simulated controller decide from its cache alone,
 	// as a controller without a ledger would. Only for showing that the
 	// model finds the resulting double allocations.
@@ -103,9 +108,11 @@ type simulator struct {
 	// injected conflicts: the next n writes, or the next write of a key.
 	conflicts   int
 	conflictFor map[string]int
-	retry       []string
-	events      map[string][]string
-	failed      map[string]bool
+	// lost is how many of the next writes land but lose their answer.
+	lost   int
+	retry  []string
+	events map[string][]string
+	failed map[string]bool
 	// holders indexes, per address, the Services the store shows holding
 	// it (annotation present, last decision not a failure).
 	holders map[netip.Addr]map[string]bool
@@ -226,6 +233,9 @@ func (s *simulator) play(st Step) error {
 	case st.Lag != nil:
 		s.lag = *st.Lag
 		s.add(Row{Actor: "user", What: "lag", Detail: strconv.Itoa(s.lag)})
+	case st.Lose != nil:
+		s.lost += *st.Lose
+		s.add(Row{Actor: "user", What: "lose", Detail: fmt.Sprintf("the answers to the next %d write(s)", *st.Lose)})
 	case st.Conflict != nil:
 		n := st.Conflict.writes()
 		if st.Conflict.Service != "" {

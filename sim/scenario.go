@@ -47,6 +47,7 @@ type Step struct {
 	Config   map[string]string `json:"config,omitempty"`
 	Restart  *struct{}         `json:"restart,omitempty"`
 	Lag      *int              `json:"lag,omitempty"`
+	Lose     *int              `json:"lose,omitempty"`
 	Conflict *Conflict         `json:"conflict,omitempty"`
 	Replicas *int              `json:"replicas,omitempty"`
 	Handover *struct{}         `json:"handover,omitempty"`
@@ -55,7 +56,7 @@ type Step struct {
 }
 
 // stepKinds are the step kinds, in the order the README lists them.
-var stepKinds = []string{"create", "update", "delete", "config", "restart", "lag", "conflict", "replicas", "handover", "settle", "expect"}
+var stepKinds = []string{"create", "update", "delete", "config", "restart", "lag", "lose", "conflict", "replicas", "handover", "settle", "expect"}
 
 // MarshalJSON writes the step as {KIND: VALUE}, so that an empty config
 // (which omitempty would drop) survives a round trip.
@@ -148,6 +149,8 @@ func (s Step) kindValue() (string, any) {
 		return "restart", s.Restart
 	case s.Lag != nil:
 		return "lag", s.Lag
+	case s.Lose != nil:
+		return "lose", s.Lose
 	case s.Conflict != nil:
 		return "conflict", s.Conflict
 	case s.Replicas != nil:
@@ -165,7 +168,7 @@ func (s Step) kindValue() (string, any) {
 func (s Step) count() int {
 	n := 0
 	for _, set := range []bool{s.Create != nil, s.Update != nil, s.Delete != nil, s.Config != nil, s.Restart != nil,
-		s.Lag != nil, s.Conflict != nil, s.Replicas != nil, s.Handover != nil, s.Settle != nil, s.Expect != nil} {
+		s.Lag != nil, s.Lose != nil, s.Conflict != nil, s.Replicas != nil, s.Handover != nil, s.Settle != nil, s.Expect != nil} {
 		if set {
 			n++
 		}
@@ -204,6 +207,10 @@ func (s Step) validate() error {
 	case s.Lag != nil:
 		if *s.Lag < 0 || *s.Lag > 1000 {
 			return fmt.Errorf("lag %d: must be 0-1000", *s.Lag)
+		}
+	case s.Lose != nil:
+		if *s.Lose < 1 || *s.Lose > 1000 {
+			return fmt.Errorf("lose %d: must be 1-1000", *s.Lose)
 		}
 	case s.Replicas != nil:
 		if *s.Replicas < 1 || *s.Replicas > 2 {

@@ -43,6 +43,19 @@ func (s *simulator) work() (bool, error) {
 func (s *simulator) process(r *replica, key string) error {
 	actor := fmt.Sprintf("controller-%d", r.id)
 	svc, ok := r.cache.services[key]
+	if !r.noLedger {
+		if pending, uncertain := r.ledger.Uncertain(key); uncertain {
+			// The answer to our last write of it was lost: ask the API
+			// server rather than the cache, as controller.syncService does.
+			svc, ok = s.cluster.services[key]
+			if pending.Landed(svc) {
+				if pending.Allocated {
+					s.res.Allocations++
+				}
+				s.record(r, "write", key, pending)
+			}
+		}
+	}
 	if !ok {
 		_, held := r.ledger.Usage().Holding(key)
 		r.ledger.Forget(key)
@@ -99,6 +112,23 @@ func (s *simulator) process(r *replica, key string) error {
 		}
 		if err := s.checkWrite(r, key, before, updated, d); err != nil {
 			return err
+		}
+		if s.lost > 0 {
+			// It landed, but the controller hears a time-out.
+			s.lost--
+			switch {
+			case r.noLedger:
+			case s.opts.ForgetLostWrites:
+				r.ledger.WriteFailed(d)
+			default:
+				r.ledger.WriteUncertain(d)
+			}
+			s.retry = append(s.retry, key)
+			s.res.Writes++
+			delete(s.failed, key)
+			s.reindex(key)
+			s.add(Row{Actor: actor, What: "lost", Service: key, Addresses: decide.JoinAddrs(d.Holding.Addrs), Message: "written, but the answer was lost"})
+			return nil
 		}
 		if !r.noLedger {
 			r.ledger.Written(d, updated.ResourceVersion)

@@ -254,6 +254,17 @@ func (d Decision) Apply(u *allocator.Usage, key string) {
 	}
 }
 
+// Landed reports whether svc, read from the API server, shows the write of
+// d (a Write or a Release whose answer was lost): then its Events are due.
+func (d Decision) Landed(svc *corev1.Service) bool {
+	if d.Service == nil || svc == nil {
+		return false
+	}
+	return svc.Annotations[AnnotationLoadBalancerIPs] == d.Service.Annotations[AnnotationLoadBalancerIPs] &&
+		svc.Labels[LabelImplementation] == d.Service.Labels[LabelImplementation] &&
+		slices.Equal(svc.Finalizers, d.Service.Finalizers)
+}
+
 // Rebuild computes the addresses in use from the Services themselves, the
 // cluster being the only state: after a restart, the ledger. When two
 // Services carry the same address incompatibly, one that carries it in the

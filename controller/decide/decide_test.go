@@ -329,8 +329,8 @@ func TestLedgerKeepsTheAddressOfAWriteOfUnknownOutcome(t *testing.T) {
 		a := svc("ns", "a", rv("5"))
 		da := l.Decide(cfg, a, Options{})
 		l.WriteUncertain(da)
-		if !l.Uncertain("ns/a") {
-			t.Fatal("a is not Uncertain after a write of unknown outcome")
+		if pending, ok := l.Uncertain("ns/a"); !ok || pending.Service != da.Service {
+			t.Fatal("a is not Uncertain, with its decision, after a write of unknown outcome")
 		}
 		if db := l.Decide(cfg, svc("ns", "b", rv("6")), Options{}); JoinAddrs(db.Holding.Addrs) != "192.0.2.2" {
 			t.Fatalf("b got %v: a's address was freed while its write may have landed", db.Holding.Addrs)
@@ -340,8 +340,11 @@ func TestLedgerKeepsTheAddressOfAWriteOfUnknownOutcome(t *testing.T) {
 			live = da.Service.DeepCopy()
 			live.ResourceVersion = "7"
 		}
+		if da.Landed(live) != landed {
+			t.Fatalf("Landed = %v for a write that landed=%v", !landed, landed)
+		}
 		d := l.Decide(cfg, live, Options{})
-		if l.Uncertain("ns/a") {
+		if _, ok := l.Uncertain("ns/a"); ok {
 			t.Fatal("still Uncertain after a fresh read")
 		}
 		h, _ := l.Usage().Holding("ns/a")
@@ -352,7 +355,7 @@ func TestLedgerKeepsTheAddressOfAWriteOfUnknownOutcome(t *testing.T) {
 			t.Fatalf("the write was lost: %v holding %v, want a new Write of the free 192.0.2.1", d.Action, h.Addrs)
 		}
 		l.Forget("ns/a")
-		if l.Uncertain("ns/a") {
+		if _, ok := l.Uncertain("ns/a"); ok {
 			t.Fatal("Uncertain after Forget")
 		}
 	}

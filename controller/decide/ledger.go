@@ -20,9 +20,9 @@ type Ledger struct {
 	// written maps a Service key to the resourceVersion of our last write
 	// of it that the cache has not shown yet.
 	written map[string]string
-	// uncertain holds the Services whose last write may or may not have
-	// landed (the answer was lost: a time-out, a dropped connection).
-	uncertain map[string]bool
+	// uncertain holds the decisions whose write may or may not have landed
+	// (the answer was lost: a time-out, a dropped connection), by Service.
+	uncertain map[string]Decision
 }
 
 // NewLedger returns a ledger that starts from usage (nil for an empty one),
@@ -31,7 +31,7 @@ func NewLedger(usage *allocator.Usage) *Ledger {
 	if usage == nil {
 		usage = allocator.NewUsage()
 	}
-	return &Ledger{usage: usage, written: map[string]string{}, uncertain: map[string]bool{}}
+	return &Ledger{usage: usage, written: map[string]string{}, uncertain: map[string]Decision{}}
 }
 
 // Usage returns the addresses in use as the ledger sees them. Callers must
@@ -99,12 +99,16 @@ func (l *Ledger) WriteFailed(d Decision) {
 // them to a second Service. The Service is Uncertain until Decide is given
 // a copy of it read from the API server.
 func (l *Ledger) WriteUncertain(d Decision) {
-	l.uncertain[Key(d.Service)] = true
+	l.uncertain[Key(d.Service)] = d
 }
 
 // Uncertain reports whether the Service named key has a write whose outcome
-// is unknown; it must be read from the API server before it is decided.
-func (l *Ledger) Uncertain(key string) bool { return l.uncertain[key] }
+// is unknown, and returns its decision; the Service must be read from the
+// API server before it is decided (see Decision.Landed).
+func (l *Ledger) Uncertain(key string) (Decision, bool) {
+	d, ok := l.uncertain[key]
+	return d, ok
+}
 
 // Forget releases a deleted Service.
 func (l *Ledger) Forget(key string) {

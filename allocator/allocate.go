@@ -81,6 +81,9 @@ func wantedFamilies(pool *Pool, req Request) ([]Family, error) {
 	case "", SingleStack:
 		fams = fams[:1]
 	case PreferDualStack, RequireDualStack:
+		// As the existing provider: both families whenever the pool has
+		// them, ipFamilies giving only the order (on a single-stack
+		// cluster the API server lists one family even for these).
 		if len(fams) == 1 {
 			other := IPv6
 			if fams[0] == IPv6 {
@@ -176,6 +179,9 @@ func (u *Usage) conflictWith(cfg *Config, a netip.Addr, req Request, auto bool) 
 			}
 			continue // a Service it was given to keeps it
 		}
+		if h.Contested && req.Carries && !auto {
+			continue // it came later: the Service that carried it first keeps it
+		}
 		if len(h.Ports) == 0 || len(req.Ports) == 0 || portsCollide(h.Ports, req.Ports) {
 			return h
 		}
@@ -235,10 +241,10 @@ func (u *Usage) validateRequested(cfg *Config, req Request) (Result, error) {
 }
 
 // heldOnlyBy reports whether no Service but owner (and Services that are
-// releasing it) holds a.
+// releasing or contesting it) holds a.
 func (u *Usage) heldOnlyBy(a netip.Addr, owner string) bool {
 	for _, h := range u.byAddr[a] {
-		if h.Owner != owner && !h.Releasing {
+		if h.Owner != owner && !h.Releasing && !h.Contested {
 			return false
 		}
 	}

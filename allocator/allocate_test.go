@@ -43,6 +43,8 @@ func holding(owner string, ports []Port, addrs ...string) Holding {
 	return h
 }
 
+func contested(h Holding) Holding { h.Contested = true; return h }
+
 func TestAllocate(t *testing.T) {
 	v4 := map[string]string{"cidr-global": "192.168.0.200/29"}
 	dual := map[string]string{"range-global": "10.0.0.1-10.0.0.2,2001:db8::1-2001:db8::2"}
@@ -132,6 +134,20 @@ func TestAllocate(t *testing.T) {
 		{name: "sharing is lowest first even with desc", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true", KeySearchOrder: "desc"},
 			held: []Holding{holding("d/x", tcp(80), "10.0.0.2"), holding("d/y", tcp(80), "10.0.0.5")},
 			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2", shared: "10.0.0.2"},
+
+		// A contested holder (it carries an address another held first).
+		{name: "the first holder keeps an address a later Service contests", config: map[string]string{"cidr-global": "10.0.0.0/29"},
+			held: []Holding{holding("d/first", tcp(80), "10.0.0.1"), contested(holding("d/later", tcp(80), "10.0.0.1"))},
+			req:  Request{Owner: "d/first", Namespace: "d", Ports: tcp(80), Requested: addrs("10.0.0.1"), Carries: true}, want: "10.0.0.1"},
+		{name: "the later one stays in conflict with the first", config: map[string]string{"cidr-global": "10.0.0.0/29"},
+			held: []Holding{holding("d/first", tcp(80), "10.0.0.1"), contested(holding("d/later", tcp(80), "10.0.0.1"))},
+			req:  Request{Owner: "d/later", Namespace: "d", Ports: tcp(80), Requested: addrs("10.0.0.1"), Carries: true}, reason: ReasonConflict},
+		{name: "a fresh request conflicts with a contested holder", config: map[string]string{"cidr-global": "10.0.0.0/29"},
+			held: []Holding{contested(holding("d/later", tcp(80), "10.0.0.1"))},
+			req:  Request{Owner: "d/new", Namespace: "d", Ports: tcp(80), Requested: addrs("10.0.0.1")}, reason: ReasonConflict},
+		{name: "a contested address is neither handed out nor shared", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
+			held: []Holding{contested(holding("d/later", tcp(80), "10.0.0.1"))},
+			req:  Request{Owner: "d/new", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2"},
 
 		// Dual-stack, more.
 		{name: "require dual-stack, no families: IPv4 then IPv6", config: dual,

@@ -98,6 +98,10 @@ type Request struct {
 	// given to it: a Service that is releasing them does not conflict. A
 	// fresh request for an address on its way out waits instead.
 	Granted bool
+	// Carries says the Service carries Requested in the annotation that
+	// kube-vip advertises: it does not conflict with a Contested holder
+	// (one that came later), while a fresh request still does.
+	Carries bool
 }
 
 // Result is the answer to a Request.
@@ -130,4 +134,9 @@ type Holding struct {
 	// handed out nor shared until it is released, yet a Service that
 	// already carries one of them does not conflict with it.
 	Releasing bool
+	// Contested marks a Service that carries an address another Service
+	// held first, with colliding ports (a user's doing). Its addresses stay
+	// in use, never handed or shared to a third Service, but the Service
+	// that held them first keeps them.
+	Contested bool
 }

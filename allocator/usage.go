@@ -42,7 +42,7 @@ func NewUsage() *Usage {
 // addresses are recorded as IPv4.
 func (u *Usage) Assign(h Holding) {
 	u.Release(h.Owner)
-	c := &Holding{Owner: h.Owner, Namespace: h.Namespace, Ports: slices.Clone(h.Ports), Releasing: h.Releasing}
+	c := &Holding{Owner: h.Owner, Namespace: h.Namespace, Ports: slices.Clone(h.Ports), Releasing: h.Releasing, Contested: h.Contested}
 	for _, a := range h.Addrs {
 		if !a.IsValid() {
 			continue
@@ -97,7 +97,8 @@ func (u *Usage) Holding(owner string) (Holding, bool) {
 	if !ok {
 		return Holding{}, false
 	}
-	return Holding{Owner: c.Owner, Namespace: c.Namespace, Ports: slices.Clone(c.Ports), Addrs: slices.Clone(c.Addrs), Releasing: c.Releasing}, true
+	return Holding{Owner: c.Owner, Namespace: c.Namespace, Ports: slices.Clone(c.Ports), Addrs: slices.Clone(c.Addrs),
+		Releasing: c.Releasing, Contested: c.Contested}, true
 }
 
 // Holders returns the owners holding a, sorted.
@@ -137,7 +138,7 @@ func (u *Usage) updateShareable(a netip.Addr) {
 	hs := u.byAddr[a]
 	ok := len(hs) > 0
 	for _, h := range hs {
-		if len(h.Ports) == 0 || h.Releasing {
+		if len(h.Ports) == 0 || h.Releasing || h.Contested {
 			ok = false
 		}
 	}

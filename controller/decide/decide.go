@@ -81,8 +81,14 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 	key := Key(svc)
 	_, held := usage.Holding(key)
 	if !IsLoadBalancer(svc) {
-		ours := HandlesClass(svc, o) && svc.Annotations[AnnotationIgnore] != "true"
 		marked := svc.Labels[LabelImplementation] == ImplementationKubeVIP && svc.Annotations[AnnotationLoadBalancerIPs] != ""
+		// The API server clears spec.loadBalancerClass when the type
+		// changes away from LoadBalancer: such a Service is ours if we
+		// marked it, whatever class it had. One that still shows its
+		// class (a LoadBalancer being deleted) is ours if the class is.
+		cls := svc.Spec.LoadBalancerClass
+		ours := svc.Annotations[AnnotationIgnore] != "true" &&
+			(HandlesClass(svc, o) || (marked && svc.Spec.Type != corev1.ServiceTypeLoadBalancer && (cls == nil || *cls == "")))
 		switch {
 		case svc.DeletionTimestamp == nil && ours && marked:
 			// The address stays reserved (Holding) until the write that
@@ -93,7 +99,7 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 			h.Releasing = true
 			return Decision{Action: Release, Service: stripped(svc), Holding: h, Events: []Event{{EventNormal, ReasonAddressReleased,
 				fmt.Sprintf("type is %s: released %s", svc.Spec.Type, svc.Annotations[AnnotationLoadBalancerIPs])}}}
-		case HandlesClass(svc, o) && hasCleanupFinalizer(svc):
+		case ours && hasCleanupFinalizer(svc):
 			// Deleted, or no longer a LoadBalancer: its address is free, and
 			// the finalizer the existing provider left must go.
 			out := svc.DeepCopy()
@@ -154,15 +160,19 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 // keep validates the addresses svc already carries.
 func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, addrs []netip.Addr, src string) Decision {
 	req := Request(svc, addrs)
-	req.Granted = svc.Annotations[AnnotationLoadBalancerIPs] != "" && svc.Labels[LabelImplementation] == ImplementationKubeVIP
+	req.Carries = svc.Annotations[AnnotationLoadBalancerIPs] != ""
+	req.Granted = req.Carries && svc.Labels[LabelImplementation] == ImplementationKubeVIP
 	res, err := usage.Allocate(cfg, req)
 	if err != nil {
 		msg := fmt.Sprintf("%s (from %s)", err, src)
 		var ae *allocator.Error
 		if svc.Annotations[AnnotationLoadBalancerIPs] != "" && errors.As(err, &ae) && ae.Reason == allocator.ReasonConflict {
 			// kube-vip advertises what the annotation says, so the address
-			// stays in use: reported, but never handed to a third Service.
-			return Decision{Action: Hold, Holding: Holding(svc, addrs), Err: err,
+			// stays in use: reported, but never handed to a third Service;
+			// the Service that held it first keeps it.
+			h := Holding(svc, addrs)
+			h.Contested = true
+			return Decision{Action: Hold, Holding: h, Err: err,
 				Events: []Event{{EventWarning, ReasonAllocationFailed, msg}}}
 		}
 		return fail(err, msg)
@@ -225,10 +235,17 @@ func setLabel(svc *corev1.Service, k, v string) {
 	svc.Labels[k] = v
 }
 
-// stripped returns a copy of svc without the marks this provider writes,
-// and without the finalizer the existing provider left.
+// stripped returns a copy of svc without the marks this provider writes
+// (spec.loadBalancerIP too, when it names an address being released: it is
+// free now, and would otherwise come back as a request), and without the
+// finalizer the existing provider left.
 func stripped(svc *corev1.Service) *corev1.Service {
 	out := svc.DeepCopy()
+	if ip, err := netip.ParseAddr(strings.TrimSpace(out.Spec.LoadBalancerIP)); err == nil {
+		if released, _, err := Addresses(svc); err == nil && slices.Contains(released, ip.Unmap()) {
+			out.Spec.LoadBalancerIP = ""
+		}
+	}
 	delete(out.Annotations, AnnotationLoadBalancerIPs)
 	delete(out.Annotations, AnnotationServiceInterface)
 	delete(out.Labels, LabelImplementation)
@@ -262,6 +279,8 @@ func (d Decision) Landed(svc *corev1.Service) bool {
 	}
 	return svc.Annotations[AnnotationLoadBalancerIPs] == d.Service.Annotations[AnnotationLoadBalancerIPs] &&
 		svc.Labels[LabelImplementation] == d.Service.Labels[LabelImplementation] &&
+		svc.Labels[LabelLegacyIPAMAddress] == d.Service.Labels[LabelLegacyIPAMAddress] &&
+		svc.Spec.LoadBalancerIP == d.Service.Spec.LoadBalancerIP &&
 		slices.Equal(svc.Finalizers, d.Service.Finalizers)
 }
 

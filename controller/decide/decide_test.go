@@ -107,6 +107,10 @@ func TestDecide(t *testing.T) {
 		unfinalized bool
 		// second and secondMsg: the second event's reason and message.
 		second, secondMsg string
+		// clearsLBIP: the write empties spec.loadBalancerIP.
+		clearsLBIP bool
+		// contested: the holding is marked Contested.
+		contested bool
 	}{
 		{name: "new Service gets the lowest address", config: pool, svc: svc("ns", "a"),
 			action: Write, addrs: "192.0.2.1", lbIP: "192.0.2.1", reason: ReasonAddressAssigned, msg: `from pool "global"`, allocated: true},
@@ -133,7 +137,7 @@ func TestDecide(t *testing.T) {
 			action: Write, addrs: "192.0.2.1"},
 		{name: "carried address in conflict: reported, still in use", config: pool, usage: held,
 			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
-			action: Hold, addrs: "192.0.2.1", reason: ReasonAllocationFailed, msg: "Conflict", noWrite: true},
+			action: Hold, addrs: "192.0.2.1", reason: ReasonAllocationFailed, msg: "Conflict", noWrite: true, contested: true},
 		{name: "malformed annotation: reported, not overwritten", config: pool, svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "banana")),
 			action: Fail, reason: ReasonAllocationFailed, msg: "banana"},
 		{name: "no pool", config: map[string]string{"cidr-other": "192.0.2.0/29"}, svc: svc("ns", "a"),
@@ -158,6 +162,19 @@ func TestDecide(t *testing.T) {
 		{name: "type changed away: our marks removed", config: pool,
 			svc:    svc("ns", "a", typ(corev1.ServiceTypeClusterIP), annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
 			action: Release, reason: ReasonAddressReleased},
+		{name: "type changed away: spec.loadBalancerIP we wrote is emptied with the marks", config: pool,
+			svc:    svc("ns", "a", typ(corev1.ServiceTypeClusterIP), lbIP("192.0.2.1"), annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			action: Release, reason: ReasonAddressReleased, clearsLBIP: true},
+		{name: "type changed away: spec.loadBalancerIP spelled otherwise is emptied too", config: pool,
+			svc:    svc("ns", "a", typ(corev1.ServiceTypeClusterIP), lbIP("2001:DB8::0001"), annotated(AnnotationLoadBalancerIPs, "192.0.2.1,2001:db8::1"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			action: Release, reason: ReasonAddressReleased, clearsLBIP: true},
+		{name: "class enabled, type changed away (the API server cleared the class): our marks removed", config: pool, opts: Options{EnableLoadBalancerClass: true},
+			svc:    svc("ns", "a", typ(corev1.ServiceTypeClusterIP), finalized, lbIP("192.0.2.1"), annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			action: Release, reason: ReasonAddressReleased, clearsLBIP: true, unfinalized: true},
+		{name: "class enabled, type changed away, never ours: the finalizer is not ours to judge", config: pool, opts: Options{EnableLoadBalancerClass: true},
+			svc: svc("ns", "a", typ(corev1.ServiceTypeClusterIP), finalized), action: None},
+		{name: "deleted and ignored: its finalizer left alone", config: pool,
+			svc: svc("ns", "a", deleting, finalized, annotated(AnnotationIgnore, "true")), action: None},
 		{name: "type changed away: the existing provider's finalizer removed with our marks", config: pool,
 			svc:    svc("ns", "a", typ(corev1.ServiceTypeClusterIP), finalized, annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), labelled(LabelImplementation, ImplementationKubeVIP)),
 			action: Release, reason: ReasonAddressReleased, unfinalized: true},
@@ -226,6 +243,12 @@ func TestDecide(t *testing.T) {
 				if _, ok := tc.config["interface-global"]; ok && d.Service.Annotations[AnnotationServiceInterface] != "eth1" {
 					t.Errorf("serviceInterface = %q, want eth1", d.Service.Annotations[AnnotationServiceInterface])
 				}
+			}
+			if tc.clearsLBIP && (d.Service == nil || d.Service.Spec.LoadBalancerIP != "") {
+				t.Errorf("write %v, want spec.loadBalancerIP emptied", d.Service)
+			}
+			if d.Holding.Contested != tc.contested {
+				t.Errorf("holding contested = %v, want %v", d.Holding.Contested, tc.contested)
 			}
 			if tc.unfinalized {
 				if d.Service == nil || len(d.Service.Finalizers) != 1 || d.Service.Finalizers[0] != "example.com/keep" {
@@ -413,5 +436,94 @@ func TestRebuildOlderServiceKeepsContestedAddress(t *testing.T) {
 	}
 	if u.Len() != 2 {
 		t.Fatalf("%d holders, want 2 (other, and aa-newer still carrying .3)", u.Len())
+	}
+}
+
+// TestTwoCarriersAfterARestart: two Services carry one address in their
+// annotation with colliding ports. After a restart the older keeps it, in
+// whatever order the Services are then decided, and only the newer is told
+// of the conflict; once the older is gone, the newer is no longer in conflict.
+func TestTwoCarriersAfterARestart(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"cidr-global": "192.0.2.0/29"})
+	older := svc("ns", "older", annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), created(100))
+	newer := svc("ns", "newer", annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), created(200))
+	for _, order := range [][]*corev1.Service{{older, newer}, {newer, older}} {
+		u, _ := Rebuild(cfg, []*corev1.Service{newer, older}, Options{})
+		l := NewLedger(u)
+		got := map[string]error{}
+		for _, s := range order {
+			got[Key(s)] = l.Decide(cfg, s, Options{}).Err
+		}
+		if got["ns/older"] != nil || got["ns/newer"] == nil || !strings.Contains(got["ns/newer"].Error(), "held by ns/older") {
+			t.Fatalf("deciding %s first: older %v, newer %v; want only newer in conflict, with older", Key(order[0]), got["ns/older"], got["ns/newer"])
+		}
+		l.Forget("ns/older")
+		if d := l.Decide(cfg, newer, Options{}); d.Err != nil || d.Holding.Contested {
+			t.Fatalf("newer once older is gone: %v contested=%v", d.Err, d.Holding.Contested)
+		}
+	}
+}
+
+// TestDecideLiveMakesOlderCachedCopiesStale: once a live read has settled
+// an uncertain write, a lagging cache's older copy must not be decided on:
+// it would allocate again, and the refused write that follows would free
+// the address the Service really carries.
+func TestDecideLiveMakesOlderCachedCopiesStale(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
+	l := NewLedger(nil)
+	cached := svc("ns", "a", rv("10"))
+	d := l.Decide(cfg, cached, Options{})
+	l.WriteUncertain(d)
+	live := d.Service.DeepCopy()
+	live.ResourceVersion = "11"
+	if got := l.DecideLive(cfg, live, Options{}); got.Action != Hold {
+		t.Fatalf("live copy showing the write: %v, want Hold", got.Action)
+	}
+	if !l.Stale(cached) {
+		t.Fatal("the cached copy (rv 10) older than the live read (rv 11) is not Stale")
+	}
+	if l.Stale(live) {
+		t.Fatal("the live copy itself is Stale")
+	}
+	if db := l.Decide(cfg, svc("ns", "b", rv("12")), Options{}); JoinAddrs(db.Holding.Addrs) != "192.0.2.2" {
+		t.Fatalf("b got %v, want 192.0.2.2: a keeps 192.0.2.1", db.Holding.Addrs)
+	}
+}
+
+// TestObserveReservesWhatAServiceCarriesBeforeItsTurn: a Service that
+// appears carrying an address is reserved as soon as the cache shows it,
+// yields to the Service that held the address first, and is settled when
+// it is decided.
+func TestObserveReservesWhatAServiceCarriesBeforeItsTurn(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
+	l := NewLedger(nil)
+	first := svc("ns", "first", rv("5"))
+	df := l.Decide(cfg, first, Options{})
+	l.Written(df, "6")
+	carrier := svc("ns", "carrier", rv("7"), annotated(AnnotationLoadBalancerIPs, "192.0.2.2"))
+	l.Observe(carrier)
+	if d := l.Decide(cfg, svc("ns", "auto", rv("8")), Options{}); JoinAddrs(d.Holding.Addrs) != "192.0.2.3" {
+		t.Fatalf("auto got %v: the observed 192.0.2.2 was not reserved", d.Holding.Addrs)
+	}
+	// One observed carrying what first holds does not take it from first.
+	late := svc("ns", "late", rv("9"), annotated(AnnotationLoadBalancerIPs, "192.0.2.1"))
+	l.Observe(late)
+	fresh := df.Service.DeepCopy()
+	fresh.ResourceVersion = "6"
+	if d := l.Decide(cfg, fresh, Options{}); d.Action != Hold || d.Err != nil {
+		t.Fatalf("first after late was observed: %v %v, want a plain Hold", d.Action, d.Err)
+	}
+	if d := l.Decide(cfg, late, Options{}); d.Err == nil || !d.Holding.Contested {
+		t.Fatalf("late: %v contested=%v, want a conflict with first", d.Err, d.Holding.Contested)
+	}
+	// Observing never takes away what a Service holds, and ignores what
+	// is not a LoadBalancer.
+	l.Observe(svc("ns", "first", rv("10")))
+	if h, ok := l.Usage().Holding("ns/first"); !ok || JoinAddrs(h.Addrs) != "192.0.2.1" {
+		t.Fatalf("first holds %v after an observation without the annotation", h.Addrs)
+	}
+	l.Observe(svc("ns", "cip", typ(corev1.ServiceTypeClusterIP), annotated(AnnotationLoadBalancerIPs, "192.0.2.3")))
+	if _, ok := l.Usage().Holding("ns/cip"); ok {
+		t.Fatal("a ClusterIP Service was reserved")
 	}
 }

@@ -1,6 +1,9 @@
 package decide
 
 import (
+	"slices"
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 
@@ -71,16 +74,27 @@ func (l *Ledger) Decide(cfg *allocator.Config, svc *corev1.Service, o Options) D
 	return d
 }
 
+// DecideLive is Decide for a copy of svc read from the API server itself,
+// not from a cache: cached copies older than it are Stale from now on, so
+// that a lagging cache cannot undo what the live read showed.
+func (l *Ledger) DecideLive(cfg *allocator.Config, svc *corev1.Service, o Options) Decision {
+	d := l.Decide(cfg, svc, o)
+	l.written[Key(svc)] = svc.ResourceVersion
+	return d
+}
+
 // Written records that the API server accepted the write of a Write or a
-// Release; rv is the resourceVersion it returned. Until the cache shows
-// that version, older cached copies of the Service are Stale. A Release's
-// address is free from now on.
+// Release (also one whose outcome was Uncertain, once that is settled); rv
+// is the resourceVersion it returned. Until the cache shows that version,
+// older cached copies of the Service are Stale. A Release's address is free
+// from now on.
 func (l *Ledger) Written(d Decision, rv string) {
 	key := Key(d.Service)
 	if d.Action == Release {
 		l.usage.Release(key)
 	}
 	l.written[key] = rv
+	delete(l.uncertain, key)
 }
 
 // WriteFailed undoes the reservation of a Write the API server refused:
@@ -90,6 +104,9 @@ func (l *Ledger) Written(d Decision, rv string) {
 func (l *Ledger) WriteFailed(d Decision) {
 	if d.Action == Write && d.Allocated {
 		l.usage.Release(d.Holding.Owner)
+	}
+	if d.Service != nil {
+		delete(l.uncertain, Key(d.Service))
 	}
 }
 
@@ -108,6 +125,38 @@ func (l *Ledger) WriteUncertain(d Decision) {
 func (l *Ledger) Uncertain(key string) (Decision, bool) {
 	d, ok := l.uncertain[key]
 	return d, ok
+}
+
+// Observe reserves, as soon as a cache shows svc, the addresses it carries
+// in its annotation, before its turn in the queue comes: a Service may
+// appear carrying addresses (a user's annotation, a restore, another
+// provider) while the controller is busy with others, and until it is
+// decided nothing else may be given them. It only ever adds, as Contested
+// (an address another Service held first stays that Service's); deciding
+// svc settles what it holds.
+func (l *Ledger) Observe(svc *corev1.Service) {
+	if !IsLoadBalancer(svc) || l.Stale(svc) || strings.TrimSpace(svc.Annotations[AnnotationLoadBalancerIPs]) == "" {
+		return
+	}
+	carried, _, err := Addresses(svc)
+	if err != nil {
+		return
+	}
+	h, held := l.usage.Holding(Key(svc))
+	if !held {
+		h = Holding(svc, nil)
+		h.Contested = true
+	}
+	added := false
+	for _, a := range carried {
+		if !a.IsUnspecified() && !slices.Contains(h.Addrs, a) {
+			h.Addrs = append(h.Addrs, a)
+			added = true
+		}
+	}
+	if added {
+		l.usage.Assign(h)
+	}
 }
 
 // Forget releases a deleted Service.

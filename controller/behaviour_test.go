@@ -292,3 +292,48 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestContestedAnnotationIsGrantedOnceTheHolderGoes: a Service that
+// carries, in its annotation, an address another Service holds with a
+// colliding port is told so; once the holder is deleted it is granted the
+// address at once (a back-off of a minute would miss the deadline).
+func TestContestedAnnotationIsGrantedOnceTheHolderGoes(t *testing.T) {
+	h := newHarness(t, map[string]string{"cidr-global": "192.0.2.216/29"})
+	h.start(func(o *controller.Options) { o.RetryBaseDelay, o.RetryMaxDelay = time.Minute, time.Minute })
+	h.create("first", withAnnotation(decide.AnnotationLoadBalancerIPs, "192.0.2.222"))
+	h.waitEvent(h.ns, "Service", "first", decide.ReasonAddressAssigned, "192.0.2.222")
+	h.create("later", withAnnotation(decide.AnnotationLoadBalancerIPs, "192.0.2.222"))
+	h.waitEvent(h.ns, "Service", "later", decide.ReasonAllocationFailed, "held by "+h.ns+"/first")
+	h.delete(h.ns, "first")
+	h.waitEvent(h.ns, "Service", "later", decide.ReasonAddressAssigned, "192.0.2.222")
+	if got := h.get(h.ns, "later").Labels[decide.LabelImplementation]; got != decide.ImplementationKubeVIP {
+		t.Fatalf("later is labelled implementation=%q once granted", got)
+	}
+}
+
+// TestClassModeTypeChangeRemovesOurMarks: the API server clears
+// spec.loadBalancerClass when a Service stops being a LoadBalancer; with
+// loadBalancerClass support on, the provider must still remove what it
+// wrote, and spec.loadBalancerIP with it, before the address is reused.
+func TestClassModeTypeChangeRemovesOurMarks(t *testing.T) {
+	h := newHarness(t, map[string]string{"range-global": "192.0.2.230-192.0.2.230"})
+	h.start(func(o *controller.Options) { o.Decide.EnableLoadBalancerClass = true })
+	h.create("a", withClass(decide.DefaultLoadBalancerClass))
+	addr := h.addressOf(h.ns, "a")
+	s := h.get(h.ns, "a")
+	s.Spec.Type = corev1.ServiceTypeClusterIP
+	s.Spec.AllocateLoadBalancerNodePorts = nil
+	s.Spec.LoadBalancerIP = ""
+	if _, err := client.CoreV1().Services(h.ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually(10*time.Second, "a's marks removed", func() (bool, string) {
+		s := h.get(h.ns, "a")
+		return s.Annotations[decide.AnnotationLoadBalancerIPs] == "" && s.Labels[decide.LabelImplementation] == "",
+			fmt.Sprintf("class %v, annotations %v, labels %v", s.Spec.LoadBalancerClass, s.Annotations, s.Labels)
+	})
+	h.create("b", withClass(decide.DefaultLoadBalancerClass))
+	if got := h.addressOf(h.ns, "b"); got != addr {
+		t.Fatalf("b = %q, want the released %s", got, addr)
+	}
+}

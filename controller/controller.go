@@ -63,6 +63,9 @@ type Options struct {
 	// ShutdownGrace bounds how long the syncs in flight may take to finish
 	// once Run's context is cancelled with ErrShuttingDown (default 5s).
 	ShutdownGrace time.Duration
+	// Abort, when closed, cuts the syncs in flight off at once, even during
+	// the graceful drain of ErrShuttingDown: a lost Lease, say.
+	Abort <-chan struct{}
 	// EventClient, when set, records Events instead of the main client, so
 	// that Events do not share the main client's rate limit with the writes
 	// that assign addresses.
@@ -113,8 +116,8 @@ type Controller struct {
 	// waiting holds the Services that could not get an address; they are
 	// retried at once when an address is freed.
 	waiting map[string]bool
-	// lastEvent de-duplicates repeated Events per object.
-	lastEvent map[string]string
+	// seen de-duplicates repeated Events per Service.
+	seen *decide.EventMemory
 	// configEvent is the ConfigMap version whose errors were last reported.
 	configEvent string
 
@@ -127,12 +130,12 @@ type Controller struct {
 func New(client kubernetes.Interface, opts Options) *Controller {
 	opts.defaults()
 	c := &Controller{
-		client:    client,
-		opts:      opts,
-		factory:   informers.NewSharedInformerFactory(client, 0),
-		ledger:    decide.NewLedger(nil),
-		waiting:   map[string]bool{},
-		lastEvent: map[string]string{},
+		client:  client,
+		opts:    opts,
+		factory: informers.NewSharedInformerFactory(client, 0),
+		ledger:  decide.NewLedger(nil),
+		waiting: map[string]bool{},
+		seen:    decide.NewEventMemory(),
 	}
 	c.cmFactor = informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithNamespace(opts.ConfigMapNamespace),
@@ -187,6 +190,12 @@ func (c *Controller) enqueueService(obj interface{}) {
 		utilruntime.HandleError(err)
 		return
 	}
+	if svc, ok := obj.(*corev1.Service); ok {
+		// Reserve what it carries now, not when its turn comes.
+		c.mu.Lock()
+		c.ledger.Observe(svc)
+		c.mu.Unlock()
+	}
 	c.queue.Add(key)
 }
 
@@ -238,6 +247,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.reportConfig(ctx, cm, c.config.update(cm))
 	usage, conflicts := decide.Rebuild(c.config.cfg, svcs, c.opts.Decide)
 	c.ledger = decide.NewLedger(usage)
+	// Services that reached the cache after the list above were observed
+	// by the old ledger: observe what the cache holds now.
+	if now, err := c.services.List(labels.Everything()); err == nil {
+		for _, s := range now {
+			c.ledger.Observe(s)
+		}
+	}
 	c.mu.Unlock()
 	logger.Info("Ledger rebuilt from the cluster", "services", len(svcs), "holding", usage.Len(), "conflicts", len(conflicts))
 	for _, s := range svcs {
@@ -253,6 +269,15 @@ func (c *Controller) Run(ctx context.Context) error {
 	// another replica may be acting already.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	if c.opts.Abort != nil {
+		go func() {
+			select {
+			case <-c.opts.Abort:
+				cancelWork()
+			case <-workCtx.Done():
+			}
+		}()
+	}
 	var wg sync.WaitGroup
 	for i := 0; i < c.opts.Workers; i++ {
 		wg.Add(1)
@@ -263,10 +288,15 @@ func (c *Controller) Run(ctx context.Context) error {
 		}()
 	}
 	logger.Info("Started workers", "count", c.opts.Workers)
-	<-ctx.Done()
+	aborted := false
+	select {
+	case <-ctx.Done():
+	case <-c.opts.Abort: // a nil channel never fires
+		aborted = true
+	}
 	c.stopping.Store(true)
 	grace := time.Duration(0)
-	if errors.Is(context.Cause(ctx), ErrShuttingDown) {
+	if !aborted && errors.Is(context.Cause(ctx), ErrShuttingDown) {
 		grace = c.opts.ShutdownGrace
 	}
 	stopWork := time.AfterFunc(grace, cancelWork)
@@ -369,7 +399,7 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 		_, held := c.ledger.Usage().Holding(key)
 		c.ledger.Forget(key)
 		delete(c.waiting, key)
-		delete(c.lastEvent, key)
+		c.seen.Forget(key)
 		c.mu.Unlock()
 		if held {
 			logger.V(2).Info("Service deleted, address released")
@@ -387,39 +417,29 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 	if uncertain {
 		// Our last write of it may have landed or not: the cache cannot
 		// tell (it may just lag), the API server can.
-		live, err := c.client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			c.mu.Lock()
-			c.ledger.Forget(key)
-			delete(c.waiting, key)
-			c.mu.Unlock()
-			c.wakeWaiting()
-			return false, nil
+		live, settled, err := c.settleUncertain(ctx, key, pending)
+		if settled || err != nil {
+			return apierrors.IsConflict(err), ignoreConflict(err)
 		}
-		if err != nil {
-			return false, fmt.Errorf("read Service %s after a write of unknown outcome: %w", key, err)
-		}
-		live.ManagedFields = nil
 		svc = live
-		if pending.Landed(live) {
-			// The write went through after all: say so, as for any write.
-			logger.Info("A write whose answer was lost had landed", "addresses", decide.JoinAddrs(pending.Holding.Addrs))
-			if c.opts.Metrics != nil && pending.Allocated {
-				c.opts.Metrics.allocations.Inc()
-			}
-			c.record(live, key, pending.Events, true)
-		}
 	}
 
 	c.mu.Lock()
-	if c.ledger.Stale(svc) {
+	if !uncertain && c.ledger.Stale(svc) {
 		c.mu.Unlock()
 		return false, nil // the cache will show our write and queue it again
 	}
 	_, heldBefore := c.ledger.Usage().Holding(key)
-	d := c.ledger.Decide(c.config.cfg, svc, c.opts.Decide)
+	var d decide.Decision
+	if uncertain {
+		d = c.ledger.DecideLive(c.config.cfg, svc, c.opts.Decide)
+	} else {
+		d = c.ledger.Decide(c.config.cfg, svc, c.opts.Decide)
+	}
 	_, heldAfter := c.ledger.Usage().Holding(key)
-	if d.Action == decide.Fail {
+	// A Service in conflict waits for the address to free up, whether it
+	// holds nothing (Fail) or carries the contested address (Hold).
+	if d.Action == decide.Fail || (d.Action == decide.Hold && d.Err != nil) {
 		c.waiting[key] = true
 	} else {
 		delete(c.waiting, key)
@@ -457,9 +477,6 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 		c.mu.Unlock()
 		if d.Action == decide.Write {
 			logger.Info("Address assigned", "addresses", decide.JoinAddrs(d.Holding.Addrs))
-			if c.opts.Metrics != nil && d.Allocated {
-				c.opts.Metrics.allocations.Inc()
-			}
 		} else {
 			if len(d.Holding.Addrs) > 0 {
 				logger.Info("Address released", "addresses", decide.JoinAddrs(d.Holding.Addrs))
@@ -468,7 +485,7 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 			}
 			c.wakeWaiting()
 		}
-		c.record(updated, key, d.Events, true)
+		c.written(d, updated)
 	case decide.Fail:
 		c.record(svc, key, d.Events, false)
 		if c.opts.Metrics != nil {
@@ -481,8 +498,89 @@ func (c *Controller) syncService(ctx context.Context, key string) (bool, error) 
 		if d.Err != nil && c.opts.Metrics != nil {
 			c.opts.Metrics.failures.WithLabelValues(failureReason(d.Err)).Inc()
 		}
+		return d.Err != nil, nil // a contested address: retried with back-off too
 	}
 	return false, nil
+}
+
+// settleUncertain reads a Service whose last write (pending) got no answer.
+// When the write has landed, its Events are recorded and live is returned
+// to be decided on. When the Service is still at the version the write was
+// made against, the write may still land: rather than decide anew, which
+// could pick other addresses, the same write is sent again (settled is
+// then true); whichever of the two lands, the Service gets the same
+// addresses. Otherwise the Service has moved on without it, and the write
+// can no longer land: live is returned to be decided on afresh. The
+// reservation stands until one of these has happened.
+func (c *Controller) settleUncertain(ctx context.Context, key string, pending decide.Decision) (live *corev1.Service, settled bool, err error) {
+	logger := klog.FromContext(ctx).WithValues("service", key)
+	ns, name, _ := cache.SplitMetaNamespaceKey(key)
+	live, err = c.client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		c.mu.Lock()
+		c.ledger.Forget(key)
+		delete(c.waiting, key)
+		c.seen.Forget(key)
+		c.mu.Unlock()
+		c.wakeWaiting()
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read Service %s after a write of unknown outcome: %w", key, err)
+	}
+	live.ManagedFields = nil
+	switch {
+	case pending.Landed(live):
+		logger.Info("A write whose answer was lost had landed", "addresses", decide.JoinAddrs(pending.Holding.Addrs))
+		c.written(pending, live)
+		return live, false, nil
+	case live.ResourceVersion == pending.Service.ResourceVersion:
+		updated, err := c.write(ctx, live, pending.Service)
+		if apierrors.IsNotFound(err) {
+			return c.settleUncertain(ctx, key, pending) // gone: forget it
+		}
+		if refused(err) && !apierrors.IsConflict(err) {
+			// The same write, to the same version, refused outright: so
+			// would the first one be. It cannot land; decide afresh.
+			c.mu.Lock()
+			c.ledger.WriteFailed(pending)
+			c.mu.Unlock()
+			logger.Info("A write whose answer was lost was refused when sent again", "err", err)
+			return live, false, nil
+		}
+		if err != nil {
+			// Still unknown (a conflict means the Service moved on, maybe
+			// by our first write): the next read will tell.
+			return nil, false, fmt.Errorf("write Service %s again after a write of unknown outcome: %w", key, err)
+		}
+		c.mu.Lock()
+		c.ledger.Written(pending, updated.ResourceVersion)
+		c.mu.Unlock()
+		logger.Info("A write whose answer was lost was sent again", "addresses", decide.JoinAddrs(pending.Holding.Addrs))
+		c.written(pending, updated)
+		if pending.Action == decide.Release {
+			c.wakeWaiting()
+		}
+		return updated, true, nil
+	}
+	return live, false, nil
+}
+
+// written tells what a write of d did, once it has landed: metrics and Events.
+func (c *Controller) written(d decide.Decision, updated *corev1.Service) {
+	if c.opts.Metrics != nil && d.Action == decide.Write && d.Allocated {
+		c.opts.Metrics.allocations.Inc()
+	}
+	c.record(updated, decide.Key(updated), d.Events, true)
+}
+
+// ignoreConflict returns err unless it is a conflict, which is retried
+// without being logged as an error.
+func ignoreConflict(err error) error {
+	if apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
 }
 
 // write patches the Service from (as read) into to, only if it is still at
@@ -492,22 +590,17 @@ func (c *Controller) write(ctx context.Context, from, to *corev1.Service) (*core
 	if err != nil {
 		return nil, apierrors.NewBadRequest(err.Error()) // never sent: refused, not uncertain
 	}
-	return c.client.CoreV1().Services(from.Namespace).Patch(ctx, from.Name, types.StrategicMergePatchType, patch,
+	return c.client.CoreV1().Services(from.Namespace).Patch(ctx, from.Name, types.MergePatchType, patch,
 		metav1.PatchOptions{FieldManager: FieldManager})
 }
 
 // record emits events, skipping one identical to the last emitted for the
 // same object unless force is set.
 func (c *Controller) record(obj *corev1.Service, key string, evs []decide.Event, force bool) {
+	c.mu.Lock()
+	evs = c.seen.Fresh(key, evs, force)
+	c.mu.Unlock()
 	for _, e := range evs {
-		sig := e.Reason + "\x00" + e.Message
-		c.mu.Lock()
-		dup := c.lastEvent[key] == sig
-		c.lastEvent[key] = sig
-		c.mu.Unlock()
-		if dup && !force {
-			continue
-		}
 		c.recorder.Event(obj, e.Type, e.Reason, e.Message)
 	}
 }

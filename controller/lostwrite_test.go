@@ -22,27 +22,33 @@ import (
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
-// lostAnswers lets every n-th update of a Service reach the API server and
-// then drops the answer, as a time-out or a broken connection would: the
-// write has landed, but the client is told it failed.
+// lostAnswers fails every n-th update of a Service as a time-out or a
+// broken connection would: with land set, the write reaches the API server
+// and only its answer is lost; without, the write is lost on its way.
+// Either way the client is told it failed, and cannot tell which.
 type lostAnswers struct {
 	next    http.RoundTripper
 	every   int64
+	land    bool
 	seen    atomic.Int64
 	dropped atomic.Int64
 }
 
 func (l *lostAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := l.next.RoundTrip(r)
-	if err != nil || (r.Method != http.MethodPut && r.Method != http.MethodPatch) || !strings.Contains(r.URL.Path, "/services/") {
-		return resp, err
+	if (r.Method != http.MethodPut && r.Method != http.MethodPatch) || !strings.Contains(r.URL.Path, "/services/") ||
+		l.seen.Add(1)%l.every != 0 {
+		return l.next.RoundTrip(r)
 	}
-	if l.seen.Add(1)%l.every != 0 {
-		return resp, err
+	l.dropped.Add(1)
+	if !l.land {
+		return nil, errors.New("test: this update was lost on its way")
+	}
+	resp, err := l.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	_ = resp.Body.Close()
-	l.dropped.Add(1)
 	return nil, errors.New("test: the answer to this update was lost")
 }
 
@@ -52,9 +58,17 @@ func (l *lostAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
 // The pool has exactly as many addresses as Services, so a double
 // allocation would also leave one Service without an address.
 func TestLostWriteAnswersNeverDoubleAllocate(t *testing.T) {
+	for _, land := range []bool{true, false} {
+		t.Run(map[bool]string{true: "the writes land", false: "the writes are lost"}[land], func(t *testing.T) {
+			lostWrites(t, land)
+		})
+	}
+}
+
+func lostWrites(t *testing.T, land bool) {
 	const n = 60
 	h := newHarness(t, map[string]string{"range-global": "10.31.0.1-10.31.0.60"})
-	lost := &lostAnswers{every: 3}
+	lost := &lostAnswers{every: 3, land: land}
 	cfg := rest.CopyConfig(restConfig)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { lost.next = rt; return lost })
 	h.client = kubernetes.NewForConfigOrDie(cfg)
@@ -77,11 +91,11 @@ func TestLostWriteAnswersNeverDoubleAllocate(t *testing.T) {
 		}
 		return len(told) == n, fmt.Sprintf("%d of %d Services", len(told), n)
 	})
-	t.Logf("%d of %d answers to Service updates were lost", lost.dropped.Load(), lost.seen.Load())
+	t.Logf("%d of %d Service updates failed without an answer", lost.dropped.Load(), lost.seen.Load())
 }
 
 // TestAPatchCarryingAResourceVersionIsAPrecondition pins down what the
-// controller's writes rely on: a strategic merge patch that carries
+// controller's writes rely on: a JSON merge patch that carries
 // metadata.resourceVersion is refused with 409 Conflict once the Service
 // has moved on, as an Update would be.
 func TestAPatchCarryingAResourceVersionIsAPrecondition(t *testing.T) {
@@ -93,7 +107,7 @@ func TestAPatchCarryingAResourceVersionIsAPrecondition(t *testing.T) {
 		t.Fatal(err)
 	}
 	patch := []byte(`{"metadata":{"resourceVersion":"` + old.ResourceVersion + `","labels":{"implementation":"kube-vip"}}}`)
-	_, err := client.CoreV1().Services(h.ns).Patch(context.Background(), "web", types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+	_, err := client.CoreV1().Services(h.ns).Patch(context.Background(), "web", types.MergePatchType, patch, metav1.PatchOptions{})
 	if !apierrors.IsConflict(err) {
 		t.Fatalf("patch at a stale resourceVersion: %v, want a 409 Conflict", err)
 	}

@@ -4,16 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/strategicpatch"
 )
 
-// servicePatch returns the strategic merge patch that turns from into to,
+// servicePatch returns the JSON merge patch that turns from into to,
 // carrying from's resourceVersion: the API server applies it only to that
 // version (409 Conflict otherwise), as an Update would, but it touches only
 // the fields this provider changes. An Update would send the whole object
 // back, and against an API server newer than this client it would drop
-// the Service fields the client does not know.
+// the Service fields the client does not know. (A merge patch replaces a
+// list whole, finalizers say; the resourceVersion makes that safe.)
 func servicePatch(from, to *corev1.Service) ([]byte, error) {
 	a, err := json.Marshal(from)
 	if err != nil {
@@ -23,7 +24,7 @@ func servicePatch(from, to *corev1.Service) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode Service %s/%s: %w", to.Namespace, to.Name, err)
 	}
-	p, err := strategicpatch.CreateTwoWayMergePatch(a, b, corev1.Service{})
+	p, err := jsonpatch.CreateMergePatch(a, b)
 	if err != nil {
 		return nil, fmt.Errorf("patch for Service %s/%s: %w", from.Namespace, from.Name, err)
 	}

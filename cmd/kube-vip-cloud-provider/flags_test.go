@@ -119,7 +119,8 @@ func TestRestConfigOrder(t *testing.T) {
 		{"--kubeconfig wins over everything", flagFile, false, map[string]string{"KUBECONFIG": envFile, "KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "https://flag.example:6443"},
 		{"$KUBECONFIG wins over in-cluster", "", false, map[string]string{"KUBECONFIG": envFile, "KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "https://env.example:6443"},
 		{"in-cluster without $KUBECONFIG", "", false, inCluster, "serviceaccount"},
-		{"--OutSideCluster skips in-cluster", "", true, map[string]string{"KUBERNETES_SERVICE_HOST": "10.0.0.1", "HOME": dir}, "no configuration"},
+		{"--OutSideCluster skips in-cluster", "", true, map[string]string{"KUBERNETES_SERVICE_HOST": "10.0.0.1", "HOME": dir}, "--OutSideCluster: no kubeconfig"},
+		{"--OutSideCluster reads $KUBECONFIG", "", true, map[string]string{"KUBECONFIG": envFile, "KUBERNETES_SERVICE_HOST": "10.0.0.1"}, "https://env.example:6443"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
@@ -37,6 +38,18 @@ func restConfig(path string, outside bool, getenv func(string) string) (*rest.Co
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if getenv(clientcmd.RecommendedConfigPathEnvVar) == "" && !outside && getenv("KUBERNETES_SERVICE_HOST") != "" {
 		return rest.InClusterConfig()
+	}
+	if outside {
+		// client-go falls back to the in-cluster config when it finds no
+		// kubeconfig; --OutSideCluster promises never to.
+		raw, err := rules.Load()
+		if err != nil {
+			return nil, err
+		}
+		if clientcmdapi.IsConfigEmpty(raw) {
+			return nil, errors.New("--OutSideCluster: no kubeconfig in $KUBECONFIG or ~/.kube/config")
+		}
+		return clientcmd.NewDefaultClientConfig(*raw, &clientcmd.ConfigOverrides{}).ClientConfig()
 	}
 	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 }
@@ -128,11 +141,12 @@ func run(ctx context.Context, o options) error {
 	defer servers.Wait()
 	defer cancel()
 
-	runController := func(ctx context.Context) error {
+	runController := func(ctx context.Context, abort <-chan struct{}) error {
 		c := controller.New(client, func() controller.Options {
 			co := o.controllerOptions()
 			co.Metrics = metrics
 			co.EventClient = eventClient
+			co.Abort = abort
 			return co
 		}())
 		mu.Lock()
@@ -145,7 +159,7 @@ func run(ctx context.Context, o options) error {
 		runCtx, cancelRun := context.WithCancelCause(context.WithoutCancel(ctx))
 		defer cancelRun(nil)
 		defer context.AfterFunc(ctx, func() { cancelRun(controller.ErrShuttingDown) })()
-		return runController(runCtx)
+		return runController(runCtx, nil)
 	}
 
 	id := o.identity
@@ -195,7 +209,8 @@ func run(ctx context.Context, o options) error {
 				runCtx, cancelRun := context.WithCancelCause(leadCtx)
 				defer cancelRun(nil)
 				defer context.AfterFunc(ctx, func() { cancelRun(controller.ErrShuttingDown) })()
-				runErr = runController(runCtx)
+				// A lost Lease cuts even a graceful drain short.
+				runErr = runController(runCtx, leadCtx.Done())
 				leCancel()
 			},
 			OnStoppedLeading: func() {

@@ -26,7 +26,8 @@ func IsFailure(err error) bool {
 // Random returns a random scenario of n steps drawn from seed: creates
 // (dual-stack, requested addresses, classes), updates (type, ports, class,
 // the kube-vip.io/ignore annotation), deletes, config changes (some
-// malformed), lag, conflicts, lost answers, restarts and leader hand-overs. With config
+// malformed), lag, conflicts, lost answers and lost writes, restarts and
+// leader hand-overs. With config
 // nil it uses a small default with overlapping pools and two other
 // ConfigMaps; with a config, only that one (and variants of it: malformed,
 // a pool dropped), its namespaces, and requested addresses from its pools.
@@ -63,6 +64,9 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 		return []string{"IPv6", "IPv4"}
 	}
 	var live []string
+	// notLB holds the live Services whose type is not LoadBalancer: only
+	// they may be given a class (with the type), as the API server allows.
+	notLB := map[string]bool{}
 	next := 0
 	replicas := 1
 	for len(sc.Steps) < n {
@@ -79,7 +83,13 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 			case 2, 3:
 				if len(requestable) > 0 {
 					ip := requestable[rng.IntN(len(requestable))]
-					spec.LoadBalancerIP = &ip
+					if rng.IntN(3) == 0 {
+						// Carried in the annotation, as a user (or another
+						// provider) may have written it: maybe contested.
+						spec.Annotations = map[string]string{decide.AnnotationLoadBalancerIPs: ip}
+					} else {
+						spec.LoadBalancerIP = &ip
+					}
 				}
 			}
 			if sc.LoadBalancerClass != "" && rng.IntN(6) > 0 {
@@ -98,9 +108,18 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 		case r < 12:
 			types := []string{"ClusterIP", "LoadBalancer"}
 			st.Update = &ServiceSpec{Service: live[rng.IntN(len(live))], Type: types[rng.IntN(2)], Ports: portSets[rng.IntN(len(portSets))]}
+			notLB[st.Update.Service] = st.Update.Type != "LoadBalancer"
 		case r < 13:
-			c := []string{"", ours, other}[rng.IntN(3)]
-			st.Update = &ServiceSpec{Service: live[rng.IntN(len(live))], LoadBalancerClass: &c}
+			// Back to LoadBalancer, with a class or none; a LoadBalancer
+			// whose class would change goes to ClusterIP first.
+			svc := live[rng.IntN(len(live))]
+			if notLB[svc] {
+				c := []string{"", ours, other}[rng.IntN(3)]
+				st.Update = &ServiceSpec{Service: svc, Type: "LoadBalancer", LoadBalancerClass: &c}
+			} else {
+				st.Update = &ServiceSpec{Service: svc, Type: "ClusterIP"}
+			}
+			notLB[svc] = !notLB[svc]
 		case r < 14:
 			v := []string{"true", ""}[rng.IntN(2)] // "" removes it
 			st.Update = &ServiceSpec{Service: live[rng.IntN(len(live))], Annotations: map[string]string{decide.AnnotationIgnore: v}}
@@ -119,8 +138,12 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 			replicas = 2
 			st.Replicas = new(replicas)
 		case r == 24:
-			lose := 1 + rng.IntN(2)
-			st.Lose = &lose
+			n := 1 + rng.IntN(2)
+			if rng.IntN(2) == 0 {
+				st.Lose = &n
+			} else {
+				st.Drop = &n
+			}
 		case r < 23 && replicas == 2 && rng.IntN(3) == 0:
 			replicas = 1
 			st.Replicas = new(replicas)

@@ -127,6 +127,10 @@ func TestRandomDrawsEveryHazard(t *testing.T) {
 				counts["handover"]++
 			case st.Lose != nil:
 				counts["lose"]++
+			case st.Drop != nil:
+				counts["drop"]++
+			case st.Create != nil && st.Create.Annotations[decide.AnnotationLoadBalancerIPs] != "":
+				counts["create carrying the annotation"]++
 			}
 		}
 		if _, err := Run(sc, Options{}); err != nil {
@@ -135,7 +139,7 @@ func TestRandomDrawsEveryHazard(t *testing.T) {
 	}
 	for _, want := range []string{"a scenario with a loadBalancerClass", "conflict: {service}", "conflict: {count}", "update of the class",
 		"update: kube-vip.io/ignore", "update: kube-vip.io/ignore removed", "create RequireDualStack", "create with a requested address",
-		"replicas: 1", "handover", "lose"} {
+		"replicas: 1", "handover", "lose", "drop", "create carrying the annotation"} {
 		if counts[want] == 0 {
 			t.Errorf("40 random scenarios have no %s (%v)", want, counts)
 		}

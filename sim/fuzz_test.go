@@ -24,7 +24,7 @@ func FuzzParseScenario(f *testing.F) {
 	f.Add([]byte(allSyntax))
 	for _, step := range []string{
 		"conflict: {}", "conflict:", "conflict: 2", "conflict: default/web", "conflict: {service: a/b, count: 2}", "conflict",
-		"restart:", "settle:", "handover: ~", "settle", "lag: \"3\"", "config:", "lose: 2", "lose:", "lose: 0",
+		"restart:", "settle:", "handover: ~", "settle", "lag: \"3\"", "config:", "lose: 2", "lose:", "lose: 0", "drop: 1", "drop:",
 		"expect: {service: a/b, addresses: []}", "expect: {service: a/b, noAddress: false}",
 		"expect: {service: a/b, address: 10.0.0.1}", "expect: {service: a/b, reason: AddressAssigned}",
 		"create: a/b", "delete: a/b", "update: {service: a/b, ports: [], loadBalancerClass: \"\"}",

@@ -167,7 +167,7 @@ func example(kind string) string {
 		return kind + ": {service: NS/NAME}"
 	case "config":
 		return "config: {cidr-global: 192.168.0.200/29}"
-	case "lag", "lose", "replicas":
+	case "lag", "lose", "drop", "replicas":
 		return kind + ": 2"
 	case "expect":
 		return "expect: {service: NS/NAME, addresses: [192.168.0.200]}"
@@ -212,10 +212,10 @@ func (st *Step) set(kind string, raw json.RawMessage) error {
 				st.Settle = &struct{}{}
 			}
 		}
-	case "lag", "lose", "replicas":
+	case "lag", "lose", "drop", "replicas":
 		var n int
-		if kind == "lose" && isNull(raw) {
-			n = 1 // lose: with nothing after it, the next answer
+		if (kind == "lose" || kind == "drop") && isNull(raw) {
+			n = 1 // lose: or drop: with nothing after it, the next write
 		} else if n, err = asInt(raw); err != nil {
 			break
 		}
@@ -224,6 +224,8 @@ func (st *Step) set(kind string, raw json.RawMessage) error {
 			st.Lag = &n
 		case "lose":
 			st.Lose = &n
+		case "drop":
+			st.Drop = &n
 		default:
 			st.Replicas = &n
 		}

@@ -16,16 +16,16 @@ type replica struct {
 	queue   []string
 	queued  map[string]bool
 	waiting map[string]bool
-	// lastEvent is, per Service, the last Event recorded, as the
-	// controller keeps it to skip repeating an identical one.
-	lastEvent map[string]string
+	// seen skips Events a Service's last decision recorded already, as
+	// the controller does.
+	seen *decide.EventMemory
 	// noLedger decides from the cache alone (the classic bug), for tests.
 	noLedger bool
 }
 
 func newReplica(id int, c *cluster, cfg *allocator.Config, opts decide.Options, noLedger bool) *replica {
 	r := &replica{id: id, cache: newCache(), queued: map[string]bool{}, waiting: map[string]bool{},
-		lastEvent: map[string]string{}, noLedger: noLedger}
+		seen: decide.NewEventMemory(), noLedger: noLedger}
 	// A starting controller lists everything (a fresh, consistent view),
 	// rebuilds its ledger from the Services, and queues every key.
 	r.cache.sync(c)
@@ -72,14 +72,12 @@ func (s *simulator) scale(n int) {
 	s.leader = slices.Index(s.replicas, leader)
 }
 
-// fresh reports whether an Event differs from the last one recorded for
-// key, and remembers it. As the controller, a write always records its
-// Events (force); a hold or a failure only when they changed.
-func (r *replica) fresh(key string, e decide.Event, force bool) bool {
-	sig := e.Reason + "\x00" + e.Message
-	dup := r.lastEvent[key] == sig
-	r.lastEvent[key] = sig
-	return force || !dup
+// observe lets the ledger reserve what a Service the cache just showed
+// carries, as the controller's informer event handler does.
+func (r *replica) observe(key string) {
+	if svc, ok := r.cache.services[key]; ok && !r.noLedger {
+		r.ledger.Observe(svc)
+	}
 }
 
 func (r *replica) enqueue(key string) {

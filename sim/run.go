@@ -108,11 +108,17 @@ type simulator struct {
 	// injected conflicts: the next n writes, or the next write of a key.
 	conflicts   int
 	conflictFor map[string]int
-	// lost is how many of the next writes land but lose their answer.
-	lost   int
-	retry  []string
-	events map[string][]string
-	failed map[string]bool
+	// lost is how many of the next writes land but lose their answer;
+	// dropped, how many are lost on their way and never land.
+	lost, dropped int
+	retry         []string
+	events        map[string][]string
+	failed        map[string]bool
+	// granted holds, per Service, the resourceVersion of the controller's
+	// last write of it.
+	granted map[string]string
+	// resending is set while a write of unknown outcome is sent again.
+	resending bool
 	// holders indexes, per address, the Services the store shows holding
 	// it (annotation present, last decision not a failure).
 	holders map[netip.Addr]map[string]bool
@@ -149,6 +155,7 @@ func run(sc *Scenario, o Options) (*Result, *cluster, error) {
 		conflictFor: map[string]int{},
 		events:      map[string][]string{},
 		failed:      map[string]bool{},
+		granted:     map[string]string{},
 		holders:     map[netip.Addr]map[string]bool{},
 		held:        map[string][]netip.Addr{},
 		touched:     map[netip.Addr]bool{},
@@ -218,6 +225,7 @@ func (s *simulator) play(st Step) error {
 		s.reindex(st.Delete.Service)
 		delete(s.events, st.Delete.Service)
 		delete(s.failed, st.Delete.Service)
+		delete(s.granted, st.Delete.Service)
 		s.add(Row{Actor: "user", What: "delete", Service: st.Delete.Service})
 	case st.Config != nil:
 		s.add(Row{Actor: "user", What: "config", Detail: formatData(st.Config)})
@@ -236,6 +244,9 @@ func (s *simulator) play(st Step) error {
 	case st.Lose != nil:
 		s.lost += *st.Lose
 		s.add(Row{Actor: "user", What: "lose", Detail: fmt.Sprintf("the answers to the next %d write(s)", *st.Lose)})
+	case st.Drop != nil:
+		s.dropped += *st.Drop
+		s.add(Row{Actor: "user", What: "drop", Detail: fmt.Sprintf("the next %d write(s), on their way", *st.Drop)})
 	case st.Conflict != nil:
 		n := st.Conflict.writes()
 		if st.Conflict.Service != "" {
@@ -309,14 +320,30 @@ func (s *simulator) update(spec *ServiceSpec) error {
 	}
 	svc := cur.DeepCopy()
 	applySpec(svc, spec)
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		svc.Spec.LoadBalancerIP = "" // the API server allows it on LoadBalancers only
+	// As the API server: a LoadBalancer's class may not change once set,
+	// and other types have none (it is cleared when the type changes;
+	// spec.loadBalancerIP is not).
+	wasLB, isLB := cur.Spec.Type == corev1.ServiceTypeLoadBalancer, svc.Spec.Type == corev1.ServiceTypeLoadBalancer
+	if wasLB && isLB && className(cur) != className(svc) {
+		return fmt.Errorf("step %d: update %s: loadBalancerClass %q: may not change once set (the API server refuses it); change the type away from LoadBalancer first",
+			s.step, spec.Service, className(svc))
+	}
+	if !isLB {
+		svc.Spec.LoadBalancerClass = nil // cleared by the API server; loadBalancerIP is kept
 	}
 	s.cluster.store(spec.Service, svc)
 	delete(s.failed, spec.Service)
 	s.reindex(spec.Service)
 	s.add(Row{Actor: "user", What: "update", Service: spec.Service})
 	return nil
+}
+
+// className returns svc's loadBalancerClass, or "".
+func className(svc *corev1.Service) string {
+	if svc.Spec.LoadBalancerClass == nil {
+		return ""
+	}
+	return *svc.Spec.LoadBalancerClass
 }
 
 // applySpec sets the fields spec gives.

@@ -48,6 +48,7 @@ type Step struct {
 	Restart  *struct{}         `json:"restart,omitempty"`
 	Lag      *int              `json:"lag,omitempty"`
 	Lose     *int              `json:"lose,omitempty"`
+	Drop     *int              `json:"drop,omitempty"`
 	Conflict *Conflict         `json:"conflict,omitempty"`
 	Replicas *int              `json:"replicas,omitempty"`
 	Handover *struct{}         `json:"handover,omitempty"`
@@ -56,7 +57,7 @@ type Step struct {
 }
 
 // stepKinds are the step kinds, in the order the README lists them.
-var stepKinds = []string{"create", "update", "delete", "config", "restart", "lag", "lose", "conflict", "replicas", "handover", "settle", "expect"}
+var stepKinds = []string{"create", "update", "delete", "config", "restart", "lag", "lose", "drop", "conflict", "replicas", "handover", "settle", "expect"}
 
 // MarshalJSON writes the step as {KIND: VALUE}, so that an empty config
 // (which omitempty would drop) survives a round trip.
@@ -151,6 +152,8 @@ func (s Step) kindValue() (string, any) {
 		return "lag", s.Lag
 	case s.Lose != nil:
 		return "lose", s.Lose
+	case s.Drop != nil:
+		return "drop", s.Drop
 	case s.Conflict != nil:
 		return "conflict", s.Conflict
 	case s.Replicas != nil:
@@ -168,7 +171,7 @@ func (s Step) kindValue() (string, any) {
 func (s Step) count() int {
 	n := 0
 	for _, set := range []bool{s.Create != nil, s.Update != nil, s.Delete != nil, s.Config != nil, s.Restart != nil,
-		s.Lag != nil, s.Lose != nil, s.Conflict != nil, s.Replicas != nil, s.Handover != nil, s.Settle != nil, s.Expect != nil} {
+		s.Lag != nil, s.Lose != nil, s.Drop != nil, s.Conflict != nil, s.Replicas != nil, s.Handover != nil, s.Settle != nil, s.Expect != nil} {
 		if set {
 			n++
 		}
@@ -211,6 +214,10 @@ func (s Step) validate() error {
 	case s.Lose != nil:
 		if *s.Lose < 1 || *s.Lose > 1000 {
 			return fmt.Errorf("lose %d: must be 1-1000", *s.Lose)
+		}
+	case s.Drop != nil:
+		if *s.Drop < 1 || *s.Drop > 1000 {
+			return fmt.Errorf("drop %d: must be 1-1000", *s.Drop)
 		}
 	case s.Replicas != nil:
 		if *s.Replicas < 1 || *s.Replicas > 2 {

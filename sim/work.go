@@ -17,6 +17,7 @@ func (s *simulator) work() (bool, error) {
 	// The informer delivers every write older than the lag at once...
 	for r.cache.pos < len(s.cluster.log)-s.lag {
 		if k, ok := r.cache.advance(s.cluster); ok {
+			r.observe(k)
 			r.enqueue(k)
 		}
 	}
@@ -24,6 +25,7 @@ func (s *simulator) work() (bool, error) {
 	if !ok {
 		// ...and, when the controller is idle, the rest one by one.
 		if k, ok := r.cache.advance(s.cluster); ok {
+			r.observe(k)
 			r.enqueue(k)
 			return true, nil
 		}
@@ -46,13 +48,18 @@ func (s *simulator) process(r *replica, key string) error {
 	if !r.noLedger {
 		if pending, uncertain := r.ledger.Uncertain(key); uncertain {
 			// The answer to our last write of it was lost: ask the API
-			// server rather than the cache, as controller.syncService does.
+			// server rather than the cache, as controller.settleUncertain.
 			svc, ok = s.cluster.services[key]
-			if pending.Landed(svc) {
+			switch {
+			case !ok:
+			case pending.Landed(svc):
 				if pending.Allocated {
 					s.res.Allocations++
 				}
 				s.record(r, "write", key, pending)
+			case svc.ResourceVersion == pending.Service.ResourceVersion:
+				// It may still land: send the same write again.
+				return s.resend(r, key, svc, pending)
 			}
 		}
 	}
@@ -60,7 +67,7 @@ func (s *simulator) process(r *replica, key string) error {
 		_, held := r.ledger.Usage().Holding(key)
 		r.ledger.Forget(key)
 		delete(r.waiting, key)
-		delete(r.lastEvent, key)
+		r.seen.Forget(key)
 		if held {
 			r.wake()
 		}
@@ -76,12 +83,16 @@ func (s *simulator) process(r *replica, key string) error {
 			return nil
 		}
 		_, heldBefore := r.ledger.Usage().Holding(key)
-		d = r.ledger.Decide(s.cfg, svc, s.dopts)
+		if _, uncertain := r.ledger.Uncertain(key); uncertain {
+			d = r.ledger.DecideLive(s.cfg, svc, s.dopts)
+		} else {
+			d = r.ledger.Decide(s.cfg, svc, s.dopts)
+		}
 		if _, heldAfter := r.ledger.Usage().Holding(key); heldBefore && !heldAfter {
 			r.wake()
 		}
 	}
-	if d.Action == decide.Fail {
+	if d.Action == decide.Fail || (d.Action == decide.Hold && d.Err != nil) {
 		r.waiting[key] = true
 	} else {
 		delete(r.waiting, key)
@@ -101,6 +112,17 @@ func (s *simulator) process(r *replica, key string) error {
 			s.writeFailed(r, d)
 			s.retry = append(s.retry, key)
 			s.add(Row{Actor: actor, What: "conflict", Service: key, Message: "injected 409"})
+			return nil
+		}
+		if s.dropped > 0 {
+			// Lost on its way: it never lands, the controller hears a
+			// time-out and cannot tell it from a lost answer.
+			s.dropped--
+			if !r.noLedger {
+				r.ledger.WriteUncertain(d)
+			}
+			s.retry = append(s.retry, key)
+			s.add(Row{Actor: actor, What: "dropped", Service: key, Message: "the write was lost on its way"})
 			return nil
 		}
 		before := s.cluster.services[key]
@@ -125,8 +147,7 @@ func (s *simulator) process(r *replica, key string) error {
 			}
 			s.retry = append(s.retry, key)
 			s.res.Writes++
-			delete(s.failed, key)
-			s.reindex(key)
+			s.landed(key, updated)
 			s.add(Row{Actor: actor, What: "lost", Service: key, Addresses: decide.JoinAddrs(d.Holding.Addrs), Message: "written, but the answer was lost"})
 			return nil
 		}
@@ -140,8 +161,7 @@ func (s *simulator) process(r *replica, key string) error {
 		if d.Allocated {
 			s.res.Allocations++
 		}
-		delete(s.failed, key)
-		s.reindex(key)
+		s.landed(key, updated)
 		s.record(r, "write", key, d)
 	case decide.Fail:
 		s.failed[key] = true
@@ -161,6 +181,40 @@ func (s *simulator) process(r *replica, key string) error {
 	return nil
 }
 
+// resend sends a write of unknown outcome again, to the same version, as
+// controller.settleUncertain does when the Service has not moved on.
+func (s *simulator) resend(r *replica, key string, live *corev1.Service, pending decide.Decision) error {
+	updated, ok := s.cluster.update(pending.Service)
+	if !ok {
+		s.retry = append(s.retry, key) // still unknown: read again
+		return nil
+	}
+	// It was decided before it was first sent, maybe under a config that
+	// has changed since: its addresses may have left the pool, as any
+	// Service's may. What it must never do is collide.
+	// Nor can it answer for what users did since it was decided: a
+	// Service they gave one of its addresses meanwhile is their doing.
+	checked := pending
+	checked.Allocated = false
+	s.resending = true
+	err := s.checkWrite(r, key, live, updated, checked)
+	s.resending = false
+	if err != nil {
+		return err
+	}
+	r.ledger.Written(pending, updated.ResourceVersion)
+	if pending.Action == decide.Release {
+		r.wake()
+	}
+	s.res.Writes++
+	if pending.Allocated {
+		s.res.Allocations++
+	}
+	s.landed(key, updated)
+	s.record(r, "write", key, pending)
+	return nil
+}
+
 func (s *simulator) writeFailed(r *replica, d decide.Decision) {
 	if !r.noLedger {
 		r.ledger.WriteFailed(d)
@@ -176,17 +230,31 @@ func (s *simulator) record(r *replica, what, key string, d decide.Decision) {
 	actor := fmt.Sprintf("controller-%d", r.id)
 	addrs := decide.JoinAddrs(d.Holding.Addrs)
 	force := what == "write"
-	shown := false
 	for _, e := range d.Events {
 		s.events[key] = append(s.events[key], e.Reason)
-		if r.fresh(key, e, force) {
-			s.add(Row{Actor: actor, What: what, Service: key, Addresses: addrs, Reason: e.Reason, Message: e.Message})
-			shown = true
-		}
 	}
-	if !shown && force {
+	shown := r.seen.Fresh(key, d.Events, force)
+	for _, e := range shown {
+		s.add(Row{Actor: actor, What: what, Service: key, Addresses: addrs, Reason: e.Reason, Message: e.Message})
+	}
+	if len(shown) == 0 && force {
 		s.add(Row{Actor: actor, What: what, Service: key, Addresses: addrs})
 	}
+}
+
+// landed notes a controller write that reached the store.
+func (s *simulator) landed(key string, updated *corev1.Service) {
+	delete(s.failed, key)
+	s.granted[key] = updated.ResourceVersion
+	s.reindex(key)
+}
+
+// controllersDoing reports whether the Service named key is as the
+// controller's last write left it, carrying addresses: then the controller
+// must know of them, whether or not its cache has shown them yet.
+func (s *simulator) controllersDoing(key string) bool {
+	svc := s.cluster.services[key]
+	return svc != nil && s.granted[key] == svc.ResourceVersion && svc.Annotations[decide.AnnotationLoadBalancerIPs] != ""
 }
 
 // reindex updates the holders index for key from the store.
@@ -282,12 +350,14 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 	if old != "" && old != now && decide.IsLoadBalancer(after) {
 		return s.invariant(fmt.Sprintf("the controller changed the address of a LoadBalancer from %s to %q", old, now), key)
 	}
-	if d.Action != decide.Write {
+	if d.Action != decide.Write || old == now {
+		// Nothing changed in what the Service carries (a label, a
+		// finalizer): the write gave it nothing new.
 		return nil
 	}
 	for _, a := range d.Holding.Addrs {
 		for _, other := range sortedKeys(s.holders[a]) {
-			if other == key || a.IsUnspecified() || s.unseenChange(r, other) {
+			if other == key || a.IsUnspecified() || ((s.resending || s.unseenChange(r, other)) && !s.controllersDoing(other)) {
 				continue
 			}
 			o := s.cluster.services[other]

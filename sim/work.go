@@ -151,18 +151,7 @@ func (s *simulator) process(r *replica, key string) error {
 			s.add(Row{Actor: actor, What: "lost", Service: key, Addresses: decide.JoinAddrs(d.Holding.Addrs), Message: "written, but the answer was lost"})
 			return nil
 		}
-		if !r.noLedger {
-			r.ledger.Written(d, updated.ResourceVersion)
-			if d.Action == decide.Release {
-				r.wake()
-			}
-		}
-		s.res.Writes++
-		if d.Allocated {
-			s.res.Allocations++
-		}
-		s.landed(key, updated)
-		s.record(r, "write", key, d)
+		s.written(r, key, d, updated)
 	case decide.Fail:
 		s.failed[key] = true
 		s.reindex(key)
@@ -202,17 +191,25 @@ func (s *simulator) resend(r *replica, key string, live *corev1.Service, pending
 	if err != nil {
 		return err
 	}
-	r.ledger.Written(pending, updated.ResourceVersion)
-	if pending.Action == decide.Release {
-		r.wake()
+	s.written(r, key, pending, updated)
+	return nil
+}
+
+// written ends a write of d that reached the store and whose answer the
+// controller heard.
+func (s *simulator) written(r *replica, key string, d decide.Decision, updated *corev1.Service) {
+	if !r.noLedger {
+		r.ledger.Written(d, updated.ResourceVersion)
+		if d.Action == decide.Release {
+			r.wake()
+		}
 	}
 	s.res.Writes++
-	if pending.Allocated {
+	if d.Allocated {
 		s.res.Allocations++
 	}
 	s.landed(key, updated)
-	s.record(r, "write", key, pending)
-	return nil
+	s.record(r, "write", key, d)
 }
 
 func (s *simulator) writeFailed(r *replica, d decide.Decision) {

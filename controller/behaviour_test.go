@@ -40,6 +40,22 @@ func TestBadConfigKeepsLastGoodThenFixed(t *testing.T) {
 	if got := h.addressOf(h.ns, "during"); got != "192.0.2.129" {
 		t.Fatalf("during = %q, want 192.0.2.129 from the last good pool", got)
 	}
+	// Other keys change, the typo stays: it is not reported again. (That
+	// the controller has seen the change shows in the interface it writes.)
+	for i, iface := range []string{"eth1", "eth2"} {
+		h.setConfig(map[string]string{"cidr-global": "192.0.2.128/33", "interface-global": iface})
+		name := fmt.Sprintf("iface%d", i)
+		h.create(name)
+		h.eventually(10*time.Second, name+" with interface "+iface, func() (bool, string) {
+			got := h.get(h.ns, name).Annotations[decide.AnnotationServiceInterface]
+			return got == iface, got
+		})
+	}
+	for _, e := range events(h.cmNS, "ConfigMap", h.cmName) {
+		if e.Reason == decide.ReasonInvalidConfig && e.Count != 1 {
+			t.Errorf("InvalidConfig %q recorded %d times; once is enough while the value stays", e.Message, e.Count)
+		}
+	}
 	if got := h.get(h.ns, "before").Annotations[decide.AnnotationLoadBalancerIPs]; got != "192.0.2.128" {
 		t.Fatalf("before lost its address: %q", got)
 	}

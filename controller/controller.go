@@ -118,8 +118,10 @@ type Controller struct {
 	waiting map[string]bool
 	// seen de-duplicates repeated Events per Service.
 	seen *decide.EventMemory
-	// configEvent is the ConfigMap version whose errors were last reported.
-	configEvent string
+	// configEvent is the ConfigMap version whose errors were last reported,
+	// configReported those errors' messages.
+	configEvent    string
+	configReported map[string]bool
 
 	ready atomic.Bool
 	// stopping is set once Run's context is done: workers take no new key.
@@ -381,10 +383,19 @@ func (c *Controller) reportConfig(ctx context.Context, cm *corev1.ConfigMap, err
 		return
 	}
 	c.configEvent = cm.ResourceVersion
+	// A malformed key is reported once, not again with every change of
+	// another key; fixed and broken again, it is reported again.
+	now := make(map[string]bool, len(errs))
 	for _, ke := range errs {
+		msg := ke.Error()
+		now[msg] = true
+		if c.configReported[msg] {
+			continue
+		}
 		logger.Error(ke, "Invalid ConfigMap key", "configMap", klog.KObj(cm), "key", ke.Key, "value", ke.Value)
-		c.recorder.Event(cm, corev1.EventTypeWarning, decide.ReasonInvalidConfig, ke.Error())
+		c.recorder.Event(cm, corev1.EventTypeWarning, decide.ReasonInvalidConfig, msg)
 	}
+	c.configReported = now
 }
 
 func (c *Controller) syncService(ctx context.Context, key string) (bool, error) {

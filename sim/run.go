@@ -95,12 +95,16 @@ func (e *InvariantError) Error() string {
 
 // simulator holds one run's state.
 type simulator struct {
-	sc       *Scenario
-	opts     Options
-	seed     int64
-	rng      *rand.Rand
-	cluster  *cluster
-	cfg      *allocator.Config
+	sc      *Scenario
+	opts    Options
+	seed    int64
+	rng     *rand.Rand
+	cluster *cluster
+	cfg     *allocator.Config
+	// data is the ConfigMap's data; reported, the malformed keys (their
+	// messages) the controller last reported.
+	data     map[string]string
+	reported map[string]bool
 	dopts    decide.Options
 	replicas []*replica
 	leader   int
@@ -197,13 +201,35 @@ func (s *simulator) invariant(msg string, svcs ...string) error {
 }
 
 func (s *simulator) setConfig(data map[string]string, step int) {
-	cfg, err := allocator.Parse(data, s.cfg)
+	s.data = data
+	s.parseConfig(s.cfg, step > 0)
+}
+
+// parseConfig parses the ConfigMap's data, keeping the last good values of
+// last (nil: none, as a starting controller has), and, when report is set,
+// shows the malformed keys not shown for the previous version, as the
+// controller records them.
+func (s *simulator) parseConfig(last *allocator.Config, report bool) {
+	cfg, err := allocator.Parse(s.data, last)
 	s.cfg = cfg
-	if err != nil && step > 0 {
+	now := map[string]bool{}
+	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			s.add(Row{Actor: "controller", What: "config", Reason: decide.ReasonInvalidConfig, Message: line})
+			now[line] = true
+			if report && !s.reported[line] {
+				s.add(Row{Actor: "controller", What: "config", Reason: decide.ReasonInvalidConfig, Message: line})
+			}
 		}
 	}
+	s.reported = now
+}
+
+// restartConfig is the config of a controller that has just started: the
+// ConfigMap parsed afresh, without the last good values its predecessor
+// kept in memory.
+func (s *simulator) restartConfig() {
+	s.reported = nil
+	s.parseConfig(nil, true)
 }
 
 // play applies one step, then lets the leader do a seeded amount of work.
@@ -219,7 +245,7 @@ func (s *simulator) play(st Step) error {
 		}
 	case st.Delete != nil:
 		if _, ok := s.cluster.services[st.Delete.Service]; !ok {
-			return fmt.Errorf("step %d: delete %s: no such Service", s.step, st.Delete.Service)
+			return fmt.Errorf("step %d (delete): %s: no such Service", s.step, st.Delete.Service)
 		}
 		s.cluster.store(st.Delete.Service, nil)
 		s.reindex(st.Delete.Service)
@@ -237,6 +263,7 @@ func (s *simulator) play(st Step) error {
 		}
 	case st.Restart != nil:
 		s.add(Row{Actor: "user", What: "restart"})
+		s.restartConfig()
 		s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
 	case st.Lag != nil:
 		s.lag = *st.Lag
@@ -260,12 +287,13 @@ func (s *simulator) play(st Step) error {
 		s.add(Row{Actor: "user", What: "replicas", Detail: fmt.Sprintf("%d, leader is controller-%d", len(s.replicas), s.replicas[s.leader].id)})
 	case st.Handover != nil:
 		if len(s.replicas) < 2 {
-			return fmt.Errorf("step %d: handover needs replicas: 2", s.step)
+			return fmt.Errorf("step %d (handover): needs replicas: 2 first", s.step)
 		}
 		// The new leader builds its ledger from a fresh list after it has
 		// won the Lease, as the real controller does after WaitForCacheSync;
 		// the old one stops.
 		s.leader = (s.leader + 1) % len(s.replicas)
+		s.restartConfig()
 		s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
 		s.add(Row{Actor: "user", What: "handover", Detail: fmt.Sprintf("leader is controller-%d", s.replicas[s.leader].id)})
 	case st.Settle != nil:
@@ -301,7 +329,7 @@ func formatData(d map[string]string) string {
 func (s *simulator) create(spec *ServiceSpec) error {
 	ns, name, _ := splitRef(spec.Service)
 	if _, ok := s.cluster.services[spec.Service]; ok {
-		return fmt.Errorf("step %d: create %s: already exists", s.step, spec.Service)
+		return fmt.Errorf("step %d (create): %s: already exists", s.step, spec.Service)
 	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}
 	s.cluster.created++
@@ -316,7 +344,7 @@ func (s *simulator) create(spec *ServiceSpec) error {
 func (s *simulator) update(spec *ServiceSpec) error {
 	cur, ok := s.cluster.services[spec.Service]
 	if !ok {
-		return fmt.Errorf("step %d: update %s: no such Service", s.step, spec.Service)
+		return fmt.Errorf("step %d (update): %s: no such Service", s.step, spec.Service)
 	}
 	svc := cur.DeepCopy()
 	applySpec(svc, spec)
@@ -325,7 +353,7 @@ func (s *simulator) update(spec *ServiceSpec) error {
 	// spec.loadBalancerIP is not).
 	wasLB, isLB := cur.Spec.Type == corev1.ServiceTypeLoadBalancer, svc.Spec.Type == corev1.ServiceTypeLoadBalancer
 	if wasLB && isLB && className(cur) != className(svc) {
-		return fmt.Errorf("step %d: update %s: loadBalancerClass %q: may not change once set (the API server refuses it); change the type away from LoadBalancer first",
+		return fmt.Errorf("step %d (update): %s: loadBalancerClass %q: may not change once set (the API server refuses it); change the type away from LoadBalancer first",
 			s.step, spec.Service, className(svc))
 	}
 	if !isLB {

@@ -252,6 +252,14 @@ func (e *Expect) validate() error {
 	if len(e.Addresses) > 0 && e.NoAddress != nil && *e.NoAddress {
 		return errors.New("addresses and noAddress: true contradict")
 	}
+	switch e.Event {
+	case "", decide.ReasonAddressAssigned, decide.ReasonAllocationFailed, decide.ReasonAddressOutsidePool, decide.ReasonAddressReleased:
+	case decide.ReasonInvalidConfig:
+		return fmt.Errorf("event %s: that is recorded on the ConfigMap, not on a Service", e.Event)
+	default:
+		return fmt.Errorf("event %q: not a reason the controller records on a Service (want %s, %s, %s or %s)", e.Event,
+			decide.ReasonAddressAssigned, decide.ReasonAllocationFailed, decide.ReasonAddressOutsidePool, decide.ReasonAddressReleased)
+	}
 	return nil
 }
 

@@ -55,14 +55,20 @@ steps:
   - settle: {}
 `
 
-func TestLagModelFindsTheClassicDoubleAllocationWithoutLedger(t *testing.T) {
-	sc, err := ParseScenario([]byte(lagBurst))
+// doubleAllocations replays scenario under seeds 1-20 with the flawed
+// controller bad and with the real one, and returns how many seeds the
+// flawed one double-allocated in. The real one must break nothing; check
+// judges each of its results too.
+func doubleAllocations(t *testing.T, scenario string, bad Options, check func(seed int64, res *Result)) int {
+	t.Helper()
+	sc, err := ParseScenario([]byte(scenario))
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := 0
 	for seed := int64(1); seed <= 20; seed++ {
-		_, err := Run(sc, Options{Seed: seed, NoLedger: true})
+		bad.Seed = seed
+		_, err := Run(sc, bad)
 		var ie *InvariantError
 		if errors.As(err, &ie) && strings.Contains(ie.Message, "held by two Services") {
 			found++
@@ -70,10 +76,19 @@ func TestLagModelFindsTheClassicDoubleAllocationWithoutLedger(t *testing.T) {
 				t.Errorf("the error should name two Services and the seed: %v", ie)
 			}
 		}
-		if _, err := Run(sc, Options{Seed: seed}); err != nil {
-			t.Fatalf("seed %d with the ledger: %v", seed, err)
+		res, err := Run(sc, Options{Seed: seed})
+		if err != nil {
+			t.Fatalf("seed %d with the real controller: %v", seed, err)
+		}
+		if check != nil {
+			check(seed, res)
 		}
 	}
+	return found
+}
+
+func TestLagModelFindsTheClassicDoubleAllocationWithoutLedger(t *testing.T) {
+	found := doubleAllocations(t, lagBurst, Options{NoLedger: true}, nil)
 	if found == 0 {
 		t.Fatal("without a ledger, no seed found a double allocation: the lag model cannot fail")
 	}
@@ -98,25 +113,11 @@ steps:
 `
 
 func TestLostAnswerModelFindsTheDoubleAllocationOfForgottenWrites(t *testing.T) {
-	sc, err := ParseScenario([]byte(lostAnswerBurst))
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := 0
-	for seed := int64(1); seed <= 20; seed++ {
-		_, err := Run(sc, Options{Seed: seed, ForgetLostWrites: true})
-		var ie *InvariantError
-		if errors.As(err, &ie) && strings.Contains(ie.Message, "held by two Services") {
-			found++
-		}
-		res, err := Run(sc, Options{Seed: seed})
-		if err != nil {
-			t.Fatalf("seed %d keeping lost writes reserved: %v", seed, err)
-		}
+	found := doubleAllocations(t, lostAnswerBurst, Options{ForgetLostWrites: true}, func(seed int64, res *Result) {
 		if res.Allocations != 6 {
 			t.Fatalf("seed %d: %d allocations recorded, want 6 (lost answers included)", seed, res.Allocations)
 		}
-	}
+	})
 	if found == 0 {
 		t.Fatal("forgetting lost writes never double-allocated: the lost-answer model cannot fail")
 	}

@@ -213,15 +213,8 @@ func TestConflictStepsFailTheNextWrites(t *testing.T) {
 		{`conflict: {service: default/b, count: 2}`, map[string]int{"default/b": 2}},
 	} {
 		t.Run(tc.step, func(t *testing.T) {
-			sc, err := ParseScenario([]byte("config: {cidr-global: 10.0.0.0/29}\nsteps:\n  - " + tc.step +
-				"\n  - create: {service: default/a}\n  - settle:\n  - create: {service: default/b}\n  - expect: {service: default/b, noAddress: false}\n"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := Run(sc, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := replayText(t, "config: {cidr-global: 10.0.0.0/29}\nsteps:\n  - "+tc.step+
+				"\n  - create: {service: default/a}\n  - settle:\n  - create: {service: default/b}\n  - expect: {service: default/b, noAddress: false}\n")
 			got := map[string]int{}
 			for _, r := range res.Rows {
 				if r.What == "conflict" && r.Message == "injected 409" {
@@ -236,7 +229,7 @@ func TestConflictStepsFailTheNextWrites(t *testing.T) {
 }
 
 func TestScalingDownKeepsTheLeader(t *testing.T) {
-	sc, err := ParseScenario([]byte(`
+	res := replayText(t, `
 config: {cidr-global: 10.0.0.0/28}
 steps:
   - replicas: 2
@@ -250,14 +243,7 @@ steps:
   - handover:
   - create: {service: default/d}
   - expect: {service: default/d, address: 10.0.0.4}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Run(sc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	// Who wrote each Service's address, and what the user's steps said.
 	writer := map[string]string{}
 	var details []string
@@ -284,7 +270,7 @@ func TestAnEventIsShownOnceUntilItChanges(t *testing.T) {
 	// that labels it and every hold after it (the config change requeues
 	// it) say AddressOutsidePool with the same message, which the
 	// controller records once. A new controller process says it again.
-	sc, err := ParseScenario([]byte(`
+	res := replayText(t, `
 config: {cidr-global: 10.0.0.0/29}
 steps:
   - create: {service: default/outside, annotations: {kube-vip.io/loadbalancerIPs: 203.0.113.5}}
@@ -294,14 +280,7 @@ steps:
   - expect: {service: default/outside, event: AddressOutsidePool}
   - restart:
   - settle:
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Run(sc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	var steps []int
 	for _, r := range res.Rows {
 		if r.Reason == "AddressOutsidePool" && r.Actor != "expect" {
@@ -311,4 +290,18 @@ steps:
 	if !reflect.DeepEqual(steps, []int{1, 6}) {
 		t.Fatalf("AddressOutsidePool shown at steps %v, want once at step 1 and once after the restart (step 6)", steps)
 	}
+}
+
+// replayText parses a scenario and runs it, failing the test on any error.
+func replayText(t *testing.T, text string) *Result {
+	t.Helper()
+	sc, err := ParseScenario([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

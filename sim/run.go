@@ -116,7 +116,7 @@ type simulator struct {
 	// dropped, how many are lost on their way and never land.
 	lost, dropped int
 	retry         []string
-	events        map[string][]string
+	events        map[string][]decide.Event
 	failed        map[string]bool
 	// granted holds, per Service, the resourceVersion of the controller's
 	// last write of it.
@@ -157,7 +157,7 @@ func run(sc *Scenario, o Options) (*Result, *cluster, error) {
 		rng:         rand.New(rand.NewPCG(uint64(seed), 0x6b7663702d73696d)),
 		cluster:     newCluster(),
 		conflictFor: map[string]int{},
-		events:      map[string][]string{},
+		events:      map[string][]decide.Event{},
 		failed:      map[string]bool{},
 		granted:     map[string]string{},
 		holders:     map[netip.Addr]map[string]bool{},

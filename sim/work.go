@@ -228,7 +228,7 @@ func (s *simulator) record(r *replica, what, key string, d decide.Decision) {
 	addrs := decide.JoinAddrs(d.Holding.Addrs)
 	force := what == "write"
 	for _, e := range d.Events {
-		s.events[key] = append(s.events[key], e.Reason)
+		s.events[key] = append(s.events[key], e)
 	}
 	shown := r.seen.Fresh(key, d.Events, force)
 	for _, e := range shown {
@@ -404,7 +404,7 @@ func (s *simulator) checkQuiet() error {
 			continue
 		}
 		as, _, err := decide.Addresses(svc)
-		reported := s.failed[key] && slices.Contains(s.events[key], decide.ReasonAllocationFailed)
+		reported := s.failed[key] && hasReason(s.events[key], decide.ReasonAllocationFailed)
 		if err == nil && svc.Annotations[decide.AnnotationLoadBalancerIPs] != "" {
 			continue
 		}
@@ -417,41 +417,5 @@ func (s *simulator) checkQuiet() error {
 		}
 		return s.invariant("once quiet, a LoadBalancer "+what, key)
 	}
-	return nil
-}
-
-// expect checks an expect step against the store.
-func (s *simulator) expect(e *Expect) error {
-	svc, ok := s.cluster.services[e.Service]
-	fail := func(format string, args ...any) error {
-		return &ExpectError{Step: s.step, Service: e.Service, Message: fmt.Sprintf(format, args...)}
-	}
-	if !ok {
-		return fail("no such Service")
-	}
-	got := svc.Annotations[decide.AnnotationLoadBalancerIPs]
-	if len(e.Addresses) > 0 {
-		want := make([]netip.Addr, len(e.Addresses))
-		for i, a := range e.Addresses {
-			want[i] = netip.MustParseAddr(a)
-		}
-		if got != decide.JoinAddrs(want) {
-			return fail("addresses %q, want %q (events %v)", got, decide.JoinAddrs(want), s.events[e.Service])
-		}
-	}
-	if e.NoAddress != nil && *e.NoAddress && got != "" {
-		return fail("has address %q, want none", got)
-	}
-	if e.NoAddress != nil && !*e.NoAddress && got == "" {
-		return fail("has no address, want one (events %v)", s.events[e.Service])
-	}
-	if e.Event != "" && !slices.Contains(s.events[e.Service], e.Event) {
-		return fail("no %s event (events %v)", e.Event, s.events[e.Service])
-	}
-	row := Row{Actor: "expect", What: "ok", Service: e.Service, Addresses: got, Reason: e.Event}
-	if got == "" && e.NoAddress != nil && *e.NoAddress {
-		row.Detail = "no address"
-	}
-	s.add(row)
 	return nil
 }

@@ -31,12 +31,12 @@ func (u *Usage) Allocate(cfg *Config, req Request) (Result, error) {
 	if pool.invalid != "" {
 		return Result{}, &Error{Reason: ReasonNoPool, Pool: pool.name, Detail: pool.invalid}
 	}
-	if pool.dhcp {
-		return Result{Addrs: []netip.Addr{netip.IPv4Unspecified()}, Pool: pool.name}, nil
-	}
 	fams, err := wantedFamilies(pool, req)
 	if err != nil {
 		return Result{}, err
+	}
+	if pool.dhcp {
+		return dhcp(pool, fams, req.Policy)
 	}
 	res := Result{Pool: pool.name}
 	var firstErr *Error
@@ -56,6 +56,21 @@ func (u *Usage) Allocate(cfg *Config, req Request) (Result, error) {
 	}
 	if len(res.Addrs) == 0 || (req.Policy == RequireDualStack && len(res.Addrs) < len(fams)) {
 		return Result{}, firstErr
+	}
+	return res, nil
+}
+
+// dhcp answers a request from a DHCP pool: the marker 0.0.0.0, with which
+// kube-vip asks a DHCP server for the address, is IPv4 only. An IPv6 or a
+// RequireDualStack request cannot be served; PreferDualStack settles for it.
+func dhcp(pool *Pool, fams []Family, policy FamilyPolicy) (Result, error) {
+	v6 := &Error{Reason: ReasonFamilyUnavailable, Pool: pool.name, Family: IPv6}
+	if !slices.Contains(fams, IPv4) || (policy == RequireDualStack && slices.Contains(fams, IPv6)) {
+		return Result{}, v6
+	}
+	res := Result{Addrs: []netip.Addr{netip.IPv4Unspecified()}, Pool: pool.name}
+	if slices.Contains(fams, IPv6) {
+		res.Unavailable = []*Error{v6}
 	}
 	return res, nil
 }
@@ -182,6 +197,9 @@ func (u *Usage) conflictWith(cfg *Config, a netip.Addr, req Request, auto bool) 
 		if h.Contested && req.Carries && !auto {
 			continue // it came later: the Service that carried it first keeps it
 		}
+		if h.Exclusive {
+			return h // never shared: not ours, or only served on it
+		}
 		if len(h.Ports) == 0 || len(req.Ports) == 0 || portsCollide(h.Ports, req.Ports) {
 			return h
 		}
@@ -255,6 +273,10 @@ func conflictDetail(h *Holding, req Request) string {
 	switch {
 	case h.Releasing:
 		return "the holder is releasing it; retrying once it has"
+	case h.Exclusive && h.Contested:
+		return "the holder is served on it (status.loadBalancer.ingress or spec.loadBalancerIP), so it is in use"
+	case h.Exclusive:
+		return "the holder is not managed by this provider (another loadBalancerClass, kube-vip.io/ignore), so it cannot share"
 	case len(h.Ports) == 0:
 		return "the holder has no ports, so it cannot share"
 	case len(req.Ports) == 0:

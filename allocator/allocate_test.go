@@ -159,8 +159,29 @@ func TestAllocate(t *testing.T) {
 		{name: "dual-stack from a mixed CIDR list", config: map[string]string{"cidr-global": "192.168.0.200/30,2001:db8::/126"},
 			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6, IPv4}, Policy: PreferDualStack}, want: "2001:db8::,192.168.0.200"},
 		{name: "unknown family", config: dual, req: Request{Owner: "d/a", Namespace: "d", Families: []Family{5}}, reason: ReasonInvalidRequest},
-		{name: "DHCP answers 0.0.0.0 to a dual-stack request", config: map[string]string{"cidr-global": "0.0.0.0/32"},
-			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv6}, Policy: RequireDualStack}, want: "0.0.0.0"},
+		{name: "DHCP: RequireDualStack cannot be met (the marker is IPv4)", config: map[string]string{"cidr-global": "0.0.0.0/32"},
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv6}, Policy: RequireDualStack}, reason: ReasonFamilyUnavailable},
+		{name: "DHCP: an IPv6 SingleStack request cannot be met", config: map[string]string{"cidr-global": "0.0.0.0/32"},
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6}}, reason: ReasonFamilyUnavailable},
+		{name: "DHCP: PreferDualStack settles for the IPv4 marker", config: map[string]string{"cidr-global": "0.0.0.0/32"},
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6, IPv4}, Policy: PreferDualStack}, want: "0.0.0.0"},
+		{name: "DHCP: IPv4 SingleStack gets the marker", config: map[string]string{"cidr-global": "0.0.0.0/32"},
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4}}, want: "0.0.0.0"},
+		{name: "an exclusive (unmanaged) holder is never shared", config: map[string]string{"range-global": "10.0.0.1-10.0.0.2", "allow-share-global": "true"},
+			held: []Holding{{Owner: "d/x", Namespace: "d", Ports: tcp(80), Addrs: addrs("10.0.0.1"), Exclusive: true}},
+			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2"},
+		{name: "an exclusive holder conflicts with a request, whatever the ports", config: v4,
+			held: []Holding{{Owner: "d/x", Namespace: "d", Ports: tcp(80), Addrs: addrs("192.168.0.203"), Exclusive: true}},
+			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(443), Requested: addrs("192.168.0.203")}, reason: ReasonConflict},
+		{name: "an address a Service is only served on (Also) is not handed out", config: map[string]string{"range-global": "10.0.0.1-10.0.0.2", "allow-share-global": "true"},
+			held: []Holding{{Owner: "d/x", Namespace: "d", Ports: tcp(80), Also: addrs("10.0.0.1")}},
+			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2"},
+		{name: "an Also address yields to a Service that carries it", config: v4,
+			held: []Holding{{Owner: "d/x", Namespace: "d", Ports: tcp(80), Also: addrs("192.168.0.203")}},
+			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(80), Requested: addrs("192.168.0.203"), Carries: true}, want: "192.168.0.203"},
+		{name: "an Also address refuses a fresh request", config: v4,
+			held: []Holding{{Owner: "d/x", Namespace: "d", Ports: tcp(80), Also: addrs("192.168.0.203")}},
+			req:  Request{Owner: "d/a", Namespace: "d", Ports: tcp(443), Requested: addrs("192.168.0.203")}, reason: ReasonConflict},
 		{name: "DHCP in a namespace, addresses for the rest", config: map[string]string{"cidr-global": "10.0.0.0/30", "cidr-d": "0.0.0.0/32"},
 			req: Request{Owner: "e/a", Namespace: "e"}, want: "10.0.0.1"},
 		{name: "a namespace whose only key is bad does not fall back to global", config: map[string]string{"cidr-global": "10.0.0.0/30", "cidr-d": "10.1.0.0/99"},
@@ -594,5 +615,32 @@ func TestPreferDualStackSaysWhichFamilyIsMissing(t *testing.T) {
 				t.Errorf("Unavailable = %v, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestAlsoAddressesAreKeptAndReleasedWithTheirOwner(t *testing.T) {
+	cfg := mustParse(t, map[string]string{"range-global": "10.0.0.1-10.0.0.3"})
+	p := cfg.PoolFor("ns")
+	u := NewUsage()
+	u.Assign(Holding{Owner: "ns/a", Namespace: "ns", Addrs: addrs("10.0.0.1"), Also: addrs("10.0.0.2", "10.0.0.1")})
+	h, ok := u.Holding("ns/a")
+	if !ok || addrList(h.Addrs) != "10.0.0.1" || addrList(h.Also) != "10.0.0.2" {
+		t.Fatalf("holding = %+v, want .1 held and .2 also (the duplicate dropped)", h)
+	}
+	if got := u.Used(p, IPv4); got != CountOf(2) {
+		t.Errorf("used = %v, want 2", got)
+	}
+	if got := u.Holders(netip.MustParseAddr("10.0.0.2")); strings.Join(got, ",") != "ns/a" {
+		t.Errorf("holders of .2 = %v", got)
+	}
+	// Only served on an address, holding none: still in use.
+	u.Assign(Holding{Owner: "ns/b", Namespace: "ns", Also: addrs("10.0.0.3")})
+	if _, err := u.Allocate(cfg, Request{Owner: "ns/c", Namespace: "ns"}); err == nil {
+		t.Error("an address only served on was handed out")
+	}
+	u.Release("ns/a")
+	u.Release("ns/b")
+	if got := u.Used(p, IPv4); got != CountOf(0) || u.Len() != 0 {
+		t.Errorf("after release: used = %v, owners %d; want none", got, u.Len())
 	}
 }

@@ -106,6 +106,14 @@ func Parse(data map[string]string, last *Config) (*Config, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// Keys whose value did not change go first: when two keys of one pool
+	// cannot be combined (DHCP with addresses), the key that changed is
+	// the one rejected, and the unchanged one keeps serving.
+	if last != nil {
+		sort.SliceStable(keys, func(i, j int) bool {
+			return unchanged(last, keys[i], data[keys[i]]) && !unchanged(last, keys[j], data[keys[j]])
+		})
+	}
 
 	// Global options first: skip-end-ips-in-cidr changes how CIDRs parse.
 	if v, ok := data[KeySkipEndIPs]; ok {
@@ -171,6 +179,12 @@ func Parse(data map[string]string, last *Config) (*Config, error) {
 		c.pools[name] = b.build(name)
 	}
 	return c, errors.Join(errs...)
+}
+
+// unchanged reports whether key had value in last, and it was accepted.
+func unchanged(last *Config, key, value string) bool {
+	v, ok := last.accepted[key]
+	return ok && v == value
 }
 
 func parseBool(s string) (bool, error) {

@@ -373,3 +373,16 @@ func TestKeyErrorWithoutLastSaysIgnored(t *testing.T) {
 		t.Fatalf("err = %v, want nothing kept", err)
 	}
 }
+
+func TestTheChangedKeyIsRejectedNotTheUnchangedOne(t *testing.T) {
+	last := mustParse(t, map[string]string{"range-x": "10.7.0.1-10.7.0.5"})
+	// cidr-x sorts first, but it is the key that changed.
+	cfg, err := Parse(map[string]string{"range-x": "10.7.0.1-10.7.0.5", "cidr-x": "0.0.0.0/32"}, last)
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Key != "cidr-x" {
+		t.Fatalf("err = %v, want cidr-x blamed", err)
+	}
+	if p := cfg.PoolFor("x"); p.DHCP() || !p.Contains(netip.MustParseAddr("10.7.0.1")) {
+		t.Errorf("pool x: DHCP %v; the unchanged range-x must keep serving", p.DHCP())
+	}
+}

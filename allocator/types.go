@@ -139,4 +139,13 @@ type Holding struct {
 	// in use, never handed or shared to a third Service, but the Service
 	// that held them first keeps them.
 	Contested bool
+	// Exclusive marks a holder this controller does not manage (another
+	// loadBalancerClass, kube-vip.io/ignore, another load-balancer): its
+	// addresses are never shared, whatever its ports.
+	Exclusive bool
+	// Also lists further addresses the Service is served on without
+	// holding them as its own: its status.loadBalancer.ingress, a stale
+	// spec.loadBalancerIP. They are in use, never handed out or shared,
+	// but yield to a Service that carries them (as Contested ones do).
+	Also []netip.Addr
 }

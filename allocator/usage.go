@@ -16,6 +16,8 @@ import (
 // A Usage is not safe for concurrent use; the controller guards it.
 type Usage struct {
 	owners map[string]*Holding
+	// also holds, per owner, the twin that holds its Holding.Also.
+	also   map[string]*Holding
 	byAddr map[netip.Addr][]*Holding
 	// runs holds, per family, the merged spans of allocatable keys in use.
 	runs [2]*btree.BTreeG[span]
@@ -28,6 +30,7 @@ type Usage struct {
 func NewUsage() *Usage {
 	u := &Usage{
 		owners:    map[string]*Holding{},
+		also:      map[string]*Holding{},
 		byAddr:    map[netip.Addr][]*Holding{},
 		shareable: btree.NewG(16, netip.Addr.Less),
 	}
@@ -37,36 +40,58 @@ func NewUsage() *Usage {
 	return u
 }
 
-// Assign records that h.Owner holds h.Addrs, replacing whatever it held
-// before. Invalid and duplicate addresses are dropped; IPv4-mapped IPv6
-// addresses are recorded as IPv4.
+// Assign records that h.Owner holds h.Addrs (and is served on h.Also),
+// replacing whatever it held before. Invalid and duplicate addresses are
+// dropped; IPv4-mapped IPv6 addresses are recorded as IPv4.
 func (u *Usage) Assign(h Holding) {
 	u.Release(h.Owner)
-	c := &Holding{Owner: h.Owner, Namespace: h.Namespace, Ports: slices.Clone(h.Ports), Releasing: h.Releasing, Contested: h.Contested}
-	for _, a := range h.Addrs {
+	c := &Holding{Owner: h.Owner, Namespace: h.Namespace, Ports: slices.Clone(h.Ports), Releasing: h.Releasing,
+		Contested: h.Contested, Exclusive: h.Exclusive}
+	c.Addrs = appendAddrs(nil, nil, h.Addrs)
+	// The extra addresses are held by a contested, exclusive twin of c.
+	e := &Holding{Owner: h.Owner, Namespace: h.Namespace, Ports: c.Ports, Contested: true, Exclusive: true}
+	e.Addrs = appendAddrs(nil, c.Addrs, h.Also)
+	if len(c.Addrs) == 0 && len(e.Addrs) == 0 {
+		return
+	}
+	c.Also = e.Addrs
+	u.owners[c.Owner] = c
+	if len(e.Addrs) > 0 {
+		u.also[c.Owner] = e
+	}
+	for _, hd := range []*Holding{c, e} {
+		for _, a := range hd.Addrs {
+			u.add(a, hd)
+		}
+	}
+}
+
+// appendAddrs appends to dst the valid addresses of as, unmapped, that
+// neither dst nor skip holds yet.
+func appendAddrs(dst, skip, as []netip.Addr) []netip.Addr {
+	for _, a := range as {
 		if !a.IsValid() {
 			continue
 		}
 		a = a.Unmap().WithZone("")
-		if !slices.Contains(c.Addrs, a) {
-			c.Addrs = append(c.Addrs, a)
+		if !slices.Contains(dst, a) && !slices.Contains(skip, a) {
+			dst = append(dst, a)
 		}
 	}
-	if len(c.Addrs) == 0 {
-		return
+	return dst
+}
+
+// add records that h holds a.
+func (u *Usage) add(a netip.Addr, h *Holding) {
+	hs := u.byAddr[a]
+	// Holders stay sorted by owner, so that which holder a conflict
+	// names does not depend on the order of Assign calls.
+	i, _ := slices.BinarySearchFunc(hs, h.Owner, func(h *Holding, o string) int { return strings.Compare(h.Owner, o) })
+	u.byAddr[a] = slices.Insert(hs, i, h)
+	if len(hs) == 0 && allocatable(a) {
+		u.insertKey(familyOf(a).index(), keyOf(a))
 	}
-	u.owners[c.Owner] = c
-	for _, a := range c.Addrs {
-		hs := u.byAddr[a]
-		// Holders stay sorted by owner, so that which holder a conflict
-		// names does not depend on the order of Assign calls.
-		i, _ := slices.BinarySearchFunc(hs, c.Owner, func(h *Holding, o string) int { return strings.Compare(h.Owner, o) })
-		u.byAddr[a] = slices.Insert(hs, i, c)
-		if len(hs) == 0 && allocatable(a) {
-			u.insertKey(familyOf(a).index(), keyOf(a))
-		}
-		u.updateShareable(a)
-	}
+	u.updateShareable(a)
 }
 
 // Release forgets what owner holds; its addresses are free again unless
@@ -77,17 +102,24 @@ func (u *Usage) Release(owner string) {
 		return
 	}
 	delete(u.owners, owner)
-	for _, a := range c.Addrs {
-		hs := slices.DeleteFunc(u.byAddr[a], func(h *Holding) bool { return h == c })
-		if len(hs) == 0 {
-			delete(u.byAddr, a)
-			if allocatable(a) {
-				u.removeKey(familyOf(a).index(), keyOf(a))
+	hds := []*Holding{c}
+	if e, ok := u.also[owner]; ok {
+		delete(u.also, owner)
+		hds = append(hds, e)
+	}
+	for _, hd := range hds {
+		for _, a := range hd.Addrs {
+			hs := slices.DeleteFunc(u.byAddr[a], func(h *Holding) bool { return h == hd })
+			if len(hs) == 0 {
+				delete(u.byAddr, a)
+				if allocatable(a) {
+					u.removeKey(familyOf(a).index(), keyOf(a))
+				}
+			} else {
+				u.byAddr[a] = hs
 			}
-		} else {
-			u.byAddr[a] = hs
+			u.updateShareable(a)
 		}
-		u.updateShareable(a)
 	}
 }
 
@@ -98,15 +130,17 @@ func (u *Usage) Holding(owner string) (Holding, bool) {
 		return Holding{}, false
 	}
 	return Holding{Owner: c.Owner, Namespace: c.Namespace, Ports: slices.Clone(c.Ports), Addrs: slices.Clone(c.Addrs),
-		Releasing: c.Releasing, Contested: c.Contested}, true
+		Releasing: c.Releasing, Contested: c.Contested, Exclusive: c.Exclusive, Also: slices.Clone(c.Also)}, true
 }
 
-// Holders returns the owners holding a, sorted.
+// Holders returns the owners holding a (or served on it), sorted.
 func (u *Usage) Holders(a netip.Addr) []string {
 	hs := u.byAddr[a.Unmap()]
 	out := make([]string, 0, len(hs))
 	for _, h := range hs {
-		out = append(out, h.Owner)
+		if len(out) == 0 || out[len(out)-1] != h.Owner {
+			out = append(out, h.Owner)
+		}
 	}
 	return out
 }
@@ -128,8 +162,8 @@ func (u *Usage) Len() int { return len(u.owners) }
 func (u *Usage) Clone() *Usage {
 	c := NewUsage()
 	for _, o := range u.Owners() {
-		h := u.owners[o]
-		c.Assign(*h)
+		h, _ := u.Holding(o)
+		c.Assign(h)
 	}
 	return c
 }
@@ -138,7 +172,7 @@ func (u *Usage) updateShareable(a netip.Addr) {
 	hs := u.byAddr[a]
 	ok := len(hs) > 0
 	for _, h := range hs {
-		if len(h.Ports) == 0 || h.Releasing || h.Contested {
+		if len(h.Ports) == 0 || h.Releasing || h.Contested || h.Exclusive {
 			ok = false
 		}
 	}

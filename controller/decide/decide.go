@@ -1,7 +1,6 @@
 package decide
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -111,12 +110,13 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 		return Decision{}
 	}
 	addrs, src, err := Addresses(svc)
-	managed := Managed(svc, o)
-	if !managed {
-		// Not ours to write, but its addresses stay in use so that we never
-		// hand them to another Service.
-		if err == nil && len(addrs) > 0 {
-			return Decision{Action: Hold, Holding: Holding(svc, addrs)}
+	if !Managed(svc, o) {
+		// Not ours to write, but every address it is served on stays in
+		// use, never handed out nor shared: another announcer has it.
+		if inUse := InUse(svc); len(inUse) > 0 {
+			h := Holding(svc, inUse)
+			h.Exclusive = !o.Flaws.ShareWithUnmanaged
+			return Decision{Action: Hold, Holding: h}
 		}
 		if held {
 			return Decision{Action: Release}
@@ -124,7 +124,13 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 		return Decision{}
 	}
 	if err != nil {
-		return fail(err, "InvalidRequest: "+err.Error())
+		return failed(svc, err, "InvalidRequest: "+err.Error())
+	}
+	if len(addrs) == 0 {
+		if st := StatusAddresses(svc); len(st) > 0 {
+			// Served by the tool the user left: adopted, not moved.
+			return keep(cfg, usage, svc, st, srcStatus)
+		}
 	}
 	if len(addrs) > 0 {
 		return keep(cfg, usage, svc, addrs, src)
@@ -135,7 +141,7 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 	}
 	res, err := usage.Allocate(cfg, Request(svc, nil))
 	if err != nil {
-		return fail(err, err.Error())
+		return failed(svc, err, err.Error())
 	}
 	out := svc.DeepCopy()
 	setAnnotation(out, AnnotationLoadBalancerIPs, JoinAddrs(res.Addrs))
@@ -157,6 +163,24 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 	return Decision{Action: Write, Holding: Holding(svc, res.Addrs), Service: out, Allocated: true, Events: evs}
 }
 
+// srcStatus names the source of adopted addresses.
+const srcStatus = "status.loadBalancer.ingress"
+
+// failed is the decision for a managed Service that cannot have what it
+// asks for. The addresses it is served on anyway (a parseable entry of a
+// malformed annotation, a refused spec.loadBalancerIP, its status) stay in
+// use, contested: never handed to another Service, nor taken from one
+// that holds them. With none, it holds nothing.
+func failed(svc *corev1.Service, err error, msg string) Decision {
+	evs := []Event{{EventWarning, ReasonAllocationFailed, msg}}
+	h := Holding(svc, nil)
+	if len(h.Also) == 0 {
+		return Decision{Action: Fail, Err: err, Events: evs}
+	}
+	h.Contested = true
+	return Decision{Action: Hold, Holding: h, Err: err, Events: evs}
+}
+
 // keep validates the addresses svc already carries.
 func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, addrs []netip.Addr, src string) Decision {
 	req := Request(svc, addrs)
@@ -164,18 +188,11 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 	req.Granted = req.Carries && svc.Labels[LabelImplementation] == ImplementationKubeVIP
 	res, err := usage.Allocate(cfg, req)
 	if err != nil {
-		msg := fmt.Sprintf("%s (from %s)", err, src)
-		var ae *allocator.Error
-		if svc.Annotations[AnnotationLoadBalancerIPs] != "" && errors.As(err, &ae) && ae.Reason == allocator.ReasonConflict {
-			// kube-vip advertises what the annotation says, so the address
-			// stays in use: reported, but never handed to a third Service;
-			// the Service that held it first keeps it.
-			h := Holding(svc, addrs)
-			h.Contested = true
-			return Decision{Action: Hold, Holding: h, Err: err,
-				Events: []Event{{EventWarning, ReasonAllocationFailed, msg}}}
-		}
-		return fail(err, msg)
+		// What kube-vip advertises (the annotation, else
+		// spec.loadBalancerIP, and the status) stays in use: reported,
+		// but never handed to a third Service; the Service that held it
+		// first keeps it.
+		return failed(svc, err, fmt.Sprintf("%s (from %s)", err, src))
 	}
 	d := Decision{Action: Hold, Holding: Holding(svc, res.Addrs)}
 	// With a DHCP pool the real address comes from a DHCP server, so being
@@ -209,16 +226,18 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 		setLabel(d.Service, LabelImplementation, ImplementationKubeVIP)
 		delete(d.Service.Labels, LabelLegacyIPAMAddress)
 		msg := fmt.Sprintf("assigned %s, as requested in %s", JoinAddrs(res.Addrs), src)
+		if src == srcStatus {
+			msg = fmt.Sprintf("assigned %s, adopted from %s", JoinAddrs(res.Addrs), src)
+			if d.Service.Spec.LoadBalancerIP == "" {
+				d.Service.Spec.LoadBalancerIP = res.Addrs[0].String()
+			}
+		}
 		if len(res.Shared) > 0 {
 			msg += fmt.Sprintf(" (sharing %s)", JoinAddrs(res.Shared))
 		}
 		d.Events = append([]Event{{EventNormal, ReasonAddressAssigned, msg}}, d.Events...)
 	}
 	return d
-}
-
-func fail(err error, msg string) Decision {
-	return Decision{Action: Fail, Err: err, Events: []Event{{EventWarning, ReasonAllocationFailed, msg}}}
 }
 
 func setAnnotation(svc *corev1.Service, k, v string) {
@@ -292,11 +311,20 @@ func (d Decision) Landed(svc *corev1.Service) bool {
 // The others are returned as conflicts, keyed by Service.
 func Rebuild(cfg *allocator.Config, services []*corev1.Service, o Options) (*allocator.Usage, map[string]Decision) {
 	sorted := slices.Clone(services)
-	granted := func(s *corev1.Service) bool { return s.Annotations[AnnotationLoadBalancerIPs] != "" }
+	// Granted first (the annotation), then served (a status), then asked.
+	rank := func(s *corev1.Service) int {
+		switch {
+		case s.Annotations[AnnotationLoadBalancerIPs] != "":
+			return 0
+		case len(s.Status.LoadBalancer.Ingress) > 0:
+			return 1
+		}
+		return 2
+	}
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
-		if granted(a) != granted(b) {
-			return granted(a)
+		if rank(a) != rank(b) {
+			return rank(a) < rank(b)
 		}
 		if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 			return a.CreationTimestamp.Before(&b.CreationTimestamp)
@@ -309,12 +337,18 @@ func Rebuild(cfg *allocator.Config, services []*corev1.Service, o Options) (*all
 		// Services that are no longer LoadBalancers but still carry our
 		// marks keep their address reserved until the marks are removed.
 		pendingRelease := !IsLoadBalancer(svc) && svc.Labels[LabelImplementation] == ImplementationKubeVIP
-		if addrs, _, err := Addresses(svc); err != nil || len(addrs) == 0 || (!IsLoadBalancer(svc) && !pendingRelease) {
+		if !IsLoadBalancer(svc) && !pendingRelease {
 			continue
 		}
+		if addrs, _, _ := Addresses(svc); len(addrs) == 0 && len(InUse(svc)) == 0 {
+			continue // carries nothing: nothing to rebuild
+		}
 		d := Decide(cfg, u, svc, o)
-		switch d.Action {
-		case Hold, Write, Release:
+		switch {
+		case d.Action == Write && d.Allocated:
+			// Never here (it carries something), and never a new
+			// address during a rebuild.
+		case d.Action == Hold, d.Action == Write, d.Action == Release:
 			d.Apply(u, Key(svc))
 		}
 		if d.Err != nil {

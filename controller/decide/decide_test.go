@@ -3,6 +3,7 @@ package decide
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -53,7 +54,12 @@ func labelled(k, v string) svcOpt {
 	}
 }
 
-func lbIP(ip string) svcOpt           { return func(s *corev1.Service) { s.Spec.LoadBalancerIP = ip } }
+func lbIP(ip string) svcOpt { return func(s *corev1.Service) { s.Spec.LoadBalancerIP = ip } }
+func ingress(ip string) svcOpt {
+	return func(s *corev1.Service) {
+		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
+	}
+}
 func class(c string) svcOpt           { return func(s *corev1.Service) { s.Spec.LoadBalancerClass = &c } }
 func typ(t corev1.ServiceType) svcOpt { return func(s *corev1.Service) { s.Spec.Type = t } }
 func rv(v string) svcOpt              { return func(s *corev1.Service) { s.ResourceVersion = v } }
@@ -111,6 +117,8 @@ func TestDecide(t *testing.T) {
 		clearsLBIP bool
 		// contested: the holding is marked Contested.
 		contested bool
+		// exclusive: the holding is marked Exclusive (never shared).
+		exclusive bool
 	}{
 		{name: "new Service gets the lowest address", config: pool, svc: svc("ns", "a"),
 			action: Write, addrs: "192.0.2.1", lbIP: "192.0.2.1", reason: ReasonAddressAssigned, msg: `from pool "global"`, allocated: true},
@@ -131,8 +139,36 @@ func TestDecide(t *testing.T) {
 		{name: "requested address outside every pool: kept, reported", config: pool,
 			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "203.0.113.9"), labelled(LabelImplementation, ImplementationKubeVIP)),
 			action: Hold, addrs: "203.0.113.9", reason: ReasonAddressOutsidePool, msg: "203.0.113.9", noWrite: true},
-		{name: "requested address held with the same port: conflict", config: pool, usage: held, svc: svc("ns", "a", lbIP("192.0.2.1")),
-			action: Fail, reason: ReasonAllocationFailed, msg: "Conflict"},
+		{name: "requested address held with the same port: conflict, the request still in use (kube-vip may serve it)", config: pool, usage: held,
+			svc: svc("ns", "a", lbIP("192.0.2.1")), action: Hold, addrs: "192.0.2.1", reason: ReasonAllocationFailed, msg: "Conflict", noWrite: true, contested: true},
+		{name: "two IPv4 in the annotation: reported, both stay in use", config: pool,
+			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "10.6.0.1,10.6.0.2")),
+			action: Hold, addrs: "10.6.0.1,10.6.0.2", reason: ReasonAllocationFailed, msg: "InvalidRequest", noWrite: true, contested: true},
+		{name: "an address and garbage in the annotation: the address stays in use", config: pool,
+			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "10.6.0.1,bogus")),
+			action: Hold, addrs: "10.6.0.1", reason: ReasonAllocationFailed, msg: "InvalidRequest", noWrite: true, contested: true},
+		{name: "ignored, carrying an address: held exclusively", config: pool,
+			svc:    svc("ns", "a", annotated(AnnotationIgnore, "true"), annotated(AnnotationLoadBalancerIPs, "10.1.0.1")),
+			action: Hold, addrs: "10.1.0.1", noWrite: true, exclusive: true},
+		{name: "another class served on a status address: held exclusively", config: pool,
+			svc:    svc("ns", "a", class("example.com/other-lb"), ingress("10.61.0.10")),
+			action: Hold, addrs: "10.61.0.10", noWrite: true, exclusive: true},
+		{name: "served by another tool (status only): adopted, not moved", config: pool, svc: svc("ns", "a", ingress("192.0.2.5")),
+			action: Write, addrs: "192.0.2.5", lbIP: "192.0.2.5", reason: ReasonAddressAssigned, msg: "assigned 192.0.2.5, adopted from status.loadBalancer.ingress"},
+		{name: "served by another tool outside every pool: adopted and reported", config: pool, svc: svc("ns", "a", ingress("198.51.100.9")),
+			action: Write, addrs: "198.51.100.9", lbIP: "198.51.100.9", reason: ReasonAddressAssigned, msg: "adopted", second: ReasonAddressOutsidePool,
+			secondMsg: `address 198.51.100.9 is outside the pool of "global"; it is kept`},
+		{name: "MetalLB's request annotation is a request", config: pool, svc: svc("ns", "a", annotated(AnnotationMetalLBIPs, "192.0.2.4")),
+			action: Write, addrs: "192.0.2.4", reason: ReasonAddressAssigned, msg: "as requested in annotation metallb.io/loadBalancerIPs"},
+		{name: "older MetalLB's request annotation is a request", config: pool, svc: svc("ns", "a", annotated(AnnotationMetalLBLegacyIPs, "192.0.2.4")),
+			action: Write, addrs: "192.0.2.4", reason: ReasonAddressAssigned, msg: "as requested in annotation metallb.universe.tf/loadBalancerIPs"},
+		{name: "Cilium's request annotation is a request", config: pool, svc: svc("ns", "a", annotated(AnnotationCiliumIPs, "192.0.2.4")),
+			action: Write, addrs: "192.0.2.4", reason: ReasonAddressAssigned, msg: "as requested in annotation lbipam.cilium.io/ips"},
+		{name: "our annotation before MetalLB's", config: pool,
+			svc:    svc("ns", "a", annotated(AnnotationMetalLBIPs, "192.0.2.4"), annotated(AnnotationLoadBalancerIPs, "192.0.2.5")),
+			action: Write, addrs: "192.0.2.5", reason: ReasonAddressAssigned, msg: "as requested in annotation kube-vip.io/loadbalancerIPs"},
+		{name: "DHCP pool, IPv6 SingleStack: the marker is IPv4", config: map[string]string{"cidr-global": "0.0.0.0/32"},
+			svc: svc("ns", "a", dualStack(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol)), action: Fail, reason: ReasonAllocationFailed, msg: "FamilyUnavailable"},
 		{name: "requested address held on other ports: shared", config: pool, usage: held, svc: svc("ns", "a", lbIP("192.0.2.1"), portsOf(443)),
 			action: Write, addrs: "192.0.2.1"},
 		{name: "carried address in conflict: reported, still in use", config: pool, usage: held,
@@ -150,8 +186,8 @@ func TestDecide(t *testing.T) {
 			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "198.51.100.7"), labelled(LabelImplementation, ImplementationKubeVIP)),
 			action: Hold, addrs: "198.51.100.7", noWrite: true},
 		{name: "another loadBalancerClass: untouched", config: pool, svc: svc("ns", "a", class("example.com/x")), action: None},
-		{name: "another class with an address: held, never written", config: pool, svc: svc("ns", "a", class("example.com/x"), lbIP("192.0.2.3")),
-			action: Hold, addrs: "192.0.2.3", noWrite: true},
+		{name: "another class with an address: held exclusively, never written", config: pool, svc: svc("ns", "a", class("example.com/x"), lbIP("192.0.2.3")),
+			action: Hold, addrs: "192.0.2.3", noWrite: true, exclusive: true},
 		{name: "ignored", config: pool, svc: svc("ns", "a", annotated(AnnotationIgnore, "true")), action: None},
 		{name: "class enabled: our class handled", config: pool, opts: Options{EnableLoadBalancerClass: true},
 			svc: svc("ns", "a", class(DefaultLoadBalancerClass)), action: Write, addrs: "192.0.2.1", allocated: true, reason: ReasonAddressAssigned},
@@ -221,7 +257,7 @@ func TestDecide(t *testing.T) {
 				t.Errorf("unexpected write %v", d.Service.Annotations)
 			}
 			if tc.addrs != "" {
-				if got := JoinAddrs(d.Holding.Addrs); got != tc.addrs {
+				if got := JoinAddrs(append(slices.Clone(d.Holding.Addrs), d.Holding.Also...)); got != tc.addrs {
 					t.Errorf("holding = %q, want %q", got, tc.addrs)
 				}
 				if d.Service != nil {
@@ -249,6 +285,9 @@ func TestDecide(t *testing.T) {
 			}
 			if d.Holding.Contested != tc.contested {
 				t.Errorf("holding contested = %v, want %v", d.Holding.Contested, tc.contested)
+			}
+			if d.Holding.Exclusive != tc.exclusive {
+				t.Errorf("holding exclusive = %v, want %v", d.Holding.Exclusive, tc.exclusive)
 			}
 			if tc.unfinalized {
 				if d.Service == nil || len(d.Service.Finalizers) != 1 || d.Service.Finalizers[0] != "example.com/keep" {
@@ -293,7 +332,7 @@ func TestFailCarriesTypedError(t *testing.T) {
 
 func TestLedgerReservesAndIgnoresStaleCopies(t *testing.T) {
 	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
-	l := NewLedger(nil)
+	l := NewLedger(nil, Flaws{})
 	a := svc("ns", "a", rv("5"))
 	da := l.Decide(cfg, a, Options{})
 	if da.Action != Write || JoinAddrs(da.Holding.Addrs) != "192.0.2.1" {
@@ -348,7 +387,7 @@ func TestLedgerReservesAndIgnoresStaleCopies(t *testing.T) {
 func TestLedgerKeepsTheAddressOfAWriteOfUnknownOutcome(t *testing.T) {
 	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
 	for _, landed := range []bool{true, false} {
-		l := NewLedger(nil)
+		l := NewLedger(nil, Flaws{})
 		a := svc("ns", "a", rv("5"))
 		da := l.Decide(cfg, a, Options{})
 		l.WriteUncertain(da)
@@ -391,8 +430,13 @@ func TestRebuildGrantedAddressBeatsAnOlderRequest(t *testing.T) {
 	refused := svc("ns", "refused", lbIP("192.0.2.3"), created(100))
 	granted := svc("ns", "granted", annotated(AnnotationLoadBalancerIPs, "192.0.2.3"), created(200))
 	u, conflicts := Rebuild(cfg, []*corev1.Service{refused, granted}, Options{})
-	if got := u.Holders(netip.MustParseAddr("192.0.2.3")); len(got) != 1 || got[0] != "ns/granted" {
-		t.Fatalf("holders of .3 = %v, want the granted Service", got)
+	if h, _ := u.Holding("ns/granted"); JoinAddrs(h.Addrs) != "192.0.2.3" || h.Contested {
+		t.Fatalf("granted holds %v (contested %v), want .3 as its own", h.Addrs, h.Contested)
+	}
+	// The refused request keeps .3 in use too (kube-vip may serve it), but
+	// only as contested: it never beats the granted Service.
+	if h, _ := u.Holding("ns/refused"); len(h.Addrs) != 0 || JoinAddrs(h.Also) != "192.0.2.3" {
+		t.Fatalf("refused holds %v also %v, want .3 only as also", h.Addrs, h.Also)
 	}
 	if _, ok := conflicts["ns/refused"]; !ok {
 		t.Fatalf("conflicts = %v, want the refused request", conflicts)
@@ -449,7 +493,7 @@ func TestTwoCarriersAfterARestart(t *testing.T) {
 	newer := svc("ns", "newer", annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), created(200))
 	for _, order := range [][]*corev1.Service{{older, newer}, {newer, older}} {
 		u, _ := Rebuild(cfg, []*corev1.Service{newer, older}, Options{})
-		l := NewLedger(u)
+		l := NewLedger(u, Flaws{})
 		got := map[string]error{}
 		for _, s := range order {
 			got[Key(s)] = l.Decide(cfg, s, Options{}).Err
@@ -470,7 +514,7 @@ func TestTwoCarriersAfterARestart(t *testing.T) {
 // the address the Service really carries.
 func TestDecideLiveMakesOlderCachedCopiesStale(t *testing.T) {
 	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
-	l := NewLedger(nil)
+	l := NewLedger(nil, Flaws{})
 	cached := svc("ns", "a", rv("10"))
 	d := l.Decide(cfg, cached, Options{})
 	l.WriteUncertain(d)
@@ -496,7 +540,7 @@ func TestDecideLiveMakesOlderCachedCopiesStale(t *testing.T) {
 // it is decided.
 func TestObserveReservesWhatAServiceCarriesBeforeItsTurn(t *testing.T) {
 	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
-	l := NewLedger(nil)
+	l := NewLedger(nil, Flaws{})
 	first := svc("ns", "first", rv("5"))
 	df := l.Decide(cfg, first, Options{})
 	l.Written(df, "6")
@@ -525,5 +569,43 @@ func TestObserveReservesWhatAServiceCarriesBeforeItsTurn(t *testing.T) {
 	l.Observe(svc("ns", "cip", typ(corev1.ServiceTypeClusterIP), annotated(AnnotationLoadBalancerIPs, "192.0.2.3")))
 	if _, ok := l.Usage().Holding("ns/cip"); ok {
 		t.Fatal("a ClusterIP Service was reserved")
+	}
+}
+
+// A write refused with a 409 because the user annotated the Service with
+// another address meanwhile: undoing the write must not free the user's
+// address, which the informer showed (and Observe reserved) before the 409
+// came back. The flawed ledger that releases the whole holding does.
+func TestRefusedWriteUndoesOnlyWhatItAdded(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"range-global": "10.0.0.1-10.0.0.3"})
+	for _, flawed := range []bool{false, true} {
+		l := NewLedger(nil, Flaws{ReleaseWholeOn409: flawed})
+		d := l.Decide(cfg, svc("ns", "a", rv("5")), Options{})
+		if JoinAddrs(d.Holding.Addrs) != "10.0.0.1" {
+			t.Fatalf("a: %v", d.Holding.Addrs)
+		}
+		l.Observe(svc("ns", "a", rv("6"), annotated(AnnotationLoadBalancerIPs, "10.0.0.2")))
+		l.WriteFailed(d)
+		db := l.Decide(cfg, svc("ns", "b", rv("7")), Options{})
+		dc := l.Decide(cfg, svc("ns", "c", rv("8")), Options{})
+		got := JoinAddrs(append(db.Holding.Addrs, dc.Holding.Addrs...))
+		if !flawed && got != "10.0.0.1,10.0.0.3" {
+			t.Errorf("b and c got %s, want 10.0.0.1,10.0.0.3: the user's 10.0.0.2 stays a's", got)
+		}
+		if flawed && got != "10.0.0.1,10.0.0.2" {
+			t.Errorf("flawed ledger: b and c got %s; the flaw should free the user's 10.0.0.2", got)
+		}
+	}
+}
+
+func TestObserveReservesEverythingAServiceIsServedOn(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"range-global": "10.0.0.1-10.0.0.4"})
+	l := NewLedger(nil, Flaws{})
+	l.Observe(svc("ns", "bad", annotated(AnnotationLoadBalancerIPs, "10.0.0.1,bogus")))
+	l.Observe(svc("ns", "other", class("example.com/other-lb"), ingress("10.0.0.2")))
+	l.Observe(svc("ns", "ignored", annotated(AnnotationIgnore, "true"), lbIP("10.0.0.3")))
+	d := l.Decide(cfg, svc("ns", "new"), Options{})
+	if JoinAddrs(d.Holding.Addrs) != "10.0.0.4" {
+		t.Fatalf("new got %v, want 10.0.0.4: the others are served on .1-.3", d.Holding.Addrs)
 	}
 }

@@ -1,8 +1,8 @@
 package decide
 
 import (
+	"net/netip"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/resourceversion"
@@ -26,15 +26,18 @@ type Ledger struct {
 	// uncertain holds the decisions whose write may or may not have landed
 	// (the answer was lost: a time-out, a dropped connection), by Service.
 	uncertain map[string]Decision
+	// flaws are deliberate defects, for tests only.
+	flaws Flaws
 }
 
 // NewLedger returns a ledger that starts from usage (nil for an empty one),
-// e.g. the result of Rebuild after a restart.
-func NewLedger(usage *allocator.Usage) *Ledger {
+// e.g. the result of Rebuild after a restart; flaws are for tests only (the
+// zero value is the correct ledger).
+func NewLedger(usage *allocator.Usage, flaws Flaws) *Ledger {
 	if usage == nil {
 		usage = allocator.NewUsage()
 	}
-	return &Ledger{usage: usage, written: map[string]string{}, uncertain: map[string]Decision{}}
+	return &Ledger{usage: usage, written: map[string]string{}, uncertain: map[string]Decision{}, flaws: flaws}
 }
 
 // Usage returns the addresses in use as the ledger sees them. Callers must
@@ -103,11 +106,33 @@ func (l *Ledger) Written(d Decision, rv string) {
 // failed (the Service still carries it).
 func (l *Ledger) WriteFailed(d Decision) {
 	if d.Action == Write && d.Allocated {
-		l.usage.Release(d.Holding.Owner)
+		l.undo(d)
 	}
 	if d.Service != nil {
 		delete(l.uncertain, Key(d.Service))
 	}
+}
+
+// undo frees what the refused write d would have added, and only that:
+// what the Service came to carry meanwhile (the user's edit that made the
+// write fail, say) was reserved by Observe and stays reserved.
+func (l *Ledger) undo(d Decision) {
+	key := d.Holding.Owner
+	h, ok := l.usage.Holding(key)
+	if !ok || l.flaws.ReleaseWholeOn409 {
+		l.usage.Release(key)
+		return
+	}
+	h.Addrs = slices.DeleteFunc(h.Addrs, func(a netip.Addr) bool { return slices.Contains(d.Holding.Addrs, a) })
+	h.Also = slices.DeleteFunc(h.Also, func(a netip.Addr) bool { return slices.Contains(d.Holding.Addrs, a) })
+	if len(h.Addrs) == 0 && len(h.Also) == 0 {
+		l.usage.Release(key)
+		return
+	}
+	// Not decided yet: in use, but it beats no one.
+	h.Also = append(h.Also, h.Addrs...)
+	h.Addrs = nil
+	l.usage.Assign(h)
 }
 
 // WriteUncertain records that a write of d got no answer that says whether
@@ -127,30 +152,31 @@ func (l *Ledger) Uncertain(key string) (Decision, bool) {
 	return d, ok
 }
 
-// Observe reserves, as soon as a cache shows svc, the addresses it carries
-// in its annotation, before its turn in the queue comes: a Service may
-// appear carrying addresses (a user's annotation, a restore, another
-// provider) while the controller is busy with others, and until it is
-// decided nothing else may be given them. It only ever adds, as Contested
-// (an address another Service held first stays that Service's); deciding
-// svc settles what it holds.
+// Observe reserves, as soon as a cache shows svc, every address it is
+// served on (InUse: its annotation, valid or not, spec.loadBalancerIP, its
+// status), before its turn in the queue comes: a Service may appear
+// carrying addresses (a user's annotation, a restore, another provider)
+// while the controller is busy with others, and until it is decided
+// nothing else may be given them. It only ever adds, as Also (an address
+// another Service holds stays that Service's); deciding svc settles what
+// it holds.
 func (l *Ledger) Observe(svc *corev1.Service) {
-	if !IsLoadBalancer(svc) || l.Stale(svc) || strings.TrimSpace(svc.Annotations[AnnotationLoadBalancerIPs]) == "" {
+	if !IsLoadBalancer(svc) || l.Stale(svc) {
 		return
 	}
-	carried, _, err := Addresses(svc)
-	if err != nil {
+	carried := InUse(svc)
+	if len(carried) == 0 {
 		return
 	}
 	h, held := l.usage.Holding(Key(svc))
 	if !held {
 		h = Holding(svc, nil)
-		h.Contested = true
+		h.Also = nil
 	}
 	added := false
 	for _, a := range carried {
-		if !a.IsUnspecified() && !slices.Contains(h.Addrs, a) {
-			h.Addrs = append(h.Addrs, a)
+		if !slices.Contains(h.Addrs, a) && !slices.Contains(h.Also, a) {
+			h.Also = append(h.Also, a)
 			added = true
 		}
 	}

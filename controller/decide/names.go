@@ -28,7 +28,21 @@ const (
 	// DefaultLoadBalancerClass is the class handled when loadBalancerClass
 	// support is enabled and no custom name is given.
 	DefaultLoadBalancerClass = "kube-vip.io/kube-vip-class"
+	// AnnotationMetalLBIPs is MetalLB's request annotation (comma-separated).
+	AnnotationMetalLBIPs = "metallb.io/loadBalancerIPs"
+	// AnnotationMetalLBLegacyIPs is older MetalLB's request annotation.
+	AnnotationMetalLBLegacyIPs = "metallb.universe.tf/loadBalancerIPs"
+	// AnnotationCiliumIPs is Cilium LB-IPAM's request annotation
+	// (comma-separated).
+	AnnotationCiliumIPs = "lbipam.cilium.io/ips"
 )
+
+// RequestAnnotations returns the request annotations of the tools users
+// migrate from, read (in this order) when a Service carries no
+// kube-vip.io/loadbalancerIPs.
+func RequestAnnotations() []string {
+	return []string{AnnotationMetalLBIPs, AnnotationMetalLBLegacyIPs, AnnotationCiliumIPs}
+}
 
 // Event reasons. Each is a stable, documented contract.
 const (

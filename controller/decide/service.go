@@ -20,6 +20,28 @@ type Options struct {
 	// LoadBalancerClass is the class handled when EnableLoadBalancerClass is
 	// set; empty means DefaultLoadBalancerClass.
 	LoadBalancerClass string
+	// Flaws are deliberate defects, for tests only (the zero value is the
+	// correct controller).
+	Flaws Flaws
+}
+
+// Flaws are deliberate defects, for tests only: each brings back a bug
+// that a controller of this kind has or could have, so that a test can
+// show that the simulator's invariants catch it. The zero value is the
+// correct controller.
+type Flaws struct {
+	// ForgetLostWrites takes a write whose answer was lost for a refused
+	// one, freeing its addresses at once.
+	ForgetLostWrites bool
+	// ReleaseWholeOn409 frees everything a Service holds when a write of
+	// it is refused, also what it came to carry meanwhile.
+	ReleaseWholeOn409 bool
+	// NoLedger decides from the cache alone, without the record of the
+	// controller's own writes.
+	NoLedger bool
+	// ShareWithUnmanaged lets Services this controller does not manage
+	// share their addresses.
+	ShareWithUnmanaged bool
 }
 
 func (o Options) class() string {
@@ -59,16 +81,20 @@ func hasCleanupFinalizer(svc *corev1.Service) bool {
 	return slices.Contains(svc.Finalizers, FinalizerLoadBalancerCleanup)
 }
 
-// Addresses returns the addresses svc carries and where they came from: the
-// annotation kube-vip.io/loadbalancerIPs, else spec.loadBalancerIP, else the
-// legacy ipam-address label. A malformed value is an error naming the field.
+// Addresses returns the addresses svc carries or asks for, and where they
+// came from: the annotation kube-vip.io/loadbalancerIPs, else the request
+// annotations of the tools users migrate from (RequestAnnotations, in that
+// order), else spec.loadBalancerIP, else the legacy ipam-address label. A
+// malformed value is an error naming the field.
 func Addresses(svc *corev1.Service) ([]netip.Addr, string, error) {
-	if v := strings.TrimSpace(svc.Annotations[AnnotationLoadBalancerIPs]); v != "" {
-		as, err := parseAddrList(v)
-		if err != nil {
-			return nil, "", fmt.Errorf("annotation %s=%q: %w", AnnotationLoadBalancerIPs, v, err)
+	for _, k := range append([]string{AnnotationLoadBalancerIPs}, RequestAnnotations()...) {
+		if v := strings.TrimSpace(svc.Annotations[k]); v != "" {
+			as, err := parseAddrList(v)
+			if err != nil {
+				return nil, "", fmt.Errorf("annotation %s=%q: %w", k, v, err)
+			}
+			return as, "annotation " + k, nil
 		}
-		return as, "annotation " + AnnotationLoadBalancerIPs, nil
 	}
 	if v := strings.TrimSpace(svc.Spec.LoadBalancerIP); v != "" {
 		as, err := parseAddrList(v)
@@ -85,6 +111,42 @@ func Addresses(svc *corev1.Service) ([]netip.Addr, string, error) {
 		return as, "label " + LabelLegacyIPAMAddress, nil
 	}
 	return nil, "", nil
+}
+
+// InUse returns every address svc is, or may be, served on, whatever its
+// class, its kube-vip.io/ignore or the validity of its fields: each entry
+// of its kube-vip.io/loadbalancerIPs annotation that is an address
+// (kube-vip advertises each), its spec.loadBalancerIP and the IPs of its
+// status.loadBalancer.ingress. The DHCP marker 0.0.0.0 is left out.
+func InUse(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	add := func(s string) {
+		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil || a.Zone() != "" || a.Unmap().IsUnspecified() || slices.Contains(out, a.Unmap()) {
+			return
+		}
+		out = append(out, a.Unmap())
+	}
+	for _, s := range strings.Split(svc.Annotations[AnnotationLoadBalancerIPs], ",") {
+		add(s)
+	}
+	add(svc.Spec.LoadBalancerIP)
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		add(in.IP)
+	}
+	return out
+}
+
+// StatusAddresses returns the IPs of svc's status.loadBalancer.ingress,
+// the addresses a load-balancer serves it on.
+func StatusAddresses(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if a, err := netip.ParseAddr(strings.TrimSpace(in.IP)); err == nil && a.Zone() == "" && !slices.Contains(out, a.Unmap()) {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
 }
 
 func parseAddrList(v string) ([]netip.Addr, error) {
@@ -141,9 +203,16 @@ func Request(svc *corev1.Service, requested []netip.Addr) allocator.Request {
 	return r
 }
 
-// Holding projects the addresses svc holds for the Usage ledger.
+// Holding projects the addresses svc holds for the Usage ledger; the other
+// addresses it is served on (InUse) are its Also.
 func Holding(svc *corev1.Service, addrs []netip.Addr) allocator.Holding {
-	return allocator.Holding{Owner: Key(svc), Namespace: svc.Namespace, Ports: Ports(svc), Addrs: addrs}
+	h := allocator.Holding{Owner: Key(svc), Namespace: svc.Namespace, Ports: Ports(svc), Addrs: addrs}
+	for _, a := range InUse(svc) {
+		if !slices.Contains(addrs, a) {
+			h.Also = append(h.Also, a)
+		}
+	}
+	return h
 }
 
 // JoinAddrs formats addresses as the annotation does: comma-separated.

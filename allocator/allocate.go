@@ -273,8 +273,6 @@ func conflictDetail(h *Holding, req Request) string {
 	switch {
 	case h.Releasing:
 		return "the holder is releasing it; retrying once it has"
-	case h.Exclusive && h.Contested:
-		return "the holder is served on it (status.loadBalancer.ingress or spec.loadBalancerIP), so it is in use"
 	case h.Exclusive:
 		return "the holder is not managed by this provider (another loadBalancerClass, kube-vip.io/ignore), so it cannot share"
 	case len(h.Ports) == 0:

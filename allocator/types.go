@@ -144,8 +144,9 @@ type Holding struct {
 	// addresses are never shared, whatever its ports.
 	Exclusive bool
 	// Also lists further addresses the Service is served on without
-	// holding them as its own: its status.loadBalancer.ingress, a stale
-	// spec.loadBalancerIP. They are in use, never handed out or shared,
-	// but yield to a Service that carries them (as Contested ones do).
+	// holding them as its own: its status.loadBalancer.ingress, a refused
+	// or stale spec.loadBalancerIP. They are in use, as Contested ones
+	// are: never handed out automatically, yielding to a Service that
+	// carries them, and shared on request only as Ports and Exclusive allow.
 	Also []netip.Addr
 }

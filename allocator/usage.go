@@ -48,8 +48,9 @@ func (u *Usage) Assign(h Holding) {
 	c := &Holding{Owner: h.Owner, Namespace: h.Namespace, Ports: slices.Clone(h.Ports), Releasing: h.Releasing,
 		Contested: h.Contested, Exclusive: h.Exclusive}
 	c.Addrs = appendAddrs(nil, nil, h.Addrs)
-	// The extra addresses are held by a contested, exclusive twin of c.
-	e := &Holding{Owner: h.Owner, Namespace: h.Namespace, Ports: c.Ports, Contested: true, Exclusive: true}
+	// The extra addresses are held by a contested twin of c: in use, but
+	// yielding to a Service that carries them.
+	e := &Holding{Owner: h.Owner, Namespace: h.Namespace, Ports: c.Ports, Contested: true, Exclusive: h.Exclusive}
 	e.Addrs = appendAddrs(nil, c.Addrs, h.Also)
 	if len(c.Addrs) == 0 && len(e.Addrs) == 0 {
 		return

@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
 
 // Metrics are the controller's Prometheus metrics. Pool sizes are computed
@@ -59,6 +61,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 func (m *Metrics) attach(c *Controller) { m.c.Store(c) }
 
+// Observe implements engine.Observer: allocations and failures.
+func (m *Metrics) Observe(o engine.Outcome) {
+	switch {
+	case o.What == engine.Written && o.Decision.Action == decide.Write && o.Decision.Allocated:
+		m.allocations.Inc()
+	case o.What == engine.Failed, o.What == engine.Held && o.Decision.Err != nil:
+		m.failures.WithLabelValues(engine.FailureReason(o.Decision.Err)).Inc()
+	}
+}
+
+// ConfigLoaded implements engine.Observer: the malformed keys.
+func (m *Metrics) ConfigLoaded(errs []*allocator.KeyError) { m.configErrors.Set(float64(len(errs))) }
+
 func (m *Metrics) observeReconcile(d time.Duration, err error) {
 	result := "ok"
 	if err != nil {
@@ -80,12 +95,15 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(m.queueDepth, prometheus.GaugeValue, float64(c.queue.Len()))
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cfg, usage := c.config.cfg, c.ledger.Usage()
-	if cfg == nil {
-		return
-	}
+	c.engine.Inspect(func(cfg *allocator.Config, usage *allocator.Usage) {
+		if cfg != nil {
+			m.collectPools(ch, cfg, usage)
+		}
+	})
+}
+
+// collectPools sends the size, used and free gauges of every pool.
+func (m *Metrics) collectPools(ch chan<- prometheus.Metric, cfg *allocator.Config, usage *allocator.Usage) {
 	for _, p := range cfg.Pools() {
 		for _, f := range []allocator.Family{allocator.IPv4, allocator.IPv6} {
 			if !p.Has(f) {

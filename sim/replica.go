@@ -1,45 +1,46 @@
 package sim
 
 import (
+	"context"
+	"errors"
 	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
 
 // replica is one simulated controller process: an informer cache, a work
-// queue, and the ledger, running the controller's decision code.
+// queue, and the controller's own sync engine.
 type replica struct {
-	id      int
-	cache   *cache
-	ledger  *decide.Ledger
-	queue   []string
-	queued  map[string]bool
-	waiting map[string]bool
-	// seen skips Events a Service's last decision recorded already, as
-	// the controller does.
-	seen *decide.EventMemory
-	// noLedger decides from the cache alone (the classic bug), for tests.
-	noLedger bool
+	id     int
+	cache  *cache
+	engine *engine.Engine
+	queue  []string
+	queued map[string]bool
 }
 
-func newReplica(id int, c *cluster, cfg *allocator.Config, opts decide.Options, noLedger bool) *replica {
-	r := &replica{id: id, cache: newCache(), queued: map[string]bool{}, waiting: map[string]bool{},
-		seen: decide.NewEventMemory(), noLedger: noLedger}
-	// A starting controller lists everything (a fresh, consistent view),
-	// rebuilds its ledger from the Services, and queues every key.
-	r.cache.sync(c)
-	usage, _ := decide.Rebuild(cfg, r.cache.list(), opts)
-	r.ledger = decide.NewLedger(usage)
+// newReplica starts the controller process named controller-id: it lists
+// everything (a fresh, consistent view), rebuilds its ledger from the
+// Services with the ConfigMap as it is now (without the last good values a
+// predecessor kept in memory), and queues every key.
+func (s *simulator) newReplica(id int) *replica {
+	r := &replica{id: id, cache: newCache(), queued: map[string]bool{}}
+	a := &adapter{s: s, r: r}
+	r.engine = engine.New(a, a, a, r.enqueue, engine.Options{Decide: s.dopts})
+	r.cache.sync(s.cluster)
+	r.engine.Start(s.ctx, s.configMap(), r.cache.list())
 	for _, k := range sortedKeys(r.cache.services) {
 		r.enqueue(k)
 	}
 	return r
-}
-
-// newReplica starts the controller process named controller-id.
-func (s *simulator) newReplica(id int) *replica {
-	return newReplica(id, s.cluster, s.cfg, s.dopts, s.opts.NoLedger)
 }
 
 // scale runs n replicas. Scaling down keeps the leader, whatever its id: a
@@ -72,11 +73,11 @@ func (s *simulator) scale(n int) {
 	s.leader = slices.Index(s.replicas, leader)
 }
 
-// observe lets the ledger reserve what a Service the cache just showed
-// carries, as the controller's informer event handler does.
+// observe lets the engine reserve what a Service the cache just showed is
+// served on, as the controller's informer event handler does.
 func (r *replica) observe(key string) {
-	if svc, ok := r.cache.services[key]; ok && !r.noLedger {
-		r.ledger.Observe(svc)
+	if svc, ok := r.cache.services[key]; ok {
+		r.engine.Observe(svc)
 	}
 }
 
@@ -97,8 +98,95 @@ func (r *replica) pop() (string, bool) {
 	return k, true
 }
 
-func (r *replica) wake() {
-	for _, k := range sortedKeys(r.waiting) {
-		r.enqueue(k)
+// configMap is the kubevip ConfigMap as the simulated API server stores it.
+func (s *simulator) configMap() *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kubevip", ResourceVersion: strconv.Itoa(s.cmVersion)},
+		Data:       s.data,
 	}
 }
+
+// adapter is a replica's engine.Cluster (its cache, and the simulated API
+// server with the hazards a scenario injects), its engine.Recorder and its
+// engine.Observer (the trace and the invariants).
+type adapter struct {
+	s *simulator
+	r *replica
+}
+
+// Cached implements engine.Cluster.
+func (a *adapter) Cached(key string) (*corev1.Service, bool) {
+	svc, ok := a.r.cache.services[key]
+	return svc, ok
+}
+
+// List implements engine.Cluster.
+func (a *adapter) List() []*corev1.Service { return a.r.cache.list() }
+
+// servicesResource names Services in the API errors the simulated API
+// server returns.
+var servicesResource = schema.GroupResource{Resource: "services"}
+
+// The causes of the simulated API server's conflicts.
+var (
+	errInjected = errors.New("injected by the scenario")
+	errStale    = errors.New("the object has been modified")
+)
+
+// Live implements engine.Cluster.
+func (a *adapter) Live(_ context.Context, key string) (*corev1.Service, error) {
+	svc, ok := a.s.cluster.services[key]
+	if !ok {
+		return nil, apierrors.NewNotFound(servicesResource, key)
+	}
+	return svc, nil
+}
+
+// Patch implements engine.Cluster, with the hazards the scenario injects:
+// conflicts, writes lost on their way, answers lost on the way back.
+func (a *adapter) Patch(_ context.Context, from, to *corev1.Service) (*corev1.Service, error) {
+	s := a.s
+	key := decide.Key(from)
+	s.landedLost = nil
+	switch {
+	case s.conflictFor[key] > 0 || s.conflicts > 0:
+		if s.conflictFor[key] > 0 {
+			s.conflictFor[key]--
+		} else {
+			s.conflicts--
+		}
+		s.add(Row{Actor: a.actor(), What: "conflict", Service: key, Message: "injected 409"})
+		return nil, apierrors.NewConflict(servicesResource, key, errInjected)
+	case s.dropped > 0:
+		// Lost on its way: it never lands, the controller hears a
+		// time-out and cannot tell it from a lost answer.
+		s.dropped--
+		s.add(Row{Actor: a.actor(), What: "dropped", Service: key, Message: "the write was lost on its way"})
+		return nil, apierrors.NewTimeoutError("the write was lost on its way", 1)
+	}
+	stored, ok := s.cluster.update(to)
+	if !ok {
+		s.add(Row{Actor: a.actor(), What: "conflict", Service: key, Message: "stale resourceVersion"})
+		return nil, apierrors.NewConflict(servicesResource, key, errStale)
+	}
+	if s.lost > 0 {
+		// It landed, but the controller hears a time-out.
+		s.lost--
+		s.landedLost = stored
+		return nil, apierrors.NewTimeoutError("the answer was lost", 1)
+	}
+	return stored, nil
+}
+
+// Event implements engine.Recorder: the ConfigMap's Events become rows;
+// a Service's are shown with the outcome the Observer is told.
+func (a *adapter) Event(obj runtime.Object, _, reason, message string) {
+	if _, ok := obj.(*corev1.ConfigMap); ok {
+		a.s.add(Row{Actor: "controller", What: "config", Reason: reason, Message: message})
+	}
+}
+
+// ConfigLoaded implements engine.Observer.
+func (a *adapter) ConfigLoaded([]*allocator.KeyError) {}
+
+func (a *adapter) actor() string { return "controller-" + strconv.Itoa(a.r.id) }

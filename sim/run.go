@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -10,23 +11,22 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
 
 // Options change how a scenario runs.
 type Options struct {
 	// Seed overrides the scenario's seed when not zero.
 	Seed int64
-	// ForgetLostWrites makes the simulated controller take a write whose
-	// answer was lost for a refused one and free its address at once, as
-	// this controller did before it knew better. Only for showing that the
-	// model finds the double allocation that follows.
-	ForgetLostWrites bool
-	// NoLedger makes the simulated controller decide from its cache alone,
-	// as a controller without a ledger would. Only for showing that the
-	// model finds the resulting double allocations.
-	NoLedger bool
+	// Flaws run a deliberately broken controller, only for showing that
+	// the model finds the bugs that follow (the zero value is the real
+	// controller).
+	Flaws decide.Flaws
 	// CheckOnlyAtEnd skips the per-step invariant checks that are not
 	// incremental (the quiet checks), for very large generated runs.
 	CheckOnlyAtEnd bool
@@ -100,15 +100,16 @@ type simulator struct {
 	seed    int64
 	rng     *rand.Rand
 	cluster *cluster
-	cfg     *allocator.Config
-	// data is the ConfigMap's data; reported, the malformed keys (their
-	// messages) the controller last reported.
-	data     map[string]string
-	reported map[string]bool
-	dopts    decide.Options
-	replicas []*replica
-	leader   int
-	lag      int
+	// ctx carries a logger that discards: the engine logs as the
+	// controller does, the trace says it all.
+	ctx context.Context
+	// data is the ConfigMap's data, cmVersion its resourceVersion.
+	data      map[string]string
+	cmVersion int
+	dopts     decide.Options
+	replicas  []*replica
+	leader    int
+	lag       int
 	// injected conflicts: the next n writes, or the next write of a key.
 	conflicts   int
 	conflictFor map[string]int
@@ -123,13 +124,21 @@ type simulator struct {
 	granted map[string]string
 	// resending is set while a write of unknown outcome is sent again.
 	resending bool
+	// landedLost is the Service a write stored whose answer was lost.
+	landedLost *corev1.Service
+	// outcome is what the last sync ended in; broken, an invariant it broke.
+	outcome engine.What
+	broken  error
 	// holders indexes, per address, the Services the store shows holding
 	// it (annotation present, last decision not a failure).
 	holders map[netip.Addr]map[string]bool
 	held    map[string][]netip.Addr
-	touched map[netip.Addr]bool
-	step    int
-	res     *Result
+	// carriers indexes, per address, every Service served on it (InUse).
+	carriers map[netip.Addr]map[string]bool
+	carried  map[string][]netip.Addr
+	touched  map[netip.Addr]bool
+	step     int
+	res      *Result
 }
 
 // Run plays a scenario and returns its trace. A failed expect or a broken
@@ -162,11 +171,15 @@ func run(sc *Scenario, o Options) (*Result, *cluster, error) {
 		granted:     map[string]string{},
 		holders:     map[netip.Addr]map[string]bool{},
 		held:        map[string][]netip.Addr{},
+		carriers:    map[netip.Addr]map[string]bool{},
+		carried:     map[string][]netip.Addr{},
 		touched:     map[netip.Addr]bool{},
 		res:         &Result{Scenario: sc.Name, Seed: seed},
+		ctx:         klog.NewContext(context.Background(), logr.Discard()),
 	}
 	s.dopts = sc.ControllerOptions()
-	s.setConfig(sc.Config, 0)
+	s.dopts.Flaws = o.Flaws
+	s.data, s.cmVersion = sc.Config, 1
 	s.replicas = []*replica{s.newReplica(0)}
 	for i, st := range sc.Steps {
 		s.step = i + 1
@@ -200,37 +213,21 @@ func (s *simulator) invariant(msg string, svcs ...string) error {
 	return &InvariantError{Step: s.step, Seed: s.seed, Services: svcs, Message: msg}
 }
 
-func (s *simulator) setConfig(data map[string]string, step int) {
+// setConfig stores a new version of the ConfigMap; the leader loads it
+// and syncs every Service again, as the controller does.
+func (s *simulator) setConfig(data map[string]string) {
 	s.data = data
-	s.parseConfig(s.cfg, step > 0)
-}
-
-// parseConfig parses the ConfigMap's data, keeping the last good values of
-// last (nil: none, as a starting controller has), and, when report is set,
-// shows the malformed keys not shown for the previous version, as the
-// controller records them.
-func (s *simulator) parseConfig(last *allocator.Config, report bool) {
-	cfg, err := allocator.Parse(s.data, last)
-	s.cfg = cfg
-	now := map[string]bool{}
-	if err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			now[line] = true
-			if report && !s.reported[line] {
-				s.add(Row{Actor: "controller", What: "config", Reason: decide.ReasonInvalidConfig, Message: line})
-			}
+	s.cmVersion++
+	r := s.replicas[s.leader]
+	if r.engine.SetConfig(s.ctx, s.configMap()) {
+		for _, k := range sortedKeys(r.cache.services) {
+			r.enqueue(k)
 		}
 	}
-	s.reported = now
 }
 
-// restartConfig is the config of a controller that has just started: the
-// ConfigMap parsed afresh, without the last good values its predecessor
-// kept in memory.
-func (s *simulator) restartConfig() {
-	s.reported = nil
-	s.parseConfig(nil, true)
-}
+// config is the config in force at the leader.
+func (s *simulator) config() *allocator.Config { return s.replicas[s.leader].engine.Config() }
 
 // play applies one step, then lets the leader do a seeded amount of work.
 func (s *simulator) play(st Step) error {
@@ -255,15 +252,9 @@ func (s *simulator) play(st Step) error {
 		s.add(Row{Actor: "user", What: "delete", Service: st.Delete.Service})
 	case st.Config != nil:
 		s.add(Row{Actor: "user", What: "config", Detail: formatData(st.Config)})
-		s.setConfig(st.Config, s.step)
-		for _, r := range s.replicas {
-			for _, k := range sortedKeys(r.cache.services) {
-				r.enqueue(k)
-			}
-		}
+		s.setConfig(st.Config)
 	case st.Restart != nil:
 		s.add(Row{Actor: "user", What: "restart"})
-		s.restartConfig()
 		s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
 	case st.Lag != nil:
 		s.lag = *st.Lag
@@ -293,7 +284,6 @@ func (s *simulator) play(st Step) error {
 		// won the Lease, as the real controller does after WaitForCacheSync;
 		// the old one stops.
 		s.leader = (s.leader + 1) % len(s.replicas)
-		s.restartConfig()
 		s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
 		s.add(Row{Actor: "user", What: "handover", Detail: fmt.Sprintf("leader is controller-%d", s.replicas[s.leader].id)})
 	case st.Settle != nil:

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
 
 // work lets the leader do one thing: deliver a lagging cache update, or
@@ -41,122 +43,80 @@ func (s *simulator) work() (bool, error) {
 	return true, s.process(r, key)
 }
 
-// process is the controller's sync of one key, as controller.syncService.
+// process is one sync of key by the controller's own engine. A write that
+// met a conflict or got no answer is retried once the controller is idle,
+// as the work queue's back-off would; a Service that cannot get an address
+// waits to be woken, as it does in the controller.
 func (s *simulator) process(r *replica, key string) error {
-	actor := fmt.Sprintf("controller-%d", r.id)
-	svc, ok := r.cache.services[key]
-	if !r.noLedger {
-		if pending, uncertain := r.ledger.Uncertain(key); uncertain {
-			// The answer to our last write of it was lost: ask the API
-			// server rather than the cache, as controller.settleUncertain.
-			svc, ok = s.cluster.services[key]
-			switch {
-			case !ok:
-			case pending.Landed(svc):
-				if pending.Allocated {
-					s.res.Allocations++
-				}
-				s.record(r, "write", key, pending)
-			case svc.ResourceVersion == pending.Service.ResourceVersion:
-				// It may still land: send the same write again.
-				return s.resend(r, key, svc, pending)
-			}
-		}
+	s.outcome, s.broken = "", nil
+	retry, err := r.engine.SyncService(s.ctx, key)
+	if s.broken != nil {
+		return s.broken
 	}
-	if !ok {
-		_, held := r.ledger.Usage().Holding(key)
-		r.ledger.Forget(key)
-		delete(r.waiting, key)
-		r.seen.Forget(key)
-		if held {
-			r.wake()
-		}
-		return nil
+	if err != nil || (retry && s.outcome != engine.Failed && s.outcome != engine.Held) {
+		s.retry = append(s.retry, key)
 	}
-	var d decide.Decision
-	if r.noLedger {
-		usage, _ := decide.Rebuild(s.cfg, r.cache.list(), s.dopts)
-		usage.Release(key)
-		d = decide.Decide(s.cfg, usage, svc, s.dopts)
-	} else {
-		if r.ledger.Stale(svc) {
-			return nil
-		}
-		_, heldBefore := r.ledger.Usage().Holding(key)
-		if _, uncertain := r.ledger.Uncertain(key); uncertain {
-			d = r.ledger.DecideLive(s.cfg, svc, s.dopts)
-		} else {
-			d = r.ledger.Decide(s.cfg, svc, s.dopts)
-		}
-		if _, heldAfter := r.ledger.Usage().Holding(key); heldBefore && !heldAfter {
-			r.wake()
-		}
-	}
-	if d.Action == decide.Fail || (d.Action == decide.Hold && d.Err != nil) {
-		r.waiting[key] = true
-	} else {
-		delete(r.waiting, key)
-	}
+	return nil
+}
 
-	switch d.Action {
-	case decide.Write, decide.Release:
-		if d.Service == nil {
-			return nil
+// Observe implements engine.Observer: the trace rows, the counts and the
+// checks of each write the controller made.
+func (a *adapter) Observe(o engine.Outcome) {
+	s, r, key, d := a.s, a.r, o.Key, o.Decision
+	s.outcome = o.What
+	for _, e := range d.Events {
+		if o.What != engine.Rejected && o.What != engine.Uncertain {
+			s.events[key] = append(s.events[key], e)
 		}
-		if s.conflicts > 0 || s.conflictFor[key] > 0 {
-			if s.conflictFor[key] > 0 {
-				s.conflictFor[key]--
-			} else {
-				s.conflicts--
+	}
+	switch o.What {
+	case engine.Written:
+		if o.Resent && o.From == nil {
+			// A write whose answer was lost had landed: checked then.
+			if d.Allocated {
+				s.res.Allocations++
 			}
-			s.writeFailed(r, d)
-			s.retry = append(s.retry, key)
-			s.add(Row{Actor: actor, What: "conflict", Service: key, Message: "injected 409"})
-			return nil
+			s.row(r, "write", key, d, o.Events, true)
+			return
 		}
-		if s.dropped > 0 {
-			// Lost on its way: it never lands, the controller hears a
-			// time-out and cannot tell it from a lost answer.
-			s.dropped--
-			if !r.noLedger {
-				r.ledger.WriteUncertain(d)
+		checked := d
+		if o.Resent {
+			// It was decided before it was first sent, maybe under a
+			// config that has changed since: its addresses may have left
+			// the pool, as any Service's may. What it must never do is
+			// collide; nor can it answer for what users did since it was
+			// decided.
+			checked.Allocated = false
+			s.resending = true
+		}
+		err := s.checkWrite(r, key, o.From, o.Stored, checked)
+		s.resending = false
+		if err != nil && s.broken == nil {
+			s.broken = err
+		}
+		s.res.Writes++
+		if d.Allocated {
+			s.res.Allocations++
+		}
+		s.landed(key, o.Stored)
+		s.row(r, "write", key, d, o.Events, true)
+	case engine.Uncertain, engine.Rejected:
+		// A write whose answer was lost landed all the same, whatever
+		// the controller made of the silence.
+		if stored := s.landedLost; stored != nil {
+			s.landedLost = nil
+			if err := s.checkWrite(r, key, o.From, stored, d); err != nil && s.broken == nil {
+				s.broken = err
 			}
-			s.retry = append(s.retry, key)
-			s.add(Row{Actor: actor, What: "dropped", Service: key, Message: "the write was lost on its way"})
-			return nil
-		}
-		before := s.cluster.services[key]
-		updated, ok := s.cluster.update(d.Service)
-		if !ok {
-			s.writeFailed(r, d)
-			s.add(Row{Actor: actor, What: "conflict", Service: key, Message: "stale resourceVersion"})
-			return nil
-		}
-		if err := s.checkWrite(r, key, before, updated, d); err != nil {
-			return err
-		}
-		if s.lost > 0 {
-			// It landed, but the controller hears a time-out.
-			s.lost--
-			switch {
-			case r.noLedger:
-			case s.opts.ForgetLostWrites:
-				r.ledger.WriteFailed(d)
-			default:
-				r.ledger.WriteUncertain(d)
-			}
-			s.retry = append(s.retry, key)
 			s.res.Writes++
-			s.landed(key, updated)
-			s.add(Row{Actor: actor, What: "lost", Service: key, Addresses: decide.JoinAddrs(d.Holding.Addrs), Message: "written, but the answer was lost"})
-			return nil
+			s.landed(key, stored)
+			s.add(Row{Actor: a.actor(), What: "lost", Service: key, Addresses: decide.JoinAddrs(d.Holding.Addrs), Message: "written, but the answer was lost"})
 		}
-		s.written(r, key, d, updated)
-	case decide.Fail:
+	case engine.Failed:
 		s.failed[key] = true
 		s.reindex(key)
-		s.record(r, "fail", key, d)
-	case decide.Hold:
+		s.row(r, "fail", key, d, o.Events, false)
+	case engine.Held:
 		if d.Err != nil {
 			// Carried but in conflict (a user's doing): reported.
 			s.failed[key] = true
@@ -165,76 +125,19 @@ func (s *simulator) process(r *replica, key string) error {
 			delete(s.failed, key)
 			s.reindex(key)
 		}
-		s.record(r, "hold", key, d)
-	}
-	return nil
-}
-
-// resend sends a write of unknown outcome again, to the same version, as
-// controller.settleUncertain does when the Service has not moved on.
-func (s *simulator) resend(r *replica, key string, live *corev1.Service, pending decide.Decision) error {
-	updated, ok := s.cluster.update(pending.Service)
-	if !ok {
-		s.retry = append(s.retry, key) // still unknown: read again
-		return nil
-	}
-	// It was decided before it was first sent, maybe under a config that
-	// has changed since: its addresses may have left the pool, as any
-	// Service's may. What it must never do is collide.
-	// Nor can it answer for what users did since it was decided: a
-	// Service they gave one of its addresses meanwhile is their doing.
-	checked := pending
-	checked.Allocated = false
-	s.resending = true
-	err := s.checkWrite(r, key, live, updated, checked)
-	s.resending = false
-	if err != nil {
-		return err
-	}
-	s.written(r, key, pending, updated)
-	return nil
-}
-
-// written ends a write of d that reached the store and whose answer the
-// controller heard.
-func (s *simulator) written(r *replica, key string, d decide.Decision, updated *corev1.Service) {
-	if !r.noLedger {
-		r.ledger.Written(d, updated.ResourceVersion)
-		if d.Action == decide.Release {
-			r.wake()
-		}
-	}
-	s.res.Writes++
-	if d.Allocated {
-		s.res.Allocations++
-	}
-	s.landed(key, updated)
-	s.record(r, "write", key, d)
-}
-
-func (s *simulator) writeFailed(r *replica, d decide.Decision) {
-	if !r.noLedger {
-		r.ledger.WriteFailed(d)
+		s.row(r, "hold", key, d, o.Events, false)
 	}
 }
 
-// record adds the rows of a decision: one per Event the controller would
-// record. Like the controller, it skips an Event identical to the last one
-// recorded for the Service unless it comes with a write, so a hold that
-// repeats what the write said is not shown twice. A write is shown even
-// without Events; a hold or a failure that records nothing is not.
-func (s *simulator) record(r *replica, what, key string, d decide.Decision) {
-	actor := fmt.Sprintf("controller-%d", r.id)
+// row adds the rows of an outcome: one per Event the controller recorded;
+// a write is shown even without Events.
+func (s *simulator) row(r *replica, what, key string, d decide.Decision, recorded []decide.Event, write bool) {
+	actor := "controller-" + strconv.Itoa(r.id)
 	addrs := decide.JoinAddrs(d.Holding.Addrs)
-	force := what == "write"
-	for _, e := range d.Events {
-		s.events[key] = append(s.events[key], e)
-	}
-	shown := r.seen.Fresh(key, d.Events, force)
-	for _, e := range shown {
+	for _, e := range recorded {
 		s.add(Row{Actor: actor, What: what, Service: key, Addresses: addrs, Reason: e.Reason, Message: e.Message})
 	}
-	if len(shown) == 0 && force {
+	if len(recorded) == 0 && write {
 		s.add(Row{Actor: actor, What: what, Service: key, Addresses: addrs})
 	}
 }
@@ -254,19 +157,33 @@ func (s *simulator) controllersDoing(key string) bool {
 	return svc != nil && s.granted[key] == svc.ResourceVersion && svc.Annotations[decide.AnnotationLoadBalancerIPs] != ""
 }
 
-// reindex updates the holders index for key from the store.
+// reindex updates the indexes for key from the store: holders, the
+// managed Services holding an address in their annotation (not reported as
+// failed); carriers, every Service served on an address (InUse).
 func (s *simulator) reindex(key string) {
 	for _, a := range s.held[key] {
 		delete(s.holders[a], key)
 		s.touched[a] = true
 	}
 	delete(s.held, key)
+	for _, a := range s.carried[key] {
+		delete(s.carriers[a], key)
+	}
+	delete(s.carried, key)
 	svc, ok := s.cluster.services[key]
-	if !ok || s.failed[key] || !decide.IsLoadBalancer(svc) || !decide.Managed(svc, s.dopts) {
+	if !ok {
 		return
 	}
-	v := svc.Annotations[decide.AnnotationLoadBalancerIPs]
-	if v == "" {
+	if decide.IsLoadBalancer(svc) || svc.Labels[decide.LabelImplementation] == decide.ImplementationKubeVIP {
+		for _, a := range decide.InUse(svc) {
+			if s.carriers[a] == nil {
+				s.carriers[a] = map[string]bool{}
+			}
+			s.carriers[a][key] = true
+		}
+		s.carried[key] = decide.InUse(svc)
+	}
+	if s.failed[key] || !decide.Managed(svc, s.dopts) || svc.Annotations[decide.AnnotationLoadBalancerIPs] == "" {
 		return
 	}
 	as, _, err := decide.Addresses(svc)
@@ -310,24 +227,6 @@ func (s *simulator) checkTouched() error {
 	return nil
 }
 
-// unseenChange reports whether a user changed the Service named key in a
-// way the controller could not know yet: its ledger records other ports
-// for it (or, without a ledger, its cache shows an older version). Such a
-// race is judged once the controller has settled, not at write time.
-func (s *simulator) unseenChange(r *replica, key string) bool {
-	cur := s.cluster.services[key]
-	if r.noLedger {
-		seen, ok := r.cache.services[key]
-		return !ok || !slices.Equal(decide.Ports(seen), decide.Ports(cur))
-	}
-	h, ok := r.ledger.Usage().Holding(key)
-	if !ok {
-		seen, inCache := r.cache.services[key]
-		return !inCache || seen.ResourceVersion != cur.ResourceVersion
-	}
-	return !slices.Equal(h.Ports, decide.Ports(cur))
-}
-
 func collide[T comparable](a, b []T) bool {
 	for _, x := range a {
 		if slices.Contains(b, x) {
@@ -337,10 +236,67 @@ func collide[T comparable](a, b []T) bool {
 	return false
 }
 
-// checkWrite checks one controller write: an automatic address is inside
-// the Service's pool and, when shared, sharing was allowed and every holder
-// draws from that same pool; no Service that
-// is still a LoadBalancer loses or changes the address it held.
+// known returns the Service named key as the controller could know it:
+// as its own last write left it, else as its cache shows it (nil when it
+// shows none). A user's change the cache has not shown yet is a race the
+// controller cannot see; it is judged once the controller has settled.
+func (s *simulator) known(r *replica, key string) *corev1.Service {
+	if s.controllersDoing(key) {
+		return s.cluster.services[key]
+	}
+	return r.cache.services[key]
+}
+
+// mayShare reports whether other, as the controller could know it, may
+// share a with the Service after: a managed LoadBalancer that carries or
+// asks for a validly (annotation, spec.loadBalancerIP), with ports that do
+// not collide; for an
+// automatic address also in the same pool, both namespaces allowing it.
+func (s *simulator) mayShare(after, other *corev1.Service, a netip.Addr, auto bool) (bool, string) {
+	if !decide.Managed(other, s.dopts) {
+		return false, "the other is not managed by this controller"
+	}
+	as, _, err := decide.Addresses(other)
+	if err != nil || !slices.Contains(as, a) || !oneOfEach(as) {
+		return false, "the other carries it only in its status, or not validly"
+	}
+	pp, op := decide.Ports(after), decide.Ports(other)
+	if len(pp) == 0 || len(op) == 0 || collide(pp, op) {
+		return false, fmt.Sprintf("ports %v and %v", pp, op)
+	}
+	if !auto {
+		return true, ""
+	}
+	cfg := s.config()
+	pool := cfg.PoolFor(after.Namespace)
+	if !cfg.AllowShare(after.Namespace) || !cfg.AllowShare(other.Namespace) {
+		return false, "sharing is not allowed"
+	}
+	if cfg.PoolFor(other.Namespace) != pool {
+		return false, "they draw from different pools"
+	}
+	return true, ""
+}
+
+// oneOfEach reports whether as holds at most one address per family.
+func oneOfEach(as []netip.Addr) bool {
+	v4, v6 := 0, 0
+	for _, a := range as {
+		if a.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	return v4 <= 1 && v6 <= 1
+}
+
+// checkWrite checks one controller write. Every address it gives is one
+// no other Service is served on (annotation of any Service, managed or
+// not, valid or not; spec.loadBalancerIP; status.loadBalancer.ingress),
+// unless both are managed holders that may share it; an automatic address
+// is inside the Service's pool. No Service that is still a LoadBalancer
+// loses or changes the address it held.
 func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Service, d decide.Decision) error {
 	old := before.Annotations[decide.AnnotationLoadBalancerIPs]
 	now := after.Annotations[decide.AnnotationLoadBalancerIPs]
@@ -353,42 +309,35 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 		return nil
 	}
 	for _, a := range d.Holding.Addrs {
-		for _, other := range sortedKeys(s.holders[a]) {
-			if other == key || a.IsUnspecified() || ((s.resending || s.unseenChange(r, other)) && !s.controllersDoing(other)) {
+		if a.IsUnspecified() {
+			continue
+		}
+		for _, other := range sortedKeys(s.carriers[a]) {
+			if other == key || (s.resending && !s.controllersDoing(other)) {
 				continue
 			}
-			o := s.cluster.services[other]
-			if pp, op := decide.Ports(after), decide.Ports(o); len(pp) == 0 || len(op) == 0 || collide(pp, op) {
-				return s.invariant(fmt.Sprintf("address %s is held by two Services that may not share: the controller wrote it while the other held it (ports %v and %v)", a, pp, op), key, other)
+			o := s.known(r, other)
+			if o == nil || !slices.Contains(decide.InUse(o), a) {
+				continue // it could not know
+			}
+			if !decide.IsLoadBalancer(o) {
+				continue // no longer a LoadBalancer: not served
+			}
+			if ok, why := s.mayShare(after, o, a, d.Allocated); !ok {
+				return s.invariant(fmt.Sprintf("address %s is held by two Services that may not share: the controller gave it while the other is served on it (%s)", a, why), key, other)
 			}
 		}
 	}
 	if !d.Allocated {
 		return nil
 	}
-	pool := s.cfg.PoolFor(after.Namespace)
+	pool := s.config().PoolFor(after.Namespace)
 	for _, a := range d.Holding.Addrs {
 		if a.IsUnspecified() && pool != nil && pool.DHCP() {
 			continue
 		}
 		if pool == nil || !pool.Contains(a) {
 			return s.invariant(fmt.Sprintf("automatically assigned %s is outside the Service's pool", a), key)
-		}
-		for _, other := range sortedKeys(s.holders[a]) {
-			if other == key || s.unseenChange(r, other) {
-				continue
-			}
-			o := s.cluster.services[other]
-			if !s.cfg.AllowShare(after.Namespace) || !s.cfg.AllowShare(o.Namespace) || !pool.Contains(a) {
-				return s.invariant(fmt.Sprintf("address %s is held by two Services that may not share (sharing is not allowed)", a), key, other)
-			}
-			if op := s.cfg.PoolFor(o.Namespace); op != pool {
-				name := "none"
-				if op != nil {
-					name = op.Name()
-				}
-				return s.invariant(fmt.Sprintf("address %s is shared by Services of different pools (%q and %q)", a, pool.Name(), name), key, other)
-			}
 		}
 	}
 	return nil

@@ -157,7 +157,7 @@ func replay(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		start := time.Now()
-		res, err := sim.Run(sc, sim.Options{Seed: *seed, NoLedger: *noLedger})
+		res, err := sim.Run(sc, sim.Options{Seed: *seed, Flaws: decide.Flaws{NoLedger: *noLedger}})
 		wall := time.Since(start)
 		if res == nil { // the scenario did not validate
 			invalid = append(invalid, fmt.Sprintf("%s: %v", path, err))
@@ -225,7 +225,7 @@ func explore(args []string, out io.Writer) error {
 	for i := 0; i < *runs; i++ {
 		s := *seed + int64(i)
 		sc := sim.Random(s, *steps, data)
-		o := sim.Options{NoLedger: *noLedger}
+		o := sim.Options{Flaws: decide.Flaws{NoLedger: *noLedger}}
 		_, err := sim.Run(sc, o)
 		if err == nil {
 			continue

@@ -545,13 +545,13 @@ func TestObserveReservesWhatAServiceCarriesBeforeItsTurn(t *testing.T) {
 	df := l.Decide(cfg, first, Options{})
 	l.Written(df, "6")
 	carrier := svc("ns", "carrier", rv("7"), annotated(AnnotationLoadBalancerIPs, "192.0.2.2"))
-	l.Observe(carrier)
+	l.Observe(carrier, Options{})
 	if d := l.Decide(cfg, svc("ns", "auto", rv("8")), Options{}); JoinAddrs(d.Holding.Addrs) != "192.0.2.3" {
 		t.Fatalf("auto got %v: the observed 192.0.2.2 was not reserved", d.Holding.Addrs)
 	}
 	// One observed carrying what first holds does not take it from first.
 	late := svc("ns", "late", rv("9"), annotated(AnnotationLoadBalancerIPs, "192.0.2.1"))
-	l.Observe(late)
+	l.Observe(late, Options{})
 	fresh := df.Service.DeepCopy()
 	fresh.ResourceVersion = "6"
 	if d := l.Decide(cfg, fresh, Options{}); d.Action != Hold || d.Err != nil {
@@ -562,11 +562,11 @@ func TestObserveReservesWhatAServiceCarriesBeforeItsTurn(t *testing.T) {
 	}
 	// Observing never takes away what a Service holds, and ignores what
 	// is not a LoadBalancer.
-	l.Observe(svc("ns", "first", rv("10")))
+	l.Observe(svc("ns", "first", rv("10")), Options{})
 	if h, ok := l.Usage().Holding("ns/first"); !ok || JoinAddrs(h.Addrs) != "192.0.2.1" {
 		t.Fatalf("first holds %v after an observation without the annotation", h.Addrs)
 	}
-	l.Observe(svc("ns", "cip", typ(corev1.ServiceTypeClusterIP), annotated(AnnotationLoadBalancerIPs, "192.0.2.3")))
+	l.Observe(svc("ns", "cip", typ(corev1.ServiceTypeClusterIP), annotated(AnnotationLoadBalancerIPs, "192.0.2.3")), Options{})
 	if _, ok := l.Usage().Holding("ns/cip"); ok {
 		t.Fatal("a ClusterIP Service was reserved")
 	}
@@ -584,7 +584,7 @@ func TestRefusedWriteUndoesOnlyWhatItAdded(t *testing.T) {
 		if JoinAddrs(d.Holding.Addrs) != "10.0.0.1" {
 			t.Fatalf("a: %v", d.Holding.Addrs)
 		}
-		l.Observe(svc("ns", "a", rv("6"), annotated(AnnotationLoadBalancerIPs, "10.0.0.2")))
+		l.Observe(svc("ns", "a", rv("6"), annotated(AnnotationLoadBalancerIPs, "10.0.0.2")), Options{})
 		l.WriteFailed(d)
 		db := l.Decide(cfg, svc("ns", "b", rv("7")), Options{})
 		dc := l.Decide(cfg, svc("ns", "c", rv("8")), Options{})
@@ -601,9 +601,9 @@ func TestRefusedWriteUndoesOnlyWhatItAdded(t *testing.T) {
 func TestObserveReservesEverythingAServiceIsServedOn(t *testing.T) {
 	cfg := mustConfig(t, map[string]string{"range-global": "10.0.0.1-10.0.0.4"})
 	l := NewLedger(nil, Flaws{})
-	l.Observe(svc("ns", "bad", annotated(AnnotationLoadBalancerIPs, "10.0.0.1,bogus")))
-	l.Observe(svc("ns", "other", class("example.com/other-lb"), ingress("10.0.0.2")))
-	l.Observe(svc("ns", "ignored", annotated(AnnotationIgnore, "true"), lbIP("10.0.0.3")))
+	l.Observe(svc("ns", "bad", annotated(AnnotationLoadBalancerIPs, "10.0.0.1,bogus")), Options{})
+	l.Observe(svc("ns", "other", class("example.com/other-lb"), ingress("10.0.0.2")), Options{})
+	l.Observe(svc("ns", "ignored", annotated(AnnotationIgnore, "true"), lbIP("10.0.0.3")), Options{})
 	d := l.Decide(cfg, svc("ns", "new"), Options{})
 	if JoinAddrs(d.Holding.Addrs) != "10.0.0.4" {
 		t.Fatalf("new got %v, want 10.0.0.4: the others are served on .1-.3", d.Holding.Addrs)

@@ -160,27 +160,37 @@ func (l *Ledger) Uncertain(key string) (Decision, bool) {
 // nothing else may be given them. It only ever adds, as Also (an address
 // another Service holds stays that Service's); deciding svc settles what
 // it holds.
-func (l *Ledger) Observe(svc *corev1.Service) {
+//
+// What it already holds becomes harder to share, never easier: the ports
+// it shows now are added to those recorded, and a Service that is no
+// longer managed (kube-vip.io/ignore, say) holds exclusively from now on.
+func (l *Ledger) Observe(svc *corev1.Service, o Options) {
 	if !IsLoadBalancer(svc) || l.Stale(svc) {
 		return
 	}
-	carried := InUse(svc)
-	if len(carried) == 0 {
-		return
-	}
 	h, held := l.usage.Holding(Key(svc))
-	if !held {
+	changed := false
+	if held {
+		for _, p := range Ports(svc) {
+			if !slices.Contains(h.Ports, p) {
+				h.Ports = append(h.Ports, p)
+				changed = true
+			}
+		}
+		if !Managed(svc, o) && !h.Exclusive && !o.Flaws.ShareWithUnmanaged {
+			h.Exclusive, changed = true, true
+		}
+	} else {
 		h = Holding(svc, nil)
 		h.Also = nil
 	}
-	added := false
-	for _, a := range carried {
+	for _, a := range InUse(svc) {
 		if !slices.Contains(h.Addrs, a) && !slices.Contains(h.Also, a) {
 			h.Also = append(h.Also, a)
-			added = true
+			changed = true
 		}
 	}
-	if added {
+	if changed {
 		l.usage.Assign(h)
 	}
 }

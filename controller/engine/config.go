@@ -1,0 +1,102 @@
+package engine
+
+import (
+	"context"
+	"errors"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+// configState turns ConfigMap versions into the Config in force, keeping
+// the last good value of every key that a new version breaks.
+type configState struct {
+	cfg *allocator.Config
+	// version is the resourceVersion of the ConfigMap last parsed, ""
+	// when there is none.
+	version string
+	// reported holds the messages of the malformed keys last reported, so
+	// that a key that stays malformed is reported once, not again with
+	// every change of another key.
+	reported map[string]bool
+}
+
+// SetConfig loads a new version of the ConfigMap (nil when it does not
+// exist) and reports its malformed keys. It returns false when cm is the
+// version in force: nothing changed. On true, every Service should be
+// synced again: waiting ones may get an address, and those whose address
+// left the pool get a Warning.
+func (e *Engine) SetConfig(ctx context.Context, cm *corev1.ConfigMap) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cm != nil && e.config.cfg != nil && cm.ResourceVersion == e.config.version {
+		return false
+	}
+	e.loadConfig(ctx, cm)
+	return true
+}
+
+// loadConfig parses cm and reports its malformed keys; mu is held. A
+// deleted ConfigMap means no pools: addresses already assigned are kept;
+// new Services wait for a pool.
+func (e *Engine) loadConfig(ctx context.Context, cm *corev1.ConfigMap) {
+	logger := klog.FromContext(ctx)
+	if cm == nil {
+		e.config.cfg, _ = allocator.Parse(nil, nil)
+		e.config.version = ""
+		if e.observer != nil {
+			e.observer.ConfigLoaded(nil)
+		}
+		return
+	}
+	cfg, err := allocator.Parse(cm.Data, e.config.cfg)
+	e.config.cfg, e.config.version = cfg, cm.ResourceVersion
+	errs := keyErrors(err)
+	if e.observer != nil {
+		e.observer.ConfigLoaded(errs)
+	}
+	logger.Info("ConfigMap loaded", "configMap", klog.KObj(cm), "resourceVersion", cm.ResourceVersion, "invalidKeys", len(errs))
+	// A malformed key is reported once; fixed and broken again, it is
+	// reported again.
+	now := make(map[string]bool, len(errs))
+	for _, ke := range errs {
+		msg := ke.Error()
+		now[msg] = true
+		if e.config.reported[msg] {
+			continue
+		}
+		logger.Error(ke, "Invalid ConfigMap key", "configMap", klog.KObj(cm), "key", ke.Key, "value", ke.Value)
+		e.recorder.Event(cm, corev1.EventTypeWarning, decide.ReasonInvalidConfig, msg)
+	}
+	e.config.reported = now
+}
+
+// keyErrors flattens the joined error Parse returns.
+func keyErrors(err error) []*allocator.KeyError {
+	if err == nil {
+		return nil
+	}
+	var out []*allocator.KeyError
+	var walk func(error)
+	walk = func(e error) {
+		if ke, ok := e.(*allocator.KeyError); ok {
+			out = append(out, ke)
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		var ke *allocator.KeyError
+		if errors.As(e, &ke) {
+			out = append(out, ke)
+		}
+	}
+	walk(err)
+	return out
+}

@@ -1,0 +1,12 @@
+// Package engine is the controller's sync protocol, written once: the
+// ledger of its own writes, the Services waiting for an address, settling a
+// write whose answer was lost (and resending it), wake-ups, the memory of
+// Events already recorded, reporting a malformed ConfigMap key once, and
+// release on delete and type change.
+//
+// It talks to the cluster only through small interfaces (Cluster,
+// Recorder, Observer and a wake-up function). Two adapters drive it: the
+// client-go controller (informers, a workqueue, leader election) and the
+// simulator's in-memory cluster. So every seed the simulator explores runs
+// the controller's own code. It must not import client-go.
+package engine

@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+// Cluster is what the engine needs of the API server and of the cache
+// that mirrors it. Errors are the API server's (k8s.io/apimachinery's
+// api/errors): NotFound, Conflict and the like.
+type Cluster interface {
+	// Cached returns the Service named key ("namespace/name") as the cache
+	// shows it; false when the cache has none.
+	Cached(key string) (*corev1.Service, bool)
+	// List returns every Service the cache holds.
+	List() []*corev1.Service
+	// Live reads the Service named key from the API server itself.
+	Live(ctx context.Context, key string) (*corev1.Service, error)
+	// Patch writes to over from, only if the Service is still at from's
+	// resourceVersion (a Conflict otherwise), and returns what was stored.
+	Patch(ctx context.Context, from, to *corev1.Service) (*corev1.Service, error)
+}
+
+// Recorder records Events; client-go's record.EventRecorder is one.
+type Recorder interface {
+	Event(object runtime.Object, eventtype, reason, message string)
+}
+
+// What names what happened in a sync, for an Observer.
+type What string
+
+// What a sync can end in.
+const (
+	// Written: a write of the decision landed and the API server said so
+	// (also a write whose answer was lost, once a live read showed it, and
+	// one sent again).
+	Written What = "write"
+	// Rejected: the API server turned the write down (a conflict, say).
+	Rejected What = "rejected"
+	// Uncertain: the write got no answer that says whether it landed.
+	Uncertain What = "uncertain"
+	// Failed: the Service holds nothing and cannot get an address now.
+	Failed What = "fail"
+	// Held: the Service keeps what it carries (with Err: contested).
+	Held What = "hold"
+)
+
+// Outcome tells an Observer what one step of a sync did.
+type Outcome struct {
+	Key  string
+	What What
+	// Decision is the decision acted on.
+	Decision decide.Decision
+	// From is the Service a write was made against (Written, Rejected,
+	// Uncertain), Stored what the API server stored (Written).
+	From, Stored *corev1.Service
+	// Resent is set on a Written that sent a write of unknown outcome
+	// again, and on one whose landing a live read showed.
+	Resent bool
+	// Events are the Events recorded now (repeats left out).
+	Events []decide.Event
+	// Err is the write's error (Rejected, Uncertain).
+	Err error
+}
+
+// Observer is told the outcome of each sync step (metrics, the
+// simulator's trace and invariants); nil observes nothing.
+type Observer interface {
+	Observe(Outcome)
+	// ConfigLoaded is told the malformed keys of each ConfigMap version.
+	ConfigLoaded(errs []*allocator.KeyError)
+}
+
+// Options configure an Engine.
+type Options struct {
+	// Decide selects the Services handled, and carries the test-only Flaws.
+	Decide decide.Options
+}
+
+// Engine runs the sync protocol. It is safe for concurrent use: several
+// workers may sync different keys at once.
+type Engine struct {
+	cluster  Cluster
+	recorder Recorder
+	observer Observer
+	wake     func(key string)
+	opts     Options
+
+	mu     sync.Mutex
+	ledger *decide.Ledger
+	config configState
+	// waiting holds the Services that could not get an address (or carry
+	// a contested one); they are synced again when an address frees up.
+	waiting map[string]bool
+	// seen de-duplicates repeated Events per Service.
+	seen *decide.EventMemory
+}
+
+// New returns an Engine with an empty ledger and no config; Start fills
+// both in. wake queues a Service key for a sync.
+func New(cluster Cluster, recorder Recorder, observer Observer, wake func(key string), opts Options) *Engine {
+	return &Engine{
+		cluster: cluster, recorder: recorder, observer: observer, wake: wake, opts: opts,
+		ledger:  decide.NewLedger(nil, opts.Decide.Flaws),
+		waiting: map[string]bool{},
+		seen:    decide.NewEventMemory(),
+	}
+}
+
+// Start loads the ConfigMap (nil when there is none) and rebuilds the
+// ledger from services, the cluster being the only state. It returns how
+// many Services hold addresses and how many carry one in conflict.
+func (e *Engine) Start(ctx context.Context, cm *corev1.ConfigMap, services []*corev1.Service) (holding, conflicts int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.loadConfig(ctx, cm)
+	usage, cs := decide.Rebuild(e.config.cfg, services, e.opts.Decide)
+	e.ledger = decide.NewLedger(usage, e.opts.Decide.Flaws)
+	return usage.Len(), len(cs)
+}
+
+// Observe reserves what svc is served on as soon as a cache shows it,
+// before its turn in the queue comes.
+func (e *Engine) Observe(svc *corev1.Service) {
+	if e.opts.Decide.Flaws.NoLedger {
+		return
+	}
+	e.mu.Lock()
+	e.ledger.Observe(svc, e.opts.Decide)
+	e.mu.Unlock()
+}
+
+// Inspect calls fn with the config in force and the addresses in use,
+// under the engine's lock; fn must not keep or change them.
+func (e *Engine) Inspect(fn func(cfg *allocator.Config, usage *allocator.Usage)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fn(e.config.cfg, e.ledger.Usage())
+}
+
+// Config returns the config in force (immutable).
+func (e *Engine) Config() *allocator.Config {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.config.cfg
+}
+
+// Waiting returns the keys of the Services waiting for an address, sorted.
+func (e *Engine) Waiting() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	keys := make([]string, 0, len(e.waiting))
+	for k := range e.waiting {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// wakeWaiting queues every Service waiting for an address.
+func (e *Engine) wakeWaiting() {
+	for _, k := range e.Waiting() {
+		e.wake(k)
+	}
+}
+
+func (e *Engine) observe(o Outcome) {
+	if e.observer != nil {
+		e.observer.Observe(o)
+	}
+}
+
+// Refused reports whether err says that the API server turned a write
+// down before it could take effect. Other errors (time-outs, server
+// errors, a dropped connection) leave its outcome unknown.
+func Refused(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err) ||
+		apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) ||
+		apierrors.IsTooManyRequests(err) || apierrors.IsMethodNotSupported(err) ||
+		apierrors.IsRequestEntityTooLargeError(err) || apierrors.IsNotAcceptable(err) || apierrors.IsUnsupportedMediaType(err)
+}
+
+// FailureReason returns the allocator's reason for a decision's error
+// (InvalidRequest for a malformed field).
+func FailureReason(err error) string {
+	var ae *allocator.Error
+	if errors.As(err, &ae) {
+		return string(ae.Reason)
+	}
+	return string(allocator.ReasonInvalidRequest)
+}

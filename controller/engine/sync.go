@@ -1,0 +1,251 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+// SyncService brings the Service named key ("namespace/name") to what it
+// should have. retry asks for a retry with back-off (a Service that cannot
+// get an address now, or a write that met a conflict); an error is retried
+// with back-off too, and logged.
+func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err error) {
+	logger := klog.FromContext(ctx).WithValues("service", key)
+	svc, ok := e.cluster.Cached(key)
+	e.mu.Lock()
+	pending, uncertain := e.ledger.Uncertain(key)
+	e.mu.Unlock()
+	if uncertain {
+		// Our last write of it may have landed or not: the cache cannot
+		// tell (it may just lag), the API server can.
+		live, settled, err := e.settleUncertain(ctx, key, pending)
+		if settled || err != nil {
+			return apierrors.IsConflict(err), ignoreConflict(err)
+		}
+		svc, ok = live, true
+	}
+	if !ok {
+		e.forget(key)
+		logger.V(2).Info("Service deleted")
+		return false, nil
+	}
+
+	e.mu.Lock()
+	if !uncertain && e.ledger.Stale(svc) && !e.opts.Decide.Flaws.NoLedger {
+		e.mu.Unlock()
+		return false, nil // the cache will show our write and queue it again
+	}
+	before, _ := e.ledger.Usage().Holding(key)
+	var d decide.Decision
+	switch {
+	case e.opts.Decide.Flaws.NoLedger:
+		usage, _ := decide.Rebuild(e.config.cfg, e.cluster.List(), e.opts.Decide)
+		usage.Release(key)
+		d = decide.Decide(e.config.cfg, usage, svc, e.opts.Decide)
+	case uncertain:
+		d = e.ledger.DecideLive(e.config.cfg, svc, e.opts.Decide)
+	default:
+		d = e.ledger.Decide(e.config.cfg, svc, e.opts.Decide)
+	}
+	after, _ := e.ledger.Usage().Holding(key)
+	// A Service in conflict waits for the address to free up, whether it
+	// holds nothing (Fail) or carries the contested address (Hold).
+	if d.Action == decide.Fail || (d.Action == decide.Hold && d.Err != nil) {
+		e.waiting[key] = true
+	} else {
+		delete(e.waiting, key)
+	}
+	e.mu.Unlock()
+	if lost(before, after) {
+		// It gave up an address (released, moved, no longer contested):
+		// the Services waiting on it may have it now.
+		e.wakeWaiting()
+	}
+
+	switch d.Action {
+	case decide.Write, decide.Release:
+		if d.Service == nil {
+			return false, nil
+		}
+		return e.write(ctx, key, svc, d)
+	case decide.Fail:
+		evs := e.record(svc, key, d.Events, false)
+		e.observe(Outcome{Key: key, What: Failed, Decision: d, Events: evs})
+		logger.V(1).Info("No address", "reason", d.Err)
+		return true, nil
+	case decide.Hold:
+		evs := e.record(svc, key, d.Events, false)
+		e.observe(Outcome{Key: key, What: Held, Decision: d, Events: evs})
+		if d.Err != nil {
+			logger.V(1).Info("Address in conflict", "reason", d.Err)
+		}
+		return d.Err != nil, nil // a contested address: retried with back-off too
+	}
+	return false, nil
+}
+
+// lost reports whether after lacks an address before had.
+func lost(before, after allocator.Holding) bool {
+	in := func(a netip.Addr) bool { return slices.Contains(after.Addrs, a) || slices.Contains(after.Also, a) }
+	for _, a := range append(slices.Clone(before.Addrs), before.Also...) {
+		if !in(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// write sends the write of d, made against svc, and settles the ledger.
+func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d decide.Decision) (bool, error) {
+	logger := klog.FromContext(ctx).WithValues("service", key)
+	stored, err := e.cluster.Patch(ctx, svc, d.Service)
+	if err != nil {
+		refused := Refused(err) || e.opts.Decide.Flaws.ForgetLostWrites
+		e.mu.Lock()
+		if refused {
+			e.ledger.WriteFailed(d)
+		} else {
+			e.ledger.WriteUncertain(d)
+		}
+		e.mu.Unlock()
+		what := Uncertain
+		if refused {
+			what = Rejected
+		}
+		e.observe(Outcome{Key: key, What: what, Decision: d, From: svc, Err: err})
+		if refused && d.Action == decide.Write && d.Allocated {
+			e.wakeWaiting() // what it would have taken is free again
+		}
+		switch {
+		case apierrors.IsNotFound(err):
+			return false, nil
+		case apierrors.IsConflict(err):
+			logger.V(2).Info("Service changed while we wrote it; retrying")
+			return true, nil
+		}
+		return false, fmt.Errorf("update Service %s: %w", key, err)
+	}
+	e.mu.Lock()
+	e.ledger.Written(d, stored.ResourceVersion)
+	e.mu.Unlock()
+	e.landed(ctx, key, d, svc, stored, false)
+	return false, nil
+}
+
+// landed tells what a write of d did, once it is known to have landed:
+// a log line, the Events, the Observer; a released address wakes the
+// Services waiting for one.
+func (e *Engine) landed(ctx context.Context, key string, d decide.Decision, from, stored *corev1.Service, resent bool) {
+	logger := klog.FromContext(ctx).WithValues("service", key)
+	switch {
+	case d.Action == decide.Write:
+		logger.Info("Address assigned", "addresses", decide.JoinAddrs(d.Holding.Addrs))
+	case len(d.Holding.Addrs) > 0:
+		logger.Info("Address released", "addresses", decide.JoinAddrs(d.Holding.Addrs))
+	default:
+		logger.V(2).Info("Finalizer removed", "finalizer", decide.FinalizerLoadBalancerCleanup)
+	}
+	evs := e.record(stored, key, d.Events, true)
+	e.observe(Outcome{Key: key, What: Written, Decision: d, From: from, Stored: stored, Resent: resent, Events: evs})
+	if d.Action == decide.Release {
+		e.wakeWaiting()
+	}
+}
+
+// settleUncertain reads a Service whose last write (pending) got no
+// answer. When the write has landed, its Events are recorded and live is
+// returned to be decided on. When the Service is still at the version the
+// write was made against, the write may still land: rather than decide
+// anew, which could pick other addresses, the same write is sent again
+// (settled is then true); whichever of the two lands, the Service gets the
+// same addresses. Otherwise the Service has moved on without it, and the
+// write can no longer land: live is returned to be decided on afresh. The
+// reservation stands until one of these has happened.
+func (e *Engine) settleUncertain(ctx context.Context, key string, pending decide.Decision) (live *corev1.Service, settled bool, err error) {
+	logger := klog.FromContext(ctx).WithValues("service", key)
+	live, err = e.cluster.Live(ctx, key)
+	if apierrors.IsNotFound(err) {
+		e.forget(key)
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read Service %s after a write of unknown outcome: %w", key, err)
+	}
+	live = live.DeepCopy()
+	live.ManagedFields = nil
+	switch {
+	case pending.Landed(live):
+		logger.Info("A write whose answer was lost had landed", "addresses", decide.JoinAddrs(pending.Holding.Addrs))
+		e.landed(ctx, key, pending, nil, live, true)
+		return live, false, nil
+	case live.ResourceVersion == pending.Service.ResourceVersion:
+		stored, err := e.cluster.Patch(ctx, live, pending.Service)
+		if apierrors.IsNotFound(err) {
+			return e.settleUncertain(ctx, key, pending) // gone: forget it
+		}
+		if Refused(err) && !apierrors.IsConflict(err) {
+			// The same write, to the same version, refused outright: so
+			// would the first one be. It cannot land; decide afresh.
+			e.mu.Lock()
+			e.ledger.WriteFailed(pending)
+			e.mu.Unlock()
+			logger.Info("A write whose answer was lost was refused when sent again", "err", err)
+			return live, false, nil
+		}
+		if err != nil {
+			// Still unknown (a conflict means the Service moved on, maybe
+			// by our first write): the next read will tell.
+			return nil, false, fmt.Errorf("write Service %s again after a write of unknown outcome: %w", key, err)
+		}
+		e.mu.Lock()
+		e.ledger.Written(pending, stored.ResourceVersion)
+		e.mu.Unlock()
+		logger.Info("A write whose answer was lost was sent again", "addresses", decide.JoinAddrs(pending.Holding.Addrs))
+		e.landed(ctx, key, pending, live, stored, true)
+		return stored, true, nil
+	}
+	return live, false, nil
+}
+
+// forget drops a deleted Service; its addresses are free again.
+func (e *Engine) forget(key string) {
+	e.mu.Lock()
+	_, held := e.ledger.Usage().Holding(key)
+	e.ledger.Forget(key)
+	delete(e.waiting, key)
+	e.seen.Forget(key)
+	e.mu.Unlock()
+	if held {
+		e.wakeWaiting()
+	}
+}
+
+// record emits evs on svc, skipping those its last decision recorded
+// already unless force is set, and returns those it emitted.
+func (e *Engine) record(svc *corev1.Service, key string, evs []decide.Event, force bool) []decide.Event {
+	e.mu.Lock()
+	evs = e.seen.Fresh(key, evs, force)
+	e.mu.Unlock()
+	for _, ev := range evs {
+		e.recorder.Event(svc, ev.Type, ev.Reason, ev.Message)
+	}
+	return evs
+}
+
+// ignoreConflict returns err unless it is a conflict, which is retried
+// without being logged as an error.
+func ignoreConflict(err error) error {
+	if apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}

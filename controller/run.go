@@ -1,0 +1,186 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+// Run starts the informers, rebuilds the ledger from the Services (the
+// cluster is the only state), then processes keys until ctx is done. It
+// returns once every worker has stopped.
+func (c *Controller) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+
+	c.events.StartStructuredLogging(4)
+	eventClient := c.client
+	if c.opts.EventClient != nil {
+		eventClient = c.opts.EventClient
+	}
+	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
+	defer c.events.Shutdown()
+
+	c.factory.Start(ctx.Done())
+	c.cmFactor.Start(ctx.Done())
+	defer c.factory.Shutdown()
+	defer c.cmFactor.Shutdown()
+	logger.Info("Waiting for caches to sync")
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		if ctx.Err() != nil {
+			return nil // asked to stop before we started: not a failure
+		}
+		return errors.New("caches did not sync")
+	}
+
+	cm, err := c.configMap()
+	if err != nil {
+		return err
+	}
+	if cm == nil {
+		logger.Info("ConfigMap not found: no pools until it is created",
+			"configMap", klog.KRef(c.opts.ConfigMapNamespace, c.opts.ConfigMapName))
+	}
+	svcs, err := c.services.List(labels.Everything())
+	if err != nil {
+		return fmt.Errorf("list Services: %w", err)
+	}
+	holding, conflicts := c.engine.Start(ctx, cm, svcs)
+	// Services that reached the cache after the list above were observed
+	// by the old ledger: observe what the cache holds now.
+	if now, err := c.services.List(labels.Everything()); err == nil {
+		for _, s := range now {
+			c.engine.Observe(s)
+		}
+	}
+	logger.Info("Ledger rebuilt from the cluster", "services", len(svcs), "holding", holding, "conflicts", conflicts)
+	for _, s := range svcs {
+		c.queue.Add(queueKey{service: decide.Key(s)})
+	}
+	c.ready.Store(true)
+	defer c.ready.Store(false)
+
+	// Workers run on a context of their own: on a graceful shutdown (ctx
+	// cancelled with ErrShuttingDown) the syncs in flight finish, for up to
+	// ShutdownGrace, and keys not yet started are left to the next leader.
+	// Any other cancellation, a lost leadership say, cuts them off at once:
+	// another replica may be acting already.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	if c.opts.Abort != nil {
+		go func() {
+			select {
+			case <-c.opts.Abort:
+				cancelWork()
+			case <-workCtx.Done():
+			}
+		}()
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < c.opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c.processNext(workCtx) {
+			}
+		}()
+	}
+	logger.Info("Started workers", "count", c.opts.Workers)
+	aborted := false
+	select {
+	case <-ctx.Done():
+	case <-c.opts.Abort: // a nil channel never fires
+		aborted = true
+	}
+	c.stopping.Store(true)
+	grace := time.Duration(0)
+	if !aborted && errors.Is(context.Cause(ctx), ErrShuttingDown) {
+		grace = c.opts.ShutdownGrace
+	}
+	stopWork := time.AfterFunc(grace, cancelWork)
+	defer stopWork.Stop()
+	c.queue.ShutDown()
+	wg.Wait()
+	logger.Info("Stopped")
+	return nil
+}
+
+// configMap returns the ConfigMap from the cache, nil when it does not exist.
+func (c *Controller) configMap() (*corev1.ConfigMap, error) {
+	cm, err := c.cms.ConfigMaps(c.opts.ConfigMapNamespace).Get(c.opts.ConfigMapName)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read ConfigMap %s/%s: %w", c.opts.ConfigMapNamespace, c.opts.ConfigMapName, err)
+	}
+	return cm, nil
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(key)
+	if c.stopping.Load() {
+		return false
+	}
+	start := time.Now()
+	retry, err := c.sync(ctx, key)
+	if c.opts.Metrics != nil {
+		c.opts.Metrics.observeReconcile(time.Since(start), err)
+	}
+	switch {
+	case err != nil:
+		klog.FromContext(ctx).Error(err, "Sync failed, will retry", "key", key)
+		c.queue.AddRateLimited(key)
+	case retry:
+		c.queue.AddRateLimited(key)
+	default:
+		c.queue.Forget(key)
+	}
+	return true
+}
+
+// sync handles one key; retry asks for a back-off retry without an error.
+func (c *Controller) sync(ctx context.Context, key queueKey) (retry bool, err error) {
+	if key.config {
+		return false, c.syncConfig(ctx)
+	}
+	return c.engine.SyncService(ctx, key.service)
+}
+
+// syncConfig loads a new version of the ConfigMap; then every Service is
+// synced again.
+func (c *Controller) syncConfig(ctx context.Context) error {
+	cm, err := c.configMap()
+	if err != nil {
+		return err
+	}
+	if !c.engine.SetConfig(ctx, cm) {
+		return nil
+	}
+	svcs, err := c.services.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	for _, s := range svcs {
+		c.queue.Add(queueKey{service: decide.Key(s)})
+	}
+	return nil
+}

@@ -227,6 +227,19 @@ func (u *Usage) validateRequested(cfg *Config, req Request) (Result, error) {
 	if pool != nil {
 		res.Pool = pool.name
 	}
+	// The shape first: a malformed request is reported as such, whatever
+	// else its addresses meet.
+	var fams []Family
+	for _, a := range req.Requested {
+		if !a.IsValid() {
+			return Result{}, &Error{Reason: ReasonInvalidRequest, Detail: "invalid address"}
+		}
+		f := familyOf(a.Unmap())
+		if slices.Contains(fams, f) {
+			return Result{}, &Error{Reason: ReasonInvalidRequest, Addr: a.Unmap(), Detail: fmt.Sprintf("more than one %v address requested", f)}
+		}
+		fams = append(fams, f)
+	}
 	var seen []Family
 	for _, a := range req.Requested {
 		if !a.IsValid() {

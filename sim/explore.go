@@ -24,8 +24,10 @@ func IsFailure(err error) bool {
 }
 
 // Random returns a random scenario of n steps drawn from seed: creates
-// (dual-stack, requested addresses, classes), updates (type, ports, class,
-// the kube-vip.io/ignore annotation), deletes, config changes (some
+// (dual-stack, requested addresses, classes, status-only holders, invalid
+// annotations, unmanaged holders), updates (type, ports, class, the
+// kube-vip.io/ignore annotation, the address annotation racing a write,
+// the status), deletes, config changes (some
 // malformed), lag, conflicts, lost answers and lost writes, restarts and
 // leader hand-overs. With config
 // nil it uses a small default with overlapping pools and two other
@@ -71,11 +73,12 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 	replicas := 1
 	for len(sc.Steps) < n {
 		var st Step
-		switch r := rng.IntN(25); {
+		switch r := rng.IntN(27); {
 		case r < 8 || len(live) == 0:
 			next++
 			spec := &ServiceSpec{Service: fmt.Sprintf("%s/s%d", namespaces[rng.IntN(len(namespaces))], next), Ports: portSets[rng.IntN(len(portSets))]}
-			switch rng.IntN(8) {
+			pick := func() string { return requestable[rng.IntN(len(requestable))] }
+			switch rng.IntN(12) {
 			case 0:
 				spec.IPFamilyPolicy, spec.IPFamilies = "PreferDualStack", families()
 			case 1:
@@ -90,6 +93,24 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 					} else {
 						spec.LoadBalancerIP = &ip
 					}
+				}
+			case 4, 5:
+				// Served by another load-balancer (status only): adopted
+				// when managed, in use whatever its class.
+				if len(requestable) > 0 {
+					spec.Ingress = []string{pick()}
+				}
+			case 6:
+				// An annotation that fails validation: what parses in it
+				// stays in use.
+				if len(requestable) > 0 {
+					v := pick() + "," + []string{pick(), "bogus"}[rng.IntN(2)]
+					spec.Annotations = map[string]string{decide.AnnotationLoadBalancerIPs: v}
+				}
+			case 7:
+				// Not ours, carrying an address: never shared.
+				if len(requestable) > 0 {
+					spec.Annotations = map[string]string{decide.AnnotationIgnore: "true", decide.AnnotationLoadBalancerIPs: pick()}
 				}
 			}
 			if sc.LoadBalancerClass != "" && rng.IntN(6) > 0 {
@@ -147,6 +168,18 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 		case r < 23 && replicas == 2 && rng.IntN(3) == 0:
 			replicas = 1
 			st.Replicas = new(replicas)
+		case r == 25 && len(requestable) > 0:
+			// A user's edit of the annotation, racing the controller's
+			// write; "" removes it.
+			v := []string{requestable[rng.IntN(len(requestable))], ""}[rng.IntN(2)]
+			st.Update = &ServiceSpec{Service: live[rng.IntN(len(live))], Annotations: map[string]string{decide.AnnotationLoadBalancerIPs: v}}
+		case r == 26 && len(requestable) > 0:
+			// A load-balancer's status: an address, or none.
+			ing := []string{}
+			if rng.IntN(2) == 0 {
+				ing = append(ing, requestable[rng.IntN(len(requestable))])
+			}
+			st.Update = &ServiceSpec{Service: live[rng.IntN(len(live))], Ingress: ing}
 		default:
 			if replicas == 2 {
 				st.Handover = &struct{}{}

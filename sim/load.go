@@ -108,7 +108,7 @@ func yamlError(err error) string {
 
 var (
 	topFields      = []string{"name", "config", "seed", "loadBalancerClass", "steps"}
-	serviceFields  = []string{"service", "type", "ports", "ipFamilyPolicy", "ipFamilies", "loadBalancerIP", "loadBalancerClass", "annotations"}
+	serviceFields  = []string{"service", "type", "ports", "ipFamilyPolicy", "ipFamilies", "loadBalancerIP", "loadBalancerClass", "annotations", "ingress"}
 	refFields      = []string{"service"}
 	conflictFields = []string{"count", "service"}
 	expectFields   = []string{"service", "addresses", "address", "event", "reason", "noAddress"}
@@ -276,6 +276,8 @@ func decodeServiceSpec(raw json.RawMessage, create bool) (*ServiceSpec, error) {
 			spec.LoadBalancerClass = &class
 		case "annotations":
 			spec.Annotations, err = asMap(v)
+		case "ingress":
+			spec.Ingress, err = asStrings(v)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k, err)

@@ -397,6 +397,12 @@ func applySpec(svc *corev1.Service, spec *ServiceSpec) {
 			svc.Spec.LoadBalancerClass = &c
 		}
 	}
+	if spec.Ingress != nil {
+		svc.Status.LoadBalancer.Ingress = nil
+		for _, ip := range spec.Ingress {
+			svc.Status.LoadBalancer.Ingress = append(svc.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
+		}
+	}
 	for k, v := range spec.Annotations {
 		if svc.Annotations == nil {
 			svc.Annotations = map[string]string{}

@@ -86,6 +86,10 @@ type ServiceSpec struct {
 	LoadBalancerIP    *string           `json:"loadBalancerIP,omitempty"`
 	LoadBalancerClass *string           `json:"loadBalancerClass,omitempty"`
 	Annotations       map[string]string `json:"annotations,omitempty"`
+	// Ingress sets status.loadBalancer.ingress: the IPs a load-balancer
+	// (kube-vip, or the tool the user leaves) serves the Service on. An
+	// empty, non-nil list clears it.
+	Ingress []string `json:"ingress,omitempty"`
 }
 
 // MarshalJSON keeps an empty, non-nil list of ports or families (it means
@@ -96,7 +100,11 @@ func (s ServiceSpec) MarshalJSON() ([]byte, error) {
 		plain
 		Ports      *[]string `json:"ports,omitempty"`
 		IPFamilies *[]string `json:"ipFamilies,omitempty"`
+		Ingress    *[]string `json:"ingress,omitempty"`
 	}{plain: plain(s)}
+	if s.Ingress != nil {
+		out.Ingress = &s.Ingress
+	}
 	if s.Ports != nil {
 		out.Ports = &s.Ports
 	}
@@ -293,6 +301,11 @@ func (s *ServiceSpec) validate() error {
 	if s.LoadBalancerIP != nil && *s.LoadBalancerIP != "" {
 		if _, err := netip.ParseAddr(*s.LoadBalancerIP); err != nil {
 			return fmt.Errorf("loadBalancerIP %q: not an IP address", *s.LoadBalancerIP)
+		}
+	}
+	for _, ip := range s.Ingress {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("ingress %q: not an IP address", ip)
 		}
 	}
 	return nil

@@ -248,17 +248,25 @@ func (s *simulator) known(r *replica, key string) *corev1.Service {
 }
 
 // mayShare reports whether other, as the controller could know it, may
-// share a with the Service after: a managed LoadBalancer that carries or
-// asks for a validly (annotation, spec.loadBalancerIP), with ports that do
-// not collide; for an
+// share a with the Service after: a managed LoadBalancer whose request is
+// valid, with ports that do not collide; for an automatic address it must
+// also hold a (annotation, spec.loadBalancerIP, or adopted from status), for an
 // automatic address also in the same pool, both namespaces allowing it.
 func (s *simulator) mayShare(after, other *corev1.Service, a netip.Addr, auto bool) (bool, string) {
 	if !decide.Managed(other, s.dopts) {
 		return false, "the other is not managed by this controller"
 	}
 	as, _, err := decide.Addresses(other)
-	if err != nil || !slices.Contains(as, a) || !oneOfEach(as) {
-		return false, "the other carries it only in its status, or not validly"
+	if err == nil && len(as) == 0 {
+		as = decide.StatusAddresses(other) // adopted, as the controller does
+	}
+	if err != nil || !decide.OnePerFamily(as) {
+		return false, "the other's request is not valid"
+	}
+	if auto && !slices.Contains(as, a) {
+		// Served on it still (its status, a stale spec.loadBalancerIP),
+		// but no longer holding it: shared on request only.
+		return false, "the other does not hold it"
 	}
 	pp, op := decide.Ports(after), decide.Ports(other)
 	if len(pp) == 0 || len(op) == 0 || collide(pp, op) {
@@ -278,19 +286,6 @@ func (s *simulator) mayShare(after, other *corev1.Service, a netip.Addr, auto bo
 	return true, ""
 }
 
-// oneOfEach reports whether as holds at most one address per family.
-func oneOfEach(as []netip.Addr) bool {
-	v4, v6 := 0, 0
-	for _, a := range as {
-		if a.Is4() {
-			v4++
-		} else {
-			v6++
-		}
-	}
-	return v4 <= 1 && v6 <= 1
-}
-
 // checkWrite checks one controller write. Every address it gives is one
 // no other Service is served on (annotation of any Service, managed or
 // not, valid or not; spec.loadBalancerIP; status.loadBalancer.ingress),
@@ -308,9 +303,10 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 		// finalizer): the write gave it nothing new.
 		return nil
 	}
+	served := decide.StatusAddresses(before)
 	for _, a := range d.Holding.Addrs {
-		if a.IsUnspecified() {
-			continue
+		if a.IsUnspecified() || slices.Contains(served, a) {
+			continue // adopted: a load-balancer serves it on a already
 		}
 		for _, other := range sortedKeys(s.carriers[a]) {
 			if other == key || (s.resending && !s.controllersDoing(other)) {

@@ -178,13 +178,18 @@ func failed(svc *corev1.Service, err error, msg string) Decision {
 		return Decision{Action: Fail, Err: err, Events: evs}
 	}
 	h.Contested = true
+	// What an invalid request carries is no one's to share.
+	as, _, perr := Addresses(svc)
+	h.Exclusive = perr != nil || !OnePerFamily(as)
 	return Decision{Action: Hold, Holding: h, Err: err, Events: evs}
 }
 
 // keep validates the addresses svc already carries.
 func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, addrs []netip.Addr, src string) Decision {
 	req := Request(svc, addrs)
-	req.Carries = svc.Annotations[AnnotationLoadBalancerIPs] != ""
+	// Carried: in the annotation kube-vip advertises, or already served
+	// (adopted from the status).
+	req.Carries = svc.Annotations[AnnotationLoadBalancerIPs] != "" || src == srcStatus
 	req.Granted = req.Carries && svc.Labels[LabelImplementation] == ImplementationKubeVIP
 	res, err := usage.Allocate(cfg, req)
 	if err != nil {

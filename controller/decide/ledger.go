@@ -177,12 +177,13 @@ func (l *Ledger) Observe(svc *corev1.Service, o Options) {
 				changed = true
 			}
 		}
-		if !Managed(svc, o) && !h.Exclusive && !o.Flaws.ShareWithUnmanaged {
+		if exclusive(svc, o) && !h.Exclusive {
 			h.Exclusive, changed = true, true
 		}
 	} else {
 		h = Holding(svc, nil)
 		h.Also = nil
+		h.Exclusive = exclusive(svc, o)
 	}
 	for _, a := range InUse(svc) {
 		if !slices.Contains(h.Addrs, a) && !slices.Contains(h.Also, a) {
@@ -193,6 +194,19 @@ func (l *Ledger) Observe(svc *corev1.Service, o Options) {
 	if changed {
 		l.usage.Assign(h)
 	}
+}
+
+// exclusive reports whether what svc carries is no one's to share: it is
+// not managed here, or what it asks for is not a valid request.
+func exclusive(svc *corev1.Service, o Options) bool {
+	if o.Flaws.ShareWithUnmanaged {
+		return false
+	}
+	if !Managed(svc, o) {
+		return true
+	}
+	as, _, err := Addresses(svc)
+	return err != nil || !OnePerFamily(as)
 }
 
 // Forget releases a deleted Service.

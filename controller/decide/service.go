@@ -149,6 +149,20 @@ func StatusAddresses(svc *corev1.Service) []netip.Addr {
 	return out
 }
 
+// OnePerFamily reports whether as holds at most one address of each family,
+// as a valid request does.
+func OnePerFamily(as []netip.Addr) bool {
+	v4, v6 := 0, 0
+	for _, a := range as {
+		if a.Is4() {
+			v4++
+		} else {
+			v6++
+		}
+	}
+	return v4 <= 1 && v6 <= 1
+}
+
 func parseAddrList(v string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	for _, s := range strings.Split(v, ",") {

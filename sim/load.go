@@ -114,25 +114,21 @@ var (
 	expectFields   = []string{"service", "addresses", "address", "event", "reason", "noAddress"}
 )
 
-// noValue are the kinds whose value is empty: restart: {}, or a bare
-// "- restart" list item.
-var noValue = []string{"restart", "handover", "settle", "conflict"}
-
 // decodeStep decodes one step and returns its kind (empty when unknown).
 func decodeStep(raw json.RawMessage) (Step, string, error) {
 	var st Step
-	want := fmt.Sprintf("(want one of %s)", strings.Join(stepKinds, ", "))
+	want := fmt.Sprintf("(want one of %s)", kindNames())
 	var name string
 	if json.Unmarshal(raw, &name) == nil {
 		// A bare "- restart": the kinds that need no value.
+		k, ok := kindNamed(name)
 		switch {
-		case slices.Contains(noValue, name):
-			err := st.set(name, json.RawMessage("null"))
-			return st, name, err
-		case slices.Contains(stepKinds, name):
-			return st, name, fmt.Errorf("needs a value, as in %s", example(name))
+		case ok && k.bare:
+			return st, name, k.decode(&st, json.RawMessage("null"))
+		case ok:
+			return st, name, fmt.Errorf("needs a value, as in %s", k.example)
 		}
-		return st, "", fmt.Errorf("unknown step %q %s%s", name, want, yamlBoolHint(name))
+		return st, "", unknownStep(name, want)
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -140,7 +136,7 @@ func decodeStep(raw json.RawMessage) (Step, string, error) {
 	}
 	var kinds, others []string
 	for _, k := range sortedKeys(m) {
-		if slices.Contains(stepKinds, k) {
+		if _, ok := kindNamed(k); ok {
 			kinds = append(kinds, k)
 		} else {
 			others = append(others, k)
@@ -150,91 +146,19 @@ func decodeStep(raw json.RawMessage) (Step, string, error) {
 	case len(kinds) == 0 && len(others) == 0:
 		return st, "", fmt.Errorf("empty step %s", want)
 	case len(kinds) == 0:
-		return st, "", fmt.Errorf("unknown step %q %s%s", others[0], want, yamlBoolHint(others[0]))
+		return st, "", unknownStep(others[0], want)
 	case len(kinds) > 1:
-		return st, "", fmt.Errorf("a step needs exactly one of %s; found %s", strings.Join(stepKinds, ", "), strings.Join(kinds, " and "))
+		return st, "", fmt.Errorf("a step needs exactly one of %s; found %s", kindNames(), strings.Join(kinds, " and "))
 	case len(others) > 0:
 		return st, kinds[0], fmt.Errorf("%q is not a step kind; should it be indented under %s?", others[0], kinds[0])
 	}
-	kind := kinds[0]
-	return st, kind, st.set(kind, m[kind])
+	k, _ := kindNamed(kinds[0])
+	return st, k.name, k.decode(&st, m[k.name])
 }
 
-// example shows how a kind is written, for errors.
-func example(kind string) string {
-	switch kind {
-	case "create", "update", "delete":
-		return kind + ": {service: NS/NAME}"
-	case "config":
-		return "config: {cidr-global: 192.168.0.200/29}"
-	case "lag", "lose", "drop", "replicas":
-		return kind + ": 2"
-	case "expect":
-		return "expect: {service: NS/NAME, addresses: [192.168.0.200]}"
-	}
-	return kind + ": {}"
-}
-
-// set decodes the value of a step of the given kind into st.
-func (st *Step) set(kind string, raw json.RawMessage) error {
-	var err error
-	switch kind {
-	case "create", "update":
-		var spec *ServiceSpec
-		if spec, err = decodeServiceSpec(raw, kind == "create"); err == nil {
-			if kind == "create" {
-				st.Create = spec
-			} else {
-				st.Update = spec
-			}
-		}
-	case "delete":
-		var ref string
-		if ref, err = decodeRef(raw); err == nil {
-			st.Delete = &Ref{Service: ref}
-		}
-	case "config":
-		var data map[string]string
-		if data, err = asMap(raw); err == nil {
-			if data == nil {
-				data = map[string]string{} // config: with nothing empties the ConfigMap
-			}
-			st.Config = data
-		}
-	case "restart", "handover", "settle":
-		if _, err = fields(raw, "{} or nothing", nil); err == nil {
-			switch kind {
-			case "restart":
-				st.Restart = &struct{}{}
-			case "handover":
-				st.Handover = &struct{}{}
-			default:
-				st.Settle = &struct{}{}
-			}
-		}
-	case "lag", "lose", "drop", "replicas":
-		var n int
-		if (kind == "lose" || kind == "drop") && isNull(raw) {
-			n = 1 // lose: or drop: with nothing after it, the next write
-		} else if n, err = asInt(raw); err != nil {
-			break
-		}
-		switch kind {
-		case "lag":
-			st.Lag = &n
-		case "lose":
-			st.Lose = &n
-		case "drop":
-			st.Drop = &n
-		default:
-			st.Replicas = &n
-		}
-	case "conflict":
-		st.Conflict, err = decodeConflict(raw)
-	case "expect":
-		st.Expect, err = decodeExpect(raw)
-	}
-	return err
+// unknownStep is the error for a step of an unknown kind.
+func unknownStep(name, want string) error {
+	return fmt.Errorf("unknown step %q %s%s", name, want, yamlBoolHint(name))
 }
 
 func decodeServiceSpec(raw json.RawMessage, create bool) (*ServiceSpec, error) {

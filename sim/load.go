@@ -158,7 +158,11 @@ func decodeStep(raw json.RawMessage) (Step, string, error) {
 
 // unknownStep is the error for a step of an unknown kind.
 func unknownStep(name, want string) error {
-	return fmt.Errorf("unknown step %q %s%s", name, want, yamlBoolHint(name))
+	var names []string
+	for _, k := range stepKinds() {
+		names = append(names, k.name)
+	}
+	return fmt.Errorf("unknown step %q %s%s%s", name, want, didYouMean(name, names), yamlBoolHint(name))
 }
 
 func decodeServiceSpec(raw json.RawMessage, create bool) (*ServiceSpec, error) {
@@ -363,7 +367,7 @@ func fields(raw json.RawMessage, want string, known []string) (map[string]json.R
 			if len(known) == 0 {
 				return nil, fmt.Errorf("unknown field %q (want %s)", k, want)
 			}
-			return nil, fmt.Errorf("unknown field %q (want one of %s)%s", k, strings.Join(known, ", "), yamlBoolHint(k))
+			return nil, fmt.Errorf("unknown field %q (want one of %s)%s%s", k, strings.Join(known, ", "), didYouMean(k, known), yamlBoolHint(k))
 		}
 	}
 	return m, nil
@@ -421,6 +425,58 @@ func yamlBoolHint(s string) string {
 		return ""
 	}
 	return " (YAML reads an unquoted y, yes, on, n, no or off as a boolean: put quotes around it)"
+}
+
+// didYouMean suggests the one of names that s is most likely a misspelling
+// of: the same but for case, or at most two edits away (one for names of
+// up to four letters). It returns "" when no name is that close, or when
+// two are equally close.
+func didYouMean(s string, names []string) string {
+	best, bestDist, tie := "", 3, false
+	for _, n := range names {
+		d := editDistance(strings.ToLower(s), strings.ToLower(n))
+		if d > 0 && len(n) <= 4 {
+			d++ // one edit turns a short name into too many others
+		}
+		switch {
+		case d < bestDist:
+			best, bestDist, tie = n, d, false
+		case d == bestDist:
+			tie = true
+		}
+	}
+	if best == "" || tie {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the number of single-letter insertions, deletions,
+// substitutions or swaps of neighbours that turn a into b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	// d[i][j] is the distance between ra[:i] and rb[:j].
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
 }
 
 // asStrings reads a list of strings; a single string is a list of one, or

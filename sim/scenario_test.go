@@ -104,6 +104,14 @@ func TestParseErrorsNameTheStepAndTheKind(t *testing.T) {
 		{"bad lag", `steps: [{lag: -1}]`, "step 1 (lag): lag -1: must be 0-1000"},
 		{"three replicas", `steps: [{replicas: 3}]`, "step 1 (replicas): replicas 3"},
 		{"steps not a list", `steps: {create: {service: a/b}}`, "steps: want a list of steps"},
+		{"a misspelt step kind", "steps:\n  - crate: {service: a/b}\n", `step 1: unknown step "crate" (want one of create,`},
+		{"a misspelt step kind is named", "steps:\n  - crate: {service: a/b}\n", `; did you mean "create"?`},
+		{"a swap of letters", "steps:\n  - setlte:\n", `did you mean "settle"?`},
+		{"a kind in the wrong case", "steps:\n  - Expect: {service: a/b, noAddress: true}\n", `did you mean "expect"?`},
+		{"a misspelt bare kind", "steps:\n  - restrat\n", `unknown step "restrat" (want one of`},
+		{"a misspelt bare kind is named", "steps:\n  - restrat\n", `did you mean "restart"?`},
+		{"a misspelt field", "steps:\n  - create: {service: a/b, prots: [80]}\n", `unknown field "prots" (want one of service, type, ports,`},
+		{"a misspelt field is named", "steps:\n  - create: {service: a/b, prots: [80]}\n", `did you mean "ports"?`},
 		{"bad YAML", "steps:\n  - create: {service: a/b\n", "not valid YAML"},
 		{"duplicate key", "config: {}\nconfig: {}\n", "not valid YAML"},
 	} {
@@ -304,4 +312,29 @@ func replayText(t *testing.T, text string) *Result {
 		t.Fatal(err)
 	}
 	return res
+}
+
+func TestDidYouMeanOnlyWhenOneNameIsClose(t *testing.T) {
+	names := []string{"create", "update", "delete", "lag", "lose", "drop", "settle", "plate", "place"}
+	for _, tc := range []struct{ typed, want string }{
+		{"crate", "create"},
+		{"delte", "delete"},
+		{"UPDATE", "update"},
+		{"lga", "lag"},
+		{"dorp", "drop"},
+		{"frobnicate", ""},
+		{"crates", "create"},
+		{"crayons", ""}, // three edits from create
+		{"lo", ""},      // two edits from lag and lose: too many for a short name
+		{"plase", ""},   // one edit from plate and from place: which?
+	} {
+		got := didYouMean(tc.typed, names)
+		want := ""
+		if tc.want != "" {
+			want = `; did you mean "` + tc.want + `"?`
+		}
+		if got != want {
+			t.Errorf("didYouMean(%q) = %q, want %q", tc.typed, got, want)
+		}
+	}
 }

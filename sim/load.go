@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
 // Load reads a scenario file; its Name defaults to the file's base name.
@@ -111,7 +113,7 @@ var (
 	serviceFields  = []string{"service", "type", "ports", "ipFamilyPolicy", "ipFamilies", "loadBalancerIP", "loadBalancerClass", "annotations"}
 	refFields      = []string{"service"}
 	conflictFields = []string{"count", "service"}
-	expectFields   = []string{"service", "addresses", "address", "event", "reason", "noAddress"}
+	expectFields   = []string{"service", "configmap", "key", "addresses", "address", "event", "reason", "kind", "noAddress"}
 )
 
 // decodeStep decodes one step and returns its kind (empty when unknown).
@@ -288,9 +290,11 @@ func conflictCount(n int) (*Conflict, error) {
 }
 
 // decodeExpect reads an expect; addresses: [] (or nothing) means no
-// address, like noAddress: true; address: A is addresses: [A].
+// address, like noAddress: true; address: A is addresses: [A]; reason: is
+// event:; kind: alone means event: AllocationFailed, and configmap: true
+// alone event: InvalidConfig.
 func decodeExpect(raw json.RawMessage) (*Expect, error) {
-	m, err := fields(raw, "{service: NS/NAME, addresses: [...] | event: REASON | noAddress: true}", expectFields)
+	m, err := fields(raw, "{service: NS/NAME, addresses: [...] | event: REASON | noAddress: true} or {configmap: true, event: InvalidConfig, key: KEY}", expectFields)
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +305,10 @@ func decodeExpect(raw json.RawMessage) (*Expect, error) {
 		switch k {
 		case "service":
 			e.Service, err = asService(v)
+		case "configmap":
+			e.ConfigMap, err = asBool(v)
+		case "key":
+			e.Key, err = asString(v)
 		case "addresses":
 			e.Addresses, err = asStrings(v)
 			none = err == nil && len(e.Addresses) == 0
@@ -315,6 +323,9 @@ func decodeExpect(raw json.RawMessage) (*Expect, error) {
 				err = fmt.Errorf("%q, but event/reason is already %q", r, e.Event)
 			}
 			e.Event = r
+		case "kind":
+			e.Kind, err = asString(v)
+			e.Kind = canonical(e.Kind, failureKinds()...)
 		case "noAddress":
 			var b bool
 			b, err = asBool(v)
@@ -324,8 +335,8 @@ func decodeExpect(raw json.RawMessage) (*Expect, error) {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
 	}
-	if _, ok := m["service"]; !ok {
-		return nil, errors.New("service: missing (write service: NS/NAME)")
+	if _, ok := m["service"]; !ok && !e.ConfigMap {
+		return nil, errors.New("service: missing (write service: NS/NAME, or configmap: true for the ConfigMap)")
 	}
 	_, both := m["address"]
 	if _, ok := m["addresses"]; ok && both {
@@ -338,6 +349,13 @@ func decodeExpect(raw json.RawMessage) (*Expect, error) {
 		}
 		t := true
 		e.NoAddress = &t
+	}
+	switch {
+	case e.Event != "":
+	case e.ConfigMap:
+		e.Event = decide.ReasonInvalidConfig
+	case e.Kind != "":
+		e.Event = decide.ReasonAllocationFailed
 	}
 	return e, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -114,16 +115,33 @@ type Conflict struct {
 // writes is how many writes the step makes fail.
 func (c *Conflict) writes() int { return max(c.Count, 1) }
 
-// Expect is checked once the controller has settled.
+// Expect is checked once the controller has settled. It checks either a
+// Service or, with ConfigMap set, the ConfigMap.
 type Expect struct {
-	Service string `json:"service"`
+	Service string `json:"service,omitempty"`
+	// ConfigMap, when set, checks the Events recorded on the ConfigMap
+	// instead of a Service's: Event must be InvalidConfig.
+	ConfigMap bool `json:"configmap,omitempty"`
+	// Key, with ConfigMap, is the ConfigMap key the Event must be about.
+	Key string `json:"key,omitempty"`
 	// Addresses the Service must carry, in order.
 	Addresses []string `json:"addresses,omitempty"`
-	// Event is a reason that must have been recorded on the Service.
+	// Event is a reason that must have been recorded on the Service (or,
+	// with ConfigMap, on the ConfigMap).
 	Event string `json:"event,omitempty"`
+	// Kind is the kind of AllocationFailed the Event must be: its message
+	// starts with it (PoolExhausted, NoPool, Conflict, FamilyUnavailable or
+	// InvalidRequest).
+	Kind string `json:"kind,omitempty"`
 	// NoAddress, when set: true, the Service must carry no address; false,
 	// it must carry at least one.
 	NoAddress *bool `json:"noAddress,omitempty"`
+}
+
+// failureKinds are the kinds of AllocationFailed, as its message begins.
+func failureKinds() []string {
+	return []string{string(allocator.ReasonExhausted), string(allocator.ReasonNoPool), string(allocator.ReasonConflict),
+		string(allocator.ReasonFamilyUnavailable), string(allocator.ReasonInvalidRequest)}
 }
 
 // Kind returns the step's kind, as written in YAML ("" for a step that
@@ -163,8 +181,14 @@ func (c *Conflict) validate() error {
 }
 
 func (e *Expect) validate() error {
+	if e.ConfigMap {
+		return e.validateConfigMap()
+	}
 	if _, _, err := splitRef(e.Service); err != nil {
 		return err
+	}
+	if e.Key != "" {
+		return fmt.Errorf("key %q: only the ConfigMap's Events are about a key (write configmap: true, event: InvalidConfig, key: KEY)", e.Key)
 	}
 	for _, a := range e.Addresses {
 		if _, err := netip.ParseAddr(a); err != nil {
@@ -180,10 +204,35 @@ func (e *Expect) validate() error {
 	switch e.Event {
 	case "", decide.ReasonAddressAssigned, decide.ReasonAllocationFailed, decide.ReasonAddressOutsidePool, decide.ReasonAddressReleased:
 	case decide.ReasonInvalidConfig:
-		return fmt.Errorf("event %s: that is recorded on the ConfigMap, not on a Service", e.Event)
+		return fmt.Errorf("event %s: that is recorded on the ConfigMap, not on a Service: write expect: {configmap: true, event: %s, key: KEY}", e.Event, e.Event)
 	default:
 		return fmt.Errorf("event %q: not a reason the controller records on a Service (want %s, %s, %s or %s)", e.Event,
 			decide.ReasonAddressAssigned, decide.ReasonAllocationFailed, decide.ReasonAddressOutsidePool, decide.ReasonAddressReleased)
+	}
+	if e.Kind == "" {
+		return nil
+	}
+	if e.Event != decide.ReasonAllocationFailed {
+		return fmt.Errorf("kind %s: a kind of %s; event is %s", e.Kind, decide.ReasonAllocationFailed, e.Event)
+	}
+	if !slices.Contains(failureKinds(), e.Kind) {
+		return fmt.Errorf("kind %q: not a kind of %s (want one of %s)%s", e.Kind, decide.ReasonAllocationFailed,
+			strings.Join(failureKinds(), ", "), didYouMean(e.Kind, failureKinds()))
+	}
+	return nil
+}
+
+// validateConfigMap checks an expect of the ConfigMap's Events.
+func (e *Expect) validateConfigMap() error {
+	switch {
+	case e.Service != "":
+		return fmt.Errorf("service %q and configmap: true: give one (an expect checks a Service or the ConfigMap)", e.Service)
+	case len(e.Addresses) > 0 || e.NoAddress != nil:
+		return errors.New("configmap: true: the ConfigMap has no addresses (give event: InvalidConfig and key)")
+	case e.Kind != "":
+		return fmt.Errorf("kind %s: a kind of %s, which is recorded on a Service, not the ConfigMap", e.Kind, decide.ReasonAllocationFailed)
+	case e.Event != decide.ReasonInvalidConfig:
+		return fmt.Errorf("event %q: the controller records only %s on the ConfigMap", e.Event, decide.ReasonInvalidConfig)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
@@ -43,7 +44,10 @@ func Load(path string) (*Scenario, error) {
 func ParseScenario(data []byte) (*Scenario, error) {
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, fmt.Errorf("not valid YAML: %s", yamlError(err))
+		return nil, fmt.Errorf("not valid YAML: %s%s", yamlError(err), tabHint(data))
+	}
+	if err := misplacedConfigKey(js); err != nil {
+		return nil, err
 	}
 	top, err := fields(js, "a scenario: a mapping with config and steps", topFields)
 	if err != nil {
@@ -56,6 +60,9 @@ func ParseScenario(data []byte) (*Scenario, error) {
 		}
 	}
 	if raw, ok := top["config"]; ok {
+		if err := misplacedTopField(raw); err != nil {
+			return nil, err
+		}
 		if sc.Config, err = asMap(raw); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
@@ -92,6 +99,59 @@ func ParseScenario(data []byte) (*Scenario, error) {
 		return nil, err
 	}
 	return sc, nil
+}
+
+// tabHint explains a YAML error on a file whose indentation holds a tab:
+// YAML indents with spaces only, and its own message rarely says "tab".
+func tabHint(data []byte) string {
+	for i, line := range strings.Split(string(data), "\n") {
+		indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+		if strings.Contains(indent, "\t") {
+			return fmt.Sprintf(" (line %d is indented with a tab: YAML indents with spaces only; replace the tabs with spaces)", i+1)
+		}
+	}
+	return ""
+}
+
+// misplacedConfigKey rejects a top-level key that is a ConfigMap key,
+// saying where it belongs: it was meant to be indented under config:.
+func misplacedConfigKey(js []byte) error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(js, &top) != nil {
+		return nil // not a mapping: fields says so
+	}
+	for _, k := range sortedKeys(top) {
+		if !slices.Contains(topFields, k) && isConfigMapKey(k) {
+			return fmt.Errorf("%q is a ConfigMap key, not a field of the scenario: indent it under config: (as in config:\n  %s: ...)", k, k)
+		}
+	}
+	return nil
+}
+
+// misplacedTopField rejects a field of the scenario found among the
+// config's keys: steps (or seed, name, loadBalancerClass) indented under
+// config: by mistake.
+func misplacedTopField(config json.RawMessage) error {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(config, &m) != nil {
+		return nil // not a mapping: asMap says so
+	}
+	for _, k := range topFields {
+		if _, ok := m[k]; ok && k != "config" {
+			return fmt.Errorf("config: %q is indented under config:, but it is a field of the scenario, not a ConfigMap key: unindent it to the start of the line", k)
+		}
+	}
+	return nil
+}
+
+// isConfigMapKey reports whether k is a key of the kubevip ConfigMap.
+func isConfigMapKey(k string) bool {
+	for _, prefix := range []string{allocator.KeyCIDRPrefix, allocator.KeyRangePrefix, allocator.KeyAllowSharePrefix, allocator.KeyInterfacePrefix} {
+		if strings.HasPrefix(k, prefix) && len(k) > len(prefix) {
+			return true
+		}
+	}
+	return k == allocator.KeySearchOrder || k == allocator.KeySkipEndIPs
 }
 
 // yamlError says what the YAML parser found, without its prefixes.

@@ -131,6 +131,18 @@ func TestParseErrorsNameTheStepAndTheKind(t *testing.T) {
 		{"a misspelt bare kind is named", "steps:\n  - restrat\n", `did you mean "restart"?`},
 		{"a misspelt field", "steps:\n  - create: {service: a/b, prots: [80]}\n", `unknown field "prots" (want one of service, type, ports,`},
 		{"a misspelt field is named", "steps:\n  - create: {service: a/b, prots: [80]}\n", `did you mean "ports"?`},
+		{"a ConfigMap key not indented under config", "config:\ncidr-global: 10.0.0.0/24\nsteps: []\n",
+			`"cidr-global" is a ConfigMap key, not a field of the scenario: indent it under config:`},
+		{"a ConfigMap key after the steps", "steps:\n  - settle:\nallow-share-global: \"true\"\n", `"allow-share-global" is a ConfigMap key`},
+		{"search-order at the top", "search-order: desc\n", `"search-order" is a ConfigMap key`},
+		{"steps indented under config", "config:\n  cidr-global: 10.0.0.0/24\n  steps:\n    - create: {service: a/b}\n",
+			`config: "steps" is indented under config:, but it is a field of the scenario, not a ConfigMap key: unindent it`},
+		{"steps indented under config, as a list at the same indent", "config:\n  cidr-global: 10.0.0.0/24\n  steps:\n  - create: {service: a/b}\n",
+			`config: "steps" is indented under config:`},
+		{"seed indented under config", "config:\n  cidr-global: 10.0.0.0/24\n  seed: 3\n", `config: "seed" is indented under config:`},
+		{"a tab in the indentation", "config:\n\tcidr-global: 10.0.0.0/24\n", "line 2 is indented with a tab: YAML indents with spaces only"},
+		{"a tab in a step's indentation", "steps:\n  - create:\n  \t  service: a/b\n", "line 3 is indented with a tab"},
+		{"a tab after spaces", "config:\n  cidr-global: 1\n\tsteps: []\n", "not valid YAML: line 3: found a tab character that violates indentation (line 3 is indented with a tab"},
 		{"bad YAML", "steps:\n  - create: {service: a/b\n", "not valid YAML"},
 		{"duplicate key", "config: {}\nconfig: {}\n", "not valid YAML"},
 	} {
@@ -401,5 +413,17 @@ steps:
 	}
 	if _, err := Run(sc, Options{}); err == nil || !strings.Contains(err.Error(), "no InvalidConfig event for key cidr-global (none shown)") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestNotEveryTabOrKeyIsAMistake: a tab that is not indentation, a
+// ConfigMap key inside config, and a key of a config step parse.
+func TestNotEveryTabOrKeyIsAMistake(t *testing.T) {
+	sc, err := ParseScenario([]byte("config:\n  cidr-global: 10.0.0.0/30\t# a tab before a comment\n  search-order: desc\nsteps:\n  - config: {cidr-global: 10.0.0.0/29}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Config["search-order"] != "desc" || sc.Steps[0].Config["cidr-global"] != "10.0.0.0/29" {
+		t.Fatalf("read %+v", sc)
 	}
 }

@@ -144,6 +144,7 @@ func TestParseErrorsNameTheStepAndTheKind(t *testing.T) {
 		{"a tab in a step's indentation", "steps:\n  - create:\n  \t  service: a/b\n", "line 3 is indented with a tab"},
 		{"a tab after spaces", "config:\n  cidr-global: 1\n\tsteps: []\n", "not valid YAML: line 3: found a tab character that violates indentation (line 3 is indented with a tab"},
 		{"bad YAML", "steps:\n  - create: {service: a/b\n", "not valid YAML"},
+		{"a line of nothing but a tab", "steps:\n\t\n  - create: {service: a/b}\n", "line 2 is indented with a tab"},
 		{"duplicate key", "config: {}\nconfig: {}\n", "not valid YAML"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -299,3 +299,24 @@ func TestPlanWithoutAClusterSaysWhatToDo(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errOut, want)
 	}
 }
+
+// TestReplayShowsTheStartingConfigAsStepZero: a malformed key of the
+// starting config is an InvalidConfig row of step 0, with how to write
+// a bare address; a settle step has a row.
+func TestReplayShowsTheStartingConfigAsStepZero(t *testing.T) {
+	file := write(t, "bare.yaml", "config: {cidr-global: 10.0.0.5}\nsteps:\n  - create: {service: default/a}\n  - settle:\n  - expect: {service: default/a, kind: NoPool}\n")
+	code, out, errOut := runCLI(t, "replay", file)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 4 || !strings.HasPrefix(lines[2], "0 ") || !strings.Contains(lines[2], "cidr-global=10.0.0.5") {
+		t.Fatalf("the first row is not the starting config at step 0:\n%s", out)
+	}
+	if !strings.HasPrefix(lines[3], "0 ") || !strings.Contains(lines[3], `InvalidConfig: parse cidr-global="10.0.0.5": entry "10.0.0.5": not a CIDR (ADDRESS/BITS) or a range (FROM-TO): for the one address, write 10.0.0.5/32`) {
+		t.Fatalf("the second row is not step 0's InvalidConfig:\n%s", out)
+	}
+	if !strings.Contains(out, "\n2     user ") || !strings.Contains(out, "settle") {
+		t.Fatalf("no row for the settle step 2:\n%s", out)
+	}
+}

@@ -253,6 +253,11 @@ func (pb *poolBuilder) addEntries(value string, skipEnds bool) error {
 		}
 		p, err := netip.ParsePrefix(e)
 		if err != nil {
+			if a, aerr := netip.ParseAddr(e); aerr == nil {
+				// A bare address: say how to write it.
+				a = a.WithZone("").Unmap()
+				return &entryError{e, fmt.Errorf("not a CIDR (ADDRESS/BITS) or a range (FROM-TO): for the one address, write %s", netip.PrefixFrom(a, a.BitLen()))}
+			}
 			return &entryError{e, fmt.Errorf("not a CIDR (ADDRESS/BITS) or a range (FROM-TO)")}
 		}
 		if p.Addr().Is4In6() {

@@ -27,6 +27,8 @@ func FuzzParseScenario(f *testing.F) {
 		"restart:", "settle:", "handover: ~", "settle", "lag: \"3\"", "config:", "lose: 2", "lose:", "lose: 0", "drop: 1", "drop:",
 		"expect: {service: a/b, addresses: []}", "expect: {service: a/b, noAddress: false}",
 		"expect: {service: a/b, address: 10.0.0.1}", "expect: {service: a/b, reason: AddressAssigned}",
+		"expect: {service: a/b, event: AllocationFailed, kind: PoolExhausted}", "expect: {service: a/b, kind: noPool}",
+		"expect: {configmap: true, event: InvalidConfig, key: cidr-global}", "expect: {configmap: true}",
 		"create: a/b", "delete: a/b", "update: {service: a/b, ports: [], loadBalancerClass: \"\"}",
 		"delete: {service: yes}", "frobnicate: {}", "create:\n    service: a/b",
 	} {

@@ -19,6 +19,10 @@ func Generate(n int, pools map[string]string) (*Scenario, error) {
 	var namespaces []string
 	for _, ns := range sortedKeys(pools) {
 		if _, err := netip.ParsePrefix(pools[ns]); err != nil {
+			if a, aerr := netip.ParseAddr(pools[ns]); aerr == nil {
+				a = a.WithZone("").Unmap()
+				return nil, fmt.Errorf("pool %s=%q: not a CIDR: for the one address, write %s", ns, pools[ns], netip.PrefixFrom(a, a.BitLen()))
+			}
 			return nil, fmt.Errorf("pool %s=%q: not a CIDR", ns, pools[ns])
 		}
 		sc.Config["cidr-"+ns] = pools[ns]

@@ -12,6 +12,9 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
 // Load reads a scenario file; its Name defaults to the file's base name.
@@ -41,7 +44,10 @@ func Load(path string) (*Scenario, error) {
 func ParseScenario(data []byte) (*Scenario, error) {
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, fmt.Errorf("not valid YAML: %s", yamlError(err))
+		return nil, fmt.Errorf("not valid YAML: %s%s", yamlError(err), tabHint(data))
+	}
+	if err := misplacedConfigKey(js); err != nil {
+		return nil, err
 	}
 	top, err := fields(js, "a scenario: a mapping with config and steps", topFields)
 	if err != nil {
@@ -54,6 +60,9 @@ func ParseScenario(data []byte) (*Scenario, error) {
 		}
 	}
 	if raw, ok := top["config"]; ok {
+		if err := misplacedTopField(raw); err != nil {
+			return nil, err
+		}
 		if sc.Config, err = asMap(raw); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
@@ -92,6 +101,59 @@ func ParseScenario(data []byte) (*Scenario, error) {
 	return sc, nil
 }
 
+// tabHint explains a YAML error on a file whose indentation holds a tab:
+// YAML indents with spaces only, and its own message rarely says "tab".
+func tabHint(data []byte) string {
+	for i, line := range strings.Split(string(data), "\n") {
+		indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+		if strings.Contains(indent, "\t") {
+			return fmt.Sprintf(" (line %d is indented with a tab: YAML indents with spaces only; replace the tabs with spaces)", i+1)
+		}
+	}
+	return ""
+}
+
+// misplacedConfigKey rejects a top-level key that is a ConfigMap key,
+// saying where it belongs: it was meant to be indented under config:.
+func misplacedConfigKey(js []byte) error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(js, &top) != nil {
+		return nil // not a mapping: fields says so
+	}
+	for _, k := range sortedKeys(top) {
+		if !slices.Contains(topFields, k) && isConfigMapKey(k) {
+			return fmt.Errorf("%q is a ConfigMap key, not a field of the scenario: indent it under config: (as in config:\n  %s: ...)", k, k)
+		}
+	}
+	return nil
+}
+
+// misplacedTopField rejects a field of the scenario found among the
+// config's keys: steps (or seed, name, loadBalancerClass) indented under
+// config: by mistake.
+func misplacedTopField(config json.RawMessage) error {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(config, &m) != nil {
+		return nil // not a mapping: asMap says so
+	}
+	for _, k := range topFields {
+		if _, ok := m[k]; ok && k != "config" {
+			return fmt.Errorf("config: %q is indented under config:, but it is a field of the scenario, not a ConfigMap key: unindent it to the start of the line", k)
+		}
+	}
+	return nil
+}
+
+// isConfigMapKey reports whether k is a key of the kubevip ConfigMap.
+func isConfigMapKey(k string) bool {
+	for _, prefix := range []string{allocator.KeyCIDRPrefix, allocator.KeyRangePrefix, allocator.KeyAllowSharePrefix, allocator.KeyInterfacePrefix} {
+		if strings.HasPrefix(k, prefix) && len(k) > len(prefix) {
+			return true
+		}
+	}
+	return k == allocator.KeySearchOrder || k == allocator.KeySkipEndIPs
+}
+
 // yamlError says what the YAML parser found, without its prefixes.
 func yamlError(err error) string {
 	var parts []string
@@ -111,28 +173,24 @@ var (
 	serviceFields  = []string{"service", "type", "ports", "ipFamilyPolicy", "ipFamilies", "loadBalancerIP", "loadBalancerClass", "annotations", "ingress"}
 	refFields      = []string{"service"}
 	conflictFields = []string{"count", "service"}
-	expectFields   = []string{"service", "addresses", "address", "event", "reason", "noAddress"}
+	expectFields   = []string{"service", "configmap", "key", "addresses", "address", "event", "reason", "kind", "noAddress"}
 )
-
-// noValue are the kinds whose value is empty: restart: {}, or a bare
-// "- restart" list item.
-var noValue = []string{"restart", "handover", "settle", "conflict"}
 
 // decodeStep decodes one step and returns its kind (empty when unknown).
 func decodeStep(raw json.RawMessage) (Step, string, error) {
 	var st Step
-	want := fmt.Sprintf("(want one of %s)", strings.Join(stepKinds, ", "))
+	want := fmt.Sprintf("(want one of %s)", kindNames())
 	var name string
 	if json.Unmarshal(raw, &name) == nil {
 		// A bare "- restart": the kinds that need no value.
+		k, ok := kindNamed(name)
 		switch {
-		case slices.Contains(noValue, name):
-			err := st.set(name, json.RawMessage("null"))
-			return st, name, err
-		case slices.Contains(stepKinds, name):
-			return st, name, fmt.Errorf("needs a value, as in %s", example(name))
+		case ok && k.bare:
+			return st, name, k.decode(&st, json.RawMessage("null"))
+		case ok:
+			return st, name, fmt.Errorf("needs a value, as in %s", k.example)
 		}
-		return st, "", fmt.Errorf("unknown step %q %s%s", name, want, yamlBoolHint(name))
+		return st, "", unknownStep(name, want)
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -140,7 +198,7 @@ func decodeStep(raw json.RawMessage) (Step, string, error) {
 	}
 	var kinds, others []string
 	for _, k := range sortedKeys(m) {
-		if slices.Contains(stepKinds, k) {
+		if _, ok := kindNamed(k); ok {
 			kinds = append(kinds, k)
 		} else {
 			others = append(others, k)
@@ -150,91 +208,23 @@ func decodeStep(raw json.RawMessage) (Step, string, error) {
 	case len(kinds) == 0 && len(others) == 0:
 		return st, "", fmt.Errorf("empty step %s", want)
 	case len(kinds) == 0:
-		return st, "", fmt.Errorf("unknown step %q %s%s", others[0], want, yamlBoolHint(others[0]))
+		return st, "", unknownStep(others[0], want)
 	case len(kinds) > 1:
-		return st, "", fmt.Errorf("a step needs exactly one of %s; found %s", strings.Join(stepKinds, ", "), strings.Join(kinds, " and "))
+		return st, "", fmt.Errorf("a step needs exactly one of %s; found %s", kindNames(), strings.Join(kinds, " and "))
 	case len(others) > 0:
 		return st, kinds[0], fmt.Errorf("%q is not a step kind; should it be indented under %s?", others[0], kinds[0])
 	}
-	kind := kinds[0]
-	return st, kind, st.set(kind, m[kind])
+	k, _ := kindNamed(kinds[0])
+	return st, k.name, k.decode(&st, m[k.name])
 }
 
-// example shows how a kind is written, for errors.
-func example(kind string) string {
-	switch kind {
-	case "create", "update", "delete":
-		return kind + ": {service: NS/NAME}"
-	case "config":
-		return "config: {cidr-global: 192.168.0.200/29}"
-	case "lag", "lose", "drop", "replicas":
-		return kind + ": 2"
-	case "expect":
-		return "expect: {service: NS/NAME, addresses: [192.168.0.200]}"
+// unknownStep is the error for a step of an unknown kind.
+func unknownStep(name, want string) error {
+	var names []string
+	for _, k := range stepKinds() {
+		names = append(names, k.name)
 	}
-	return kind + ": {}"
-}
-
-// set decodes the value of a step of the given kind into st.
-func (st *Step) set(kind string, raw json.RawMessage) error {
-	var err error
-	switch kind {
-	case "create", "update":
-		var spec *ServiceSpec
-		if spec, err = decodeServiceSpec(raw, kind == "create"); err == nil {
-			if kind == "create" {
-				st.Create = spec
-			} else {
-				st.Update = spec
-			}
-		}
-	case "delete":
-		var ref string
-		if ref, err = decodeRef(raw); err == nil {
-			st.Delete = &Ref{Service: ref}
-		}
-	case "config":
-		var data map[string]string
-		if data, err = asMap(raw); err == nil {
-			if data == nil {
-				data = map[string]string{} // config: with nothing empties the ConfigMap
-			}
-			st.Config = data
-		}
-	case "restart", "handover", "settle":
-		if _, err = fields(raw, "{} or nothing", nil); err == nil {
-			switch kind {
-			case "restart":
-				st.Restart = &struct{}{}
-			case "handover":
-				st.Handover = &struct{}{}
-			default:
-				st.Settle = &struct{}{}
-			}
-		}
-	case "lag", "lose", "drop", "replicas":
-		var n int
-		if (kind == "lose" || kind == "drop") && isNull(raw) {
-			n = 1 // lose: or drop: with nothing after it, the next write
-		} else if n, err = asInt(raw); err != nil {
-			break
-		}
-		switch kind {
-		case "lag":
-			st.Lag = &n
-		case "lose":
-			st.Lose = &n
-		case "drop":
-			st.Drop = &n
-		default:
-			st.Replicas = &n
-		}
-	case "conflict":
-		st.Conflict, err = decodeConflict(raw)
-	case "expect":
-		st.Expect, err = decodeExpect(raw)
-	}
-	return err
+	return fmt.Errorf("unknown step %q %s%s%s", name, want, didYouMean(name, names), yamlBoolHint(name))
 }
 
 func decodeServiceSpec(raw json.RawMessage, create bool) (*ServiceSpec, error) {
@@ -362,9 +352,11 @@ func conflictCount(n int) (*Conflict, error) {
 }
 
 // decodeExpect reads an expect; addresses: [] (or nothing) means no
-// address, like noAddress: true; address: A is addresses: [A].
+// address, like noAddress: true; address: A is addresses: [A]; reason: is
+// event:; kind: alone means event: AllocationFailed, and configmap: true
+// alone event: InvalidConfig.
 func decodeExpect(raw json.RawMessage) (*Expect, error) {
-	m, err := fields(raw, "{service: NS/NAME, addresses: [...] | event: REASON | noAddress: true}", expectFields)
+	m, err := fields(raw, "{service: NS/NAME, addresses: [...] | event: REASON | noAddress: true} or {configmap: true, event: InvalidConfig, key: KEY}", expectFields)
 	if err != nil {
 		return nil, err
 	}
@@ -375,6 +367,10 @@ func decodeExpect(raw json.RawMessage) (*Expect, error) {
 		switch k {
 		case "service":
 			e.Service, err = asService(v)
+		case "configmap":
+			e.ConfigMap, err = asBool(v)
+		case "key":
+			e.Key, err = asString(v)
 		case "addresses":
 			e.Addresses, err = asStrings(v)
 			none = err == nil && len(e.Addresses) == 0
@@ -389,6 +385,9 @@ func decodeExpect(raw json.RawMessage) (*Expect, error) {
 				err = fmt.Errorf("%q, but event/reason is already %q", r, e.Event)
 			}
 			e.Event = r
+		case "kind":
+			e.Kind, err = asString(v)
+			e.Kind = canonical(e.Kind, failureKinds()...)
 		case "noAddress":
 			var b bool
 			b, err = asBool(v)
@@ -398,8 +397,8 @@ func decodeExpect(raw json.RawMessage) (*Expect, error) {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
 	}
-	if _, ok := m["service"]; !ok {
-		return nil, errors.New("service: missing (write service: NS/NAME)")
+	if _, ok := m["service"]; !ok && !e.ConfigMap {
+		return nil, errors.New("service: missing (write service: NS/NAME, or configmap: true for the ConfigMap)")
 	}
 	_, both := m["address"]
 	if _, ok := m["addresses"]; ok && both {
@@ -412,6 +411,13 @@ func decodeExpect(raw json.RawMessage) (*Expect, error) {
 		}
 		t := true
 		e.NoAddress = &t
+	}
+	switch {
+	case e.Event != "":
+	case e.ConfigMap:
+		e.Event = decide.ReasonInvalidConfig
+	case e.Kind != "":
+		e.Event = decide.ReasonAllocationFailed
 	}
 	return e, nil
 }
@@ -441,7 +447,7 @@ func fields(raw json.RawMessage, want string, known []string) (map[string]json.R
 			if len(known) == 0 {
 				return nil, fmt.Errorf("unknown field %q (want %s)", k, want)
 			}
-			return nil, fmt.Errorf("unknown field %q (want one of %s)%s", k, strings.Join(known, ", "), yamlBoolHint(k))
+			return nil, fmt.Errorf("unknown field %q (want one of %s)%s%s", k, strings.Join(known, ", "), didYouMean(k, known), yamlBoolHint(k))
 		}
 	}
 	return m, nil
@@ -499,6 +505,58 @@ func yamlBoolHint(s string) string {
 		return ""
 	}
 	return " (YAML reads an unquoted y, yes, on, n, no or off as a boolean: put quotes around it)"
+}
+
+// didYouMean suggests the one of names that s is most likely a misspelling
+// of: the same but for case, or at most two edits away (one for names of
+// up to four letters). It returns "" when no name is that close, or when
+// two are equally close.
+func didYouMean(s string, names []string) string {
+	best, bestDist, tie := "", 3, false
+	for _, n := range names {
+		d := editDistance(strings.ToLower(s), strings.ToLower(n))
+		if d > 0 && len(n) <= 4 {
+			d++ // one edit turns a short name into too many others
+		}
+		switch {
+		case d < bestDist:
+			best, bestDist, tie = n, d, false
+		case d == bestDist:
+			tie = true
+		}
+	}
+	if best == "" || tie {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the number of single-letter insertions, deletions,
+// substitutions or swaps of neighbours that turn a into b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	// d[i][j] is the distance between ra[:i] and rb[:j].
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
 }
 
 // asStrings reads a list of strings; a single string is a list of one, or

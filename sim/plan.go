@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,9 +32,12 @@ type PoolLine struct {
 // Plan is the result of applying a new ConfigMap, computed without
 // changing anything.
 type Plan struct {
-	ConfigErrors []string
-	Services     []PlanLine
-	Pools        []PoolLine
+	// ConfigErrors say what is wrong with the new ConfigMap, one per
+	// malformed key; MalformedKeys are those keys, sorted.
+	ConfigErrors  []string
+	MalformedKeys []string
+	Services      []PlanLine
+	Pools         []PoolLine
 }
 
 // MakePlan says what would change if newData replaced the ConfigMap that
@@ -44,7 +49,18 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 	newCfg, err := allocator.Parse(newData, oldCfg)
 	p := &Plan{}
 	if err != nil {
-		p.ConfigErrors = append(p.ConfigErrors, err.Error())
+		errs := []error{err}
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = joined.Unwrap()
+		}
+		for _, e := range errs {
+			p.ConfigErrors = append(p.ConfigErrors, e.Error())
+			var ke *allocator.KeyError
+			if errors.As(e, &ke) && !slices.Contains(p.MalformedKeys, ke.Key) {
+				p.MalformedKeys = append(p.MalformedKeys, ke.Key)
+			}
+		}
+		slices.Sort(p.MalformedKeys)
 	}
 	usage, _ := decide.Rebuild(newCfg, services, o)
 	// Services with an address first (they keep it), then the waiting ones

@@ -178,15 +178,22 @@ func (a *adapter) Patch(_ context.Context, from, to *corev1.Service) (*corev1.Se
 	return stored, nil
 }
 
-// Event implements engine.Recorder: the ConfigMap's Events become rows;
-// a Service's are shown with the outcome the Observer is told.
+// Event implements engine.Recorder: the ConfigMap's Events become rows,
+// their Detail the key; a Service's are shown with the outcome the
+// Observer is told.
 func (a *adapter) Event(obj runtime.Object, _, reason, message string) {
 	if _, ok := obj.(*corev1.ConfigMap); ok {
-		a.s.add(Row{Actor: "controller", What: "config", Reason: reason, Message: message})
+		a.s.add(Row{Actor: "controller", What: "config", Detail: a.s.keyOf[message], Reason: reason, Message: message})
 	}
 }
 
-// ConfigLoaded implements engine.Observer.
-func (a *adapter) ConfigLoaded([]*allocator.KeyError) {}
+// ConfigLoaded implements engine.Observer: it learns which key each
+// message names.
+func (a *adapter) ConfigLoaded(errs []*allocator.KeyError) {
+	a.s.keyOf = map[string]string{}
+	for _, ke := range errs {
+		a.s.keyOf[ke.Error()] = ke.Key
+	}
+}
 
 func (a *adapter) actor() string { return "controller-" + strconv.Itoa(a.r.id) }

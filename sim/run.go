@@ -103,9 +103,11 @@ type simulator struct {
 	// ctx carries a logger that discards: the engine logs as the
 	// controller does, the trace says it all.
 	ctx context.Context
-	// data is the ConfigMap's data, cmVersion its resourceVersion.
+	// data is the ConfigMap's data, cmVersion its resourceVersion;
+	// keyOf names the key of each malformed-key message it loaded.
 	data      map[string]string
 	cmVersion int
+	keyOf     map[string]string
 	dopts     decide.Options
 	replicas  []*replica
 	leader    int
@@ -179,7 +181,7 @@ func run(sc *Scenario, o Options) (*Result, *cluster, error) {
 	}
 	s.dopts = sc.ControllerOptions()
 	s.dopts.Flaws = o.Flaws
-	s.data, s.cmVersion = sc.Config, 1
+	s.setConfig(sc.Config)
 	s.replicas = []*replica{s.newReplica(0)}
 	for i, st := range sc.Steps {
 		s.step = i + 1
@@ -213,11 +215,17 @@ func (s *simulator) invariant(msg string, svcs ...string) error {
 	return &InvariantError{Step: s.step, Seed: s.seed, Services: svcs, Message: msg}
 }
 
-// setConfig stores a new version of the ConfigMap; the leader loads it
-// and syncs every Service again, as the controller does.
+// setConfig applies the ConfigMap data that a step sets (step 0: the
+// scenario's starting config): a user's row showing it; the leader loads
+// the new version, shows a row for every malformed key not shown for the
+// previous version, and syncs every Service again, as the controller does.
 func (s *simulator) setConfig(data map[string]string) {
+	s.add(Row{Actor: "user", What: "config", Detail: formatData(data)})
 	s.data = data
 	s.cmVersion++
+	if len(s.replicas) == 0 {
+		return // the first replica loads it as it starts
+	}
 	r := s.replicas[s.leader]
 	if r.engine.SetConfig(s.ctx, s.configMap()) {
 		for _, k := range sortedKeys(r.cache.services) {
@@ -229,75 +237,16 @@ func (s *simulator) setConfig(data map[string]string) {
 // config is the config in force at the leader.
 func (s *simulator) config() *allocator.Config { return s.replicas[s.leader].engine.Config() }
 
-// play applies one step, then lets the leader do a seeded amount of work.
+// play applies one step (its kind's play, in stepKinds), then, unless the
+// step let the controller settle, lets the leader do a seeded amount of
+// work.
 func (s *simulator) play(st Step) error {
-	switch {
-	case st.Create != nil:
-		if err := s.create(st.Create); err != nil {
-			return err
-		}
-	case st.Update != nil:
-		if err := s.update(st.Update); err != nil {
-			return err
-		}
-	case st.Delete != nil:
-		if _, ok := s.cluster.services[st.Delete.Service]; !ok {
-			return fmt.Errorf("step %d (delete): %s: no such Service", s.step, st.Delete.Service)
-		}
-		s.cluster.store(st.Delete.Service, nil)
-		s.reindex(st.Delete.Service)
-		delete(s.events, st.Delete.Service)
-		delete(s.failed, st.Delete.Service)
-		delete(s.granted, st.Delete.Service)
-		s.add(Row{Actor: "user", What: "delete", Service: st.Delete.Service})
-	case st.Config != nil:
-		s.add(Row{Actor: "user", What: "config", Detail: formatData(st.Config)})
-		s.setConfig(st.Config)
-	case st.Restart != nil:
-		s.add(Row{Actor: "user", What: "restart"})
-		s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
-	case st.Lag != nil:
-		s.lag = *st.Lag
-		s.add(Row{Actor: "user", What: "lag", Detail: strconv.Itoa(s.lag)})
-	case st.Lose != nil:
-		s.lost += *st.Lose
-		s.add(Row{Actor: "user", What: "lose", Detail: fmt.Sprintf("the answers to the next %d write(s)", *st.Lose)})
-	case st.Drop != nil:
-		s.dropped += *st.Drop
-		s.add(Row{Actor: "user", What: "drop", Detail: fmt.Sprintf("the next %d write(s), on their way", *st.Drop)})
-	case st.Conflict != nil:
-		n := st.Conflict.writes()
-		if st.Conflict.Service != "" {
-			s.conflictFor[st.Conflict.Service] += n
-		} else {
-			s.conflicts += n
-		}
-		s.add(Row{Actor: "user", What: "conflict", Service: st.Conflict.Service, Detail: fmt.Sprintf("next %d write(s)", n)})
-	case st.Replicas != nil:
-		s.scale(*st.Replicas)
-		s.add(Row{Actor: "user", What: "replicas", Detail: fmt.Sprintf("%d, leader is controller-%d", len(s.replicas), s.replicas[s.leader].id)})
-	case st.Handover != nil:
-		if len(s.replicas) < 2 {
-			return fmt.Errorf("step %d (handover): needs replicas: 2 first", s.step)
-		}
-		// The new leader builds its ledger from a fresh list after it has
-		// won the Lease, as the real controller does after WaitForCacheSync;
-		// the old one stops.
-		s.leader = (s.leader + 1) % len(s.replicas)
-		s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
-		s.add(Row{Actor: "user", What: "handover", Detail: fmt.Sprintf("leader is controller-%d", s.replicas[s.leader].id)})
-	case st.Settle != nil:
-		return s.settle()
-	case st.Expect != nil:
-		if err := s.settle(); err != nil {
-			return err
-		}
-		if !s.opts.CheckOnlyAtEnd {
-			if err := s.checkQuiet(); err != nil {
-				return err
-			}
-		}
-		return s.expect(st.Expect)
+	k, n := kindOf(&st)
+	if n != 1 {
+		return fmt.Errorf("step %d: a step needs exactly one of %s (found %d)", s.step, kindNames(), n)
+	}
+	if err := k.play(s, &st); err != nil || k.settles {
+		return err
 	}
 	// A seeded interleaving: the controller gets 0-3 work items in.
 	for n := s.rng.IntN(4); n > 0; n-- {
@@ -306,6 +255,97 @@ func (s *simulator) play(st Step) error {
 		}
 	}
 	return nil
+}
+
+// deleteService plays delete: the Service is gone from the API server.
+func (s *simulator) deleteService(key string) error {
+	if _, ok := s.cluster.services[key]; !ok {
+		return fmt.Errorf("step %d (delete): %s: no such Service", s.step, key)
+	}
+	s.cluster.store(key, nil)
+	s.reindex(key)
+	delete(s.events, key)
+	delete(s.failed, key)
+	delete(s.granted, key)
+	s.add(Row{Actor: "user", What: "delete", Service: key})
+	return nil
+}
+
+// changeConfig plays config: the data is replaced; the leader loads it.
+func (s *simulator) changeConfig(data map[string]string) { s.setConfig(data) }
+
+// restart plays restart: the leader's process starts afresh.
+func (s *simulator) restart() {
+	s.add(Row{Actor: "user", What: "restart"})
+	s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
+}
+
+// setLag plays lag.
+func (s *simulator) setLag(n int) {
+	s.lag = n
+	s.add(Row{Actor: "user", What: "lag", Detail: strconv.Itoa(s.lag)})
+}
+
+// loseAnswers plays lose.
+func (s *simulator) loseAnswers(n int) {
+	s.lost += n
+	s.add(Row{Actor: "user", What: "lose", Detail: fmt.Sprintf("the answers to the next %d write(s)", n)})
+}
+
+// dropWrites plays drop.
+func (s *simulator) dropWrites(n int) {
+	s.dropped += n
+	s.add(Row{Actor: "user", What: "drop", Detail: fmt.Sprintf("the next %d write(s), on their way", n)})
+}
+
+// injectConflicts plays conflict.
+func (s *simulator) injectConflicts(c *Conflict) {
+	n := c.writes()
+	if c.Service != "" {
+		s.conflictFor[c.Service] += n
+	} else {
+		s.conflicts += n
+	}
+	s.add(Row{Actor: "user", What: "conflict", Service: c.Service, Detail: fmt.Sprintf("next %d write(s)", n)})
+}
+
+// setReplicas plays replicas.
+func (s *simulator) setReplicas(n int) {
+	s.scale(n)
+	s.add(Row{Actor: "user", What: "replicas", Detail: fmt.Sprintf("%d, leader is controller-%d", len(s.replicas), s.replicas[s.leader].id)})
+}
+
+// handover plays handover.
+func (s *simulator) handover() error {
+	if len(s.replicas) < 2 {
+		return fmt.Errorf("step %d (handover): needs replicas: 2 first", s.step)
+	}
+	// The new leader builds its ledger from a fresh list after it has
+	// won the Lease, as the real controller does after WaitForCacheSync;
+	// the old one stops.
+	s.leader = (s.leader + 1) % len(s.replicas)
+	s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
+	s.add(Row{Actor: "user", What: "handover", Detail: fmt.Sprintf("leader is controller-%d", s.replicas[s.leader].id)})
+	return nil
+}
+
+// settleStep plays settle: shown, so that the step numbers do not skip.
+func (s *simulator) settleStep() error {
+	s.add(Row{Actor: "user", What: "settle"})
+	return s.settle()
+}
+
+// expectStep plays expect, once the controller has settled.
+func (s *simulator) expectStep(e *Expect) error {
+	if err := s.settle(); err != nil {
+		return err
+	}
+	if !s.opts.CheckOnlyAtEnd {
+		if err := s.checkQuiet(); err != nil {
+			return err
+		}
+	}
+	return s.expect(e)
 }
 
 func formatData(d map[string]string) string {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,17 +57,14 @@ type Step struct {
 	Expect   *Expect           `json:"expect,omitempty"`
 }
 
-// stepKinds are the step kinds, in the order the README lists them.
-var stepKinds = []string{"create", "update", "delete", "config", "restart", "lag", "lose", "drop", "conflict", "replicas", "handover", "settle", "expect"}
-
 // MarshalJSON writes the step as {KIND: VALUE}, so that an empty config
 // (which omitempty would drop) survives a round trip.
 func (s Step) MarshalJSON() ([]byte, error) {
-	kind, v := s.kindValue()
-	if kind == "" {
+	k, n := kindOf(&s)
+	if n == 0 {
 		return []byte("{}"), nil
 	}
-	return json.Marshal(map[string]any{kind: v})
+	return json.Marshal(map[string]any{k.name: k.value(&s)})
 }
 
 // Ref names a Service as namespace/name.
@@ -125,66 +123,40 @@ type Conflict struct {
 // writes is how many writes the step makes fail.
 func (c *Conflict) writes() int { return max(c.Count, 1) }
 
-// Expect is checked once the controller has settled.
+// Expect is checked once the controller has settled. It checks either a
+// Service or, with ConfigMap set, the ConfigMap.
 type Expect struct {
-	Service string `json:"service"`
+	Service string `json:"service,omitempty"`
+	// ConfigMap, when set, checks the Events recorded on the ConfigMap
+	// instead of a Service's: Event must be InvalidConfig.
+	ConfigMap bool `json:"configmap,omitempty"`
+	// Key, with ConfigMap, is the ConfigMap key the Event must be about.
+	Key string `json:"key,omitempty"`
 	// Addresses the Service must carry, in order.
 	Addresses []string `json:"addresses,omitempty"`
-	// Event is a reason that must have been recorded on the Service.
+	// Event is a reason that must have been recorded on the Service (or,
+	// with ConfigMap, on the ConfigMap).
 	Event string `json:"event,omitempty"`
+	// Kind is the kind of AllocationFailed the Event must be: its message
+	// starts with it (PoolExhausted, NoPool, Conflict, FamilyUnavailable or
+	// InvalidRequest).
+	Kind string `json:"kind,omitempty"`
 	// NoAddress, when set: true, the Service must carry no address; false,
 	// it must carry at least one.
 	NoAddress *bool `json:"noAddress,omitempty"`
 }
 
-// Kind returns the step's kind, as written in YAML.
+// failureKinds are the kinds of AllocationFailed, as its message begins.
+func failureKinds() []string {
+	return []string{string(allocator.ReasonExhausted), string(allocator.ReasonNoPool), string(allocator.ReasonConflict),
+		string(allocator.ReasonFamilyUnavailable), string(allocator.ReasonInvalidRequest)}
+}
+
+// Kind returns the step's kind, as written in YAML ("" for a step that
+// has no value set).
 func (s Step) Kind() string {
-	kind, _ := s.kindValue()
-	return kind
-}
-
-// kindValue returns the step's kind and the value of its one field.
-func (s Step) kindValue() (string, any) {
-	switch {
-	case s.Create != nil:
-		return "create", s.Create
-	case s.Update != nil:
-		return "update", s.Update
-	case s.Delete != nil:
-		return "delete", s.Delete
-	case s.Config != nil:
-		return "config", s.Config
-	case s.Restart != nil:
-		return "restart", s.Restart
-	case s.Lag != nil:
-		return "lag", s.Lag
-	case s.Lose != nil:
-		return "lose", s.Lose
-	case s.Drop != nil:
-		return "drop", s.Drop
-	case s.Conflict != nil:
-		return "conflict", s.Conflict
-	case s.Replicas != nil:
-		return "replicas", s.Replicas
-	case s.Handover != nil:
-		return "handover", s.Handover
-	case s.Settle != nil:
-		return "settle", s.Settle
-	case s.Expect != nil:
-		return "expect", s.Expect
-	}
-	return "", nil
-}
-
-func (s Step) count() int {
-	n := 0
-	for _, set := range []bool{s.Create != nil, s.Update != nil, s.Delete != nil, s.Config != nil, s.Restart != nil,
-		s.Lag != nil, s.Lose != nil, s.Drop != nil, s.Conflict != nil, s.Replicas != nil, s.Handover != nil, s.Settle != nil, s.Expect != nil} {
-		if set {
-			n++
-		}
-	}
-	return n
+	k, _ := kindOf(&s)
+	return k.name
 }
 
 // Validate checks every step.
@@ -192,62 +164,39 @@ func (sc *Scenario) Validate() error {
 	if len(strings.TrimSpace(sc.Name)) > 200 {
 		return errors.New("name: longer than 200 characters")
 	}
-	for i, st := range sc.Steps {
-		if err := st.validate(); err != nil {
-			if st.count() != 1 {
-				return fmt.Errorf("step %d: %w", i+1, err)
-			}
-			return fmt.Errorf("step %d (%s): %w", i+1, st.Kind(), err)
+	for i := range sc.Steps {
+		st := &sc.Steps[i]
+		k, n := kindOf(st)
+		if n != 1 {
+			return fmt.Errorf("step %d: a step needs exactly one of %s (found %d)", i+1, kindNames(), n)
+		}
+		if err := k.validate(st); err != nil {
+			return fmt.Errorf("step %d (%s): %w", i+1, k.name, err)
 		}
 	}
 	return nil
 }
 
-func (s Step) validate() error {
-	if s.count() != 1 {
-		return fmt.Errorf("a step needs exactly one of %s (found %d)", strings.Join(stepKinds, ", "), s.count())
+func (c *Conflict) validate() error {
+	if c.Count < 0 || c.Count > 1000 {
+		return fmt.Errorf("count %d: must be 1-1000", c.Count)
 	}
-	switch {
-	case s.Create != nil:
-		return s.Create.validate()
-	case s.Update != nil:
-		return s.Update.validate()
-	case s.Delete != nil:
-		_, _, err := splitRef(s.Delete.Service)
+	if c.Service != "" {
+		_, _, err := splitRef(c.Service)
 		return err
-	case s.Lag != nil:
-		if *s.Lag < 0 || *s.Lag > 1000 {
-			return fmt.Errorf("lag %d: must be 0-1000", *s.Lag)
-		}
-	case s.Lose != nil:
-		if *s.Lose < 1 || *s.Lose > 1000 {
-			return fmt.Errorf("lose %d: must be 1-1000", *s.Lose)
-		}
-	case s.Drop != nil:
-		if *s.Drop < 1 || *s.Drop > 1000 {
-			return fmt.Errorf("drop %d: must be 1-1000", *s.Drop)
-		}
-	case s.Replicas != nil:
-		if *s.Replicas < 1 || *s.Replicas > 2 {
-			return fmt.Errorf("replicas %d: must be 1 or 2", *s.Replicas)
-		}
-	case s.Conflict != nil:
-		if s.Conflict.Count < 0 || s.Conflict.Count > 1000 {
-			return fmt.Errorf("count %d: must be 1-1000", s.Conflict.Count)
-		}
-		if s.Conflict.Service != "" {
-			_, _, err := splitRef(s.Conflict.Service)
-			return err
-		}
-	case s.Expect != nil:
-		return s.Expect.validate()
 	}
 	return nil
 }
 
 func (e *Expect) validate() error {
+	if e.ConfigMap {
+		return e.validateConfigMap()
+	}
 	if _, _, err := splitRef(e.Service); err != nil {
 		return err
+	}
+	if e.Key != "" {
+		return fmt.Errorf("key %q: only the ConfigMap's Events are about a key (write configmap: true, event: InvalidConfig, key: KEY)", e.Key)
 	}
 	for _, a := range e.Addresses {
 		if _, err := netip.ParseAddr(a); err != nil {
@@ -263,10 +212,35 @@ func (e *Expect) validate() error {
 	switch e.Event {
 	case "", decide.ReasonAddressAssigned, decide.ReasonAllocationFailed, decide.ReasonAddressOutsidePool, decide.ReasonAddressReleased:
 	case decide.ReasonInvalidConfig:
-		return fmt.Errorf("event %s: that is recorded on the ConfigMap, not on a Service", e.Event)
+		return fmt.Errorf("event %s: that is recorded on the ConfigMap, not on a Service: write expect: {configmap: true, event: %s, key: KEY}", e.Event, e.Event)
 	default:
 		return fmt.Errorf("event %q: not a reason the controller records on a Service (want %s, %s, %s or %s)", e.Event,
 			decide.ReasonAddressAssigned, decide.ReasonAllocationFailed, decide.ReasonAddressOutsidePool, decide.ReasonAddressReleased)
+	}
+	if e.Kind == "" {
+		return nil
+	}
+	if e.Event != decide.ReasonAllocationFailed {
+		return fmt.Errorf("kind %s: a kind of %s; event is %s", e.Kind, decide.ReasonAllocationFailed, e.Event)
+	}
+	if !slices.Contains(failureKinds(), e.Kind) {
+		return fmt.Errorf("kind %q: not a kind of %s (want one of %s)%s", e.Kind, decide.ReasonAllocationFailed,
+			strings.Join(failureKinds(), ", "), didYouMean(e.Kind, failureKinds()))
+	}
+	return nil
+}
+
+// validateConfigMap checks an expect of the ConfigMap's Events.
+func (e *Expect) validateConfigMap() error {
+	switch {
+	case e.Service != "":
+		return fmt.Errorf("service %q and configmap: true: give one (an expect checks a Service or the ConfigMap)", e.Service)
+	case len(e.Addresses) > 0 || e.NoAddress != nil:
+		return errors.New("configmap: true: the ConfigMap has no addresses (give event: InvalidConfig and key)")
+	case e.Kind != "":
+		return fmt.Errorf("kind %s: a kind of %s, which is recorded on a Service, not the ConfigMap", e.Kind, decide.ReasonAllocationFailed)
+	case e.Event != decide.ReasonInvalidConfig:
+		return fmt.Errorf("event %q: the controller records only %s on the ConfigMap", e.Event, decide.ReasonInvalidConfig)
 	}
 	return nil
 }

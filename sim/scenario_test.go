@@ -40,6 +40,14 @@ func TestParseLenientSpellings(t *testing.T) {
 		{"expect addresses as one string", `expect: {service: a/b, addresses: "10.0.0.1,2001:db8::1"}`,
 			Step{Expect: &Expect{Service: "a/b", Addresses: []string{"10.0.0.1", "2001:db8::1"}}}},
 		{"expect reason", `expect: {service: a/b, reason: AllocationFailed}`, Step{Expect: &Expect{Service: "a/b", Event: "AllocationFailed"}}},
+		{"expect event and kind", `expect: {service: a/b, event: AllocationFailed, kind: PoolExhausted}`,
+			Step{Expect: &Expect{Service: "a/b", Event: "AllocationFailed", Kind: "PoolExhausted"}}},
+		{"expect kind alone, in any case", `expect: {service: a/b, kind: noPool}`, Step{Expect: &Expect{Service: "a/b", Event: "AllocationFailed", Kind: "NoPool"}}},
+		{"expect reason and kind", `expect: {service: a/b, reason: AllocationFailed, kind: Conflict}`,
+			Step{Expect: &Expect{Service: "a/b", Event: "AllocationFailed", Kind: "Conflict"}}},
+		{"expect the ConfigMap", `expect: {configmap: true, event: InvalidConfig, key: cidr-x}`,
+			Step{Expect: &Expect{ConfigMap: true, Event: "InvalidConfig", Key: "cidr-x"}}},
+		{"expect the ConfigMap, any key", `expect: {configmap: yes}`, Step{Expect: &Expect{ConfigMap: true, Event: "InvalidConfig"}}},
 		{"expect addresses and noAddress: false agree", `expect: {service: a/b, addresses: [10.0.0.1], noAddress: false}`,
 			Step{Expect: &Expect{Service: "a/b", Addresses: []string{"10.0.0.1"}, NoAddress: &no}}},
 		{"create NS/NAME", `create: default/web`, Step{Create: &ServiceSpec{Service: "default/web"}}},
@@ -76,7 +84,18 @@ func TestParseErrorsNameTheStepAndTheKind(t *testing.T) {
 		{"not a number", "steps:\n  - settle:\n  - settle:\n  - settle:\n  - lag: abc\n", `step 4 (lag): want a number, got "abc"`},
 		{"a misspelt event reason", "steps: [{expect: {service: a/b, event: AllocationFailure}}]",
 			`step 1 (expect): event "AllocationFailure": not a reason the controller records on a Service (want AddressAssigned, AllocationFailed, AddressOutsidePool or AddressReleased)`},
-		{"a ConfigMap's event", "steps: [{expect: {service: a/b, event: InvalidConfig}}]", `step 1 (expect): event InvalidConfig: that is recorded on the ConfigMap`},
+		{"a ConfigMap's event", "steps: [{expect: {service: a/b, event: InvalidConfig}}]",
+			`step 1 (expect): event InvalidConfig: that is recorded on the ConfigMap, not on a Service: write expect: {configmap: true, event: InvalidConfig, key: KEY}`},
+		{"a kind of another event", "steps: [{expect: {service: a/b, event: AddressAssigned, kind: NoPool}}]",
+			"step 1 (expect): kind NoPool: a kind of AllocationFailed; event is AddressAssigned"},
+		{"an unknown kind", "steps: [{expect: {service: a/b, kind: PoolExhaused}}]",
+			`step 1 (expect): kind "PoolExhaused": not a kind of AllocationFailed (want one of PoolExhausted, NoPool, Conflict, FamilyUnavailable, InvalidRequest); did you mean "PoolExhausted"?`},
+		{"a key of a Service", "steps: [{expect: {service: a/b, event: AllocationFailed, key: cidr-a}}]", `step 1 (expect): key "cidr-a": only the ConfigMap's Events`},
+		{"a Service and the ConfigMap", "steps: [{expect: {service: a/b, configmap: true}}]", `step 1 (expect): service "a/b" and configmap: true: give one`},
+		{"the ConfigMap's addresses", "steps: [{expect: {configmap: true, noAddress: true}}]", "step 1 (expect): configmap: true: the ConfigMap has no addresses"},
+		{"the ConfigMap's kind", "steps: [{expect: {configmap: true, kind: NoPool}}]", "step 1 (expect): kind NoPool: a kind of AllocationFailed, which is recorded on a Service"},
+		{"the ConfigMap's other event", "steps: [{expect: {configmap: true, event: AddressAssigned}}]", `step 1 (expect): event "AddressAssigned": the controller records only InvalidConfig on the ConfigMap`},
+		{"a misspelt configmap", "steps: [{expect: {configMap: true}}]", `step 1 (expect): unknown field "configMap" (want one of service, configmap,`},
 		{"not a whole number", "steps: [{replicas: 1.5}]", `step 1 (replicas): want a whole number, got 1.5`},
 		{"unknown top-level field", "config: {}\nstep:\n  - settle: {}\n", `unknown field "step" (want one of name, config, seed, loadBalancerClass, steps)`},
 		{"two kinds in a step", `steps: [{create: {service: a/b}, delete: {service: a/b}}]`, "step 1: a step needs exactly one of"},
@@ -87,7 +106,7 @@ func TestParseErrorsNameTheStepAndTheKind(t *testing.T) {
 		{"a YAML boolean for a name", "steps:\n  - delete: {service: yes}\n", "step 1 (delete): service: want namespace/name, got the boolean true (YAML reads an unquoted y, yes, on"},
 		{"a YAML boolean as a step", "steps:\n  - on: {}\n", `step 1: unknown step "true"`},
 		{"bad service name", `steps: [{create: {service: nonamespace}}]`, `step 1 (create): service "nonamespace": write it as namespace/name`},
-		{"missing service", `steps: [{expect: {event: AddressAssigned}}]`, "step 1 (expect): service: missing"},
+		{"missing service", `steps: [{expect: {event: AddressAssigned}}]`, "step 1 (expect): service: missing (write service: NS/NAME, or configmap: true for the ConfigMap)"},
 		{"bad port", `steps: [{create: {service: a/b, ports: [80/ICMP]}}]`, "step 1 (create): ports: port \"80/ICMP\": protocol"},
 		{"ports not a list", `steps: [{create: {service: a/b, ports: {a: 1}}}]`, `step 1 (create): ports: want a list, got {"a":1}`},
 		{"bad policy", `steps: [{create: {service: a/b, ipFamilyPolicy: Mostly}}]`, "ipFamilyPolicy"},
@@ -104,7 +123,28 @@ func TestParseErrorsNameTheStepAndTheKind(t *testing.T) {
 		{"bad lag", `steps: [{lag: -1}]`, "step 1 (lag): lag -1: must be 0-1000"},
 		{"three replicas", `steps: [{replicas: 3}]`, "step 1 (replicas): replicas 3"},
 		{"steps not a list", `steps: {create: {service: a/b}}`, "steps: want a list of steps"},
+		{"a misspelt step kind", "steps:\n  - crate: {service: a/b}\n", `step 1: unknown step "crate" (want one of create,`},
+		{"a misspelt step kind is named", "steps:\n  - crate: {service: a/b}\n", `; did you mean "create"?`},
+		{"a swap of letters", "steps:\n  - setlte:\n", `did you mean "settle"?`},
+		{"a kind in the wrong case", "steps:\n  - Expect: {service: a/b, noAddress: true}\n", `did you mean "expect"?`},
+		{"a misspelt bare kind", "steps:\n  - restrat\n", `unknown step "restrat" (want one of`},
+		{"a misspelt bare kind is named", "steps:\n  - restrat\n", `did you mean "restart"?`},
+		{"a misspelt field", "steps:\n  - create: {service: a/b, prots: [80]}\n", `unknown field "prots" (want one of service, type, ports,`},
+		{"a misspelt field is named", "steps:\n  - create: {service: a/b, prots: [80]}\n", `did you mean "ports"?`},
+		{"a ConfigMap key not indented under config", "config:\ncidr-global: 10.0.0.0/24\nsteps: []\n",
+			`"cidr-global" is a ConfigMap key, not a field of the scenario: indent it under config:`},
+		{"a ConfigMap key after the steps", "steps:\n  - settle:\nallow-share-global: \"true\"\n", `"allow-share-global" is a ConfigMap key`},
+		{"search-order at the top", "search-order: desc\n", `"search-order" is a ConfigMap key`},
+		{"steps indented under config", "config:\n  cidr-global: 10.0.0.0/24\n  steps:\n    - create: {service: a/b}\n",
+			`config: "steps" is indented under config:, but it is a field of the scenario, not a ConfigMap key: unindent it`},
+		{"steps indented under config, as a list at the same indent", "config:\n  cidr-global: 10.0.0.0/24\n  steps:\n  - create: {service: a/b}\n",
+			`config: "steps" is indented under config:`},
+		{"seed indented under config", "config:\n  cidr-global: 10.0.0.0/24\n  seed: 3\n", `config: "seed" is indented under config:`},
+		{"a tab in the indentation", "config:\n\tcidr-global: 10.0.0.0/24\n", "line 2 is indented with a tab: YAML indents with spaces only"},
+		{"a tab in a step's indentation", "steps:\n  - create:\n  \t  service: a/b\n", "line 3 is indented with a tab"},
+		{"a tab after spaces", "config:\n  cidr-global: 1\n\tsteps: []\n", "not valid YAML: line 3: found a tab character that violates indentation (line 3 is indented with a tab"},
 		{"bad YAML", "steps:\n  - create: {service: a/b\n", "not valid YAML"},
+		{"a line of nothing but a tab", "steps:\n\t\n  - create: {service: a/b}\n", "line 2 is indented with a tab"},
 		{"duplicate key", "config: {}\nconfig: {}\n", "not valid YAML"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -304,4 +344,87 @@ func replayText(t *testing.T, text string) *Result {
 		t.Fatal(err)
 	}
 	return res
+}
+
+func TestDidYouMeanOnlyWhenOneNameIsClose(t *testing.T) {
+	names := []string{"create", "update", "delete", "lag", "lose", "drop", "settle", "plate", "place"}
+	for _, tc := range []struct{ typed, want string }{
+		{"crate", "create"},
+		{"delte", "delete"},
+		{"UPDATE", "update"},
+		{"lga", "lag"},
+		{"dorp", "drop"},
+		{"frobnicate", ""},
+		{"crates", "create"},
+		{"crayons", ""}, // three edits from create
+		{"lo", ""},      // two edits from lag and lose: too many for a short name
+		{"plase", ""},   // one edit from plate and from place: which?
+	} {
+		got := didYouMean(tc.typed, names)
+		want := ""
+		if tc.want != "" {
+			want = `; did you mean "` + tc.want + `"?`
+		}
+		if got != want {
+			t.Errorf("didYouMean(%q) = %q, want %q", tc.typed, got, want)
+		}
+	}
+}
+
+func TestExpectKindAndConfigMap(t *testing.T) {
+	const base = `
+config: {cidr-global: 10.0.0.1/32, cidr-x: 10.1.0.5, range-y: 10.2.0.1-10.2.0.2}
+steps:
+  - create: {service: default/a}
+  - create: {service: default/b}
+  - config: {cidr-global: 10.0.0.1/32, cidr-x: 10.1.0.5, range-y: 10.2.0.9-10.2.0.1}
+`
+	for _, tc := range []struct {
+		expect string
+		fails  string // empty: passes
+	}{
+		{`{service: default/b, event: AllocationFailed, kind: PoolExhausted}`, ""},
+		{`{service: default/b, kind: PoolExhausted}`, ""},
+		{`{service: default/b, event: AllocationFailed}`, ""},
+		{`{service: default/b, kind: NoPool}`, "step 4: expect default/b: no AllocationFailed (NoPool) event (events [AllocationFailed (PoolExhausted)"},
+		{`{service: default/a, kind: PoolExhausted}`, "no AllocationFailed (PoolExhausted) event (events [AddressAssigned])"},
+		{`{configmap: true, event: InvalidConfig, key: cidr-x}`, ""},
+		{`{configmap: true, key: range-y}`, ""},
+		{`{configmap: true}`, ""},
+		{`{configmap: true, key: cidr-global}`, "step 4: expect the ConfigMap: no InvalidConfig event for key cidr-global (shown for cidr-x, range-y)"},
+	} {
+		t.Run(tc.expect, func(t *testing.T) {
+			sc, err := ParseScenario([]byte(base + "  - expect: " + tc.expect + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Run(sc, Options{})
+			switch {
+			case tc.fails == "" && err != nil:
+				t.Fatalf("want a pass, got %v", err)
+			case tc.fails != "" && (err == nil || !strings.Contains(err.Error(), tc.fails)):
+				t.Fatalf("err = %v, want one containing %q", err, tc.fails)
+			}
+		})
+	}
+	// No InvalidConfig at all.
+	sc, err := ParseScenario([]byte("config: {cidr-global: 10.0.0.0/30}\nsteps:\n  - expect: {configmap: true, key: cidr-global}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(sc, Options{}); err == nil || !strings.Contains(err.Error(), "no InvalidConfig event for key cidr-global (none shown)") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestNotEveryTabOrKeyIsAMistake: a tab that is not indentation, a
+// ConfigMap key inside config, and a key of a config step parse.
+func TestNotEveryTabOrKeyIsAMistake(t *testing.T) {
+	sc, err := ParseScenario([]byte("config:\n  cidr-global: 10.0.0.0/30\t# a tab before a comment\n  search-order: desc\nsteps:\n  - config: {cidr-global: 10.0.0.0/29}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Config["search-order"] != "desc" || sc.Steps[0].Config["cidr-global"] != "10.0.0.0/29" {
+		t.Fatalf("read %+v", sc)
+	}
 }

@@ -193,3 +193,36 @@ func TestReadmeScenarioExampleReplays(t *testing.T) {
 		t.Fatalf("%d expects passed, want the example's 2", expects)
 	}
 }
+
+// TestABareAddressIsToldToBeA32: wherever a bare address is given for a
+// pool (the starting config, a config step, a plan, generate), the
+// message says how to write it.
+func TestABareAddressIsToldToBeA32(t *testing.T) {
+	res := replayText(t, `
+config: {cidr-global: 10.0.0.5}
+steps:
+  - create: {service: default/a}
+  - config: {cidr-global: 10.0.0.0/30, cidr-x: "2001:db8::7"}
+  - expect: {service: default/a, address: 10.0.0.1}
+`)
+	var messages []string
+	for _, r := range res.Rows {
+		if r.Reason == "InvalidConfig" {
+			messages = append(messages, fmt.Sprintf("%d %s", r.Step, r.Message))
+		}
+	}
+	want := []string{
+		`0 parse cidr-global="10.0.0.5": entry "10.0.0.5": not a CIDR (ADDRESS/BITS) or a range (FROM-TO): for the one address, write 10.0.0.5/32 (key ignored)`,
+		`2 parse cidr-x="2001:db8::7": entry "2001:db8::7": not a CIDR (ADDRESS/BITS) or a range (FROM-TO): for the one address, write 2001:db8::7/128 (key ignored)`,
+	}
+	if !reflect.DeepEqual(messages, want) {
+		t.Errorf("InvalidConfig rows:\n%s\nwant\n%s", strings.Join(messages, "\n"), strings.Join(want, "\n"))
+	}
+	p := MakePlan(nil, map[string]string{"cidr-global": "10.0.0.0/30"}, map[string]string{"cidr-global": "10.0.0.9"}, decide.Options{})
+	if len(p.ConfigErrors) != 1 || !strings.Contains(p.ConfigErrors[0], "write 10.0.0.9/32") {
+		t.Errorf("plan's config errors %q do not suggest 10.0.0.9/32", p.ConfigErrors)
+	}
+	if _, err := Generate(3, map[string]string{"red": "10.9.0.1"}); err == nil || !strings.Contains(err.Error(), "write 10.9.0.1/32") {
+		t.Errorf("generate: err = %v, want one suggesting 10.9.0.1/32", err)
+	}
+}

@@ -9,19 +9,17 @@ import (
 	"text/tabwriter"
 )
 
-// WriteTable prints a run as a readable table: step, actor, what, Service,
-// addresses (or what a user's step set), event; then the outcome. It
-// prints nothing that varies between two runs of the same scenario.
+// WriteTable prints a run as a readable table: step (0 is the starting
+// config), actor, what, Service, the addresses it carries, the detail of
+// the row (what a user's step set, the ConfigMap key an InvalidConfig is
+// about), the Event; then the outcome. It prints nothing that varies
+// between two runs of the same scenario.
 func WriteTable(w io.Writer, r *Result) error {
 	fmt.Fprintf(w, "scenario %s (seed %d)\n", r.Scenario, r.Seed)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tACTOR\tWHAT\tSERVICE\tADDRESSES\tEVENT")
+	fmt.Fprintln(tw, "STEP\tACTOR\tWHAT\tSERVICE\tADDRESSES\tDETAIL\tEVENT")
 	for _, row := range r.Rows {
-		addrs := row.Addresses
-		if addrs == "" {
-			addrs = row.Detail
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", row.Step, row.Actor, row.What, row.Service, addrs, row.event())
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Step, row.Actor, row.What, row.Service, row.Addresses, row.Detail, row.event())
 	}
 	if err := tw.Flush(); err != nil {
 		return err

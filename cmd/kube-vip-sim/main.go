@@ -33,9 +33,11 @@ const usage = `usage:
   kube-vip-sim replay [--output table|json] [--seed N] [--no-ledger] FILE...
   kube-vip-sim explore --seed S --steps N [--runs R] [--config FILE] [--out FILE] [--no-ledger]
   kube-vip-sim plan --config NEW.yaml [--kubeconfig PATH | --scenario FILE] [--config-map NAME] [--namespace NS]
-                    [--enable-loadbalancerclass] [--loadbalancerclass-name NAME]
+                    [--enable-loadbalancerclass] [--loadbalancerclass-name NAME] [--allow-invalid]
   kube-vip-sim generate --services N [--pools NS=CIDR,...] [--out FILE]
 Flags may come before or after the files; -- ends them.
+Exit codes: 0 ok; 1 an expect or invariant failed, or plan's new ConfigMap has a
+malformed key (--allow-invalid: 0); 2 bad usage or input.
 `
 
 func main() {
@@ -43,7 +45,8 @@ func main() {
 }
 
 // run is the whole program; it returns the exit code: 0 ok, 1 a failed
-// expect or invariant, 2 bad usage or input.
+// expect or invariant (or, for plan, a malformed key in the new
+// ConfigMap), 2 bad usage or input.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -293,6 +296,7 @@ func plan(args []string, out io.Writer) error {
 	cmNS := fs.String("namespace", "kube-system", "the ConfigMap's namespace")
 	enableClass := fs.Bool("enable-loadbalancerclass", false, "handle only Services of --loadbalancerclass-name, as the controller so started (default: env "+envEnableClass+"; with --scenario, its loadBalancerClass)")
 	className := fs.String("loadbalancerclass-name", "", "the loadBalancerClass handled (default: env "+envClassName+", else "+decide.DefaultLoadBalancerClass+")")
+	allowInvalid := fs.Bool("allow-invalid", false, "exit 0 even when the new ConfigMap has a malformed key")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -330,8 +334,11 @@ func plan(args []string, out io.Writer) error {
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		rules.ExplicitPath = *kubeconfig
 		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+		if clientcmd.IsEmptyConfig(err) {
+			return errors.New("plan: no cluster to read the Services from: set KUBECONFIG, pass --kubeconfig PATH, or plan against a scenario with --scenario FILE")
+		}
 		if err != nil {
-			return fmt.Errorf("find the cluster: %w", err)
+			return fmt.Errorf("plan: find the cluster: %w", err)
 		}
 		client, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
@@ -360,7 +367,15 @@ func plan(args []string, out io.Writer) error {
 	if opts.EnableLoadBalancerClass && opts.LoadBalancerClass == "" {
 		opts.LoadBalancerClass = decide.DefaultLoadBalancerClass
 	}
-	return sim.MakePlan(svcs, oldData, newData, opts).Write(out)
+	p := sim.MakePlan(svcs, oldData, newData, opts)
+	if err := p.Write(out); err != nil {
+		return err
+	}
+	if len(p.MalformedKeys) > 0 && !*allowInvalid {
+		return failed{fmt.Errorf("plan: %s: the new ConfigMap has malformed keys (%s); the controller would report them and keep their last good values. Fix them, or pass --allow-invalid to accept that",
+			*config, strings.Join(p.MalformedKeys, ", "))}
+	}
+	return nil
 }
 
 func generate(args []string, out io.Writer) error {

@@ -252,3 +252,71 @@ steps:
 		})
 	}
 }
+
+func TestPlanRefusesAMalformedNewConfig(t *testing.T) {
+	scenario := write(t, "s.yaml", passing)
+	bad := write(t, "bad.yaml", "cidr-global: 10.0.0.0/30\ncidr-x: 10.1.0.5\nrange-y: 10.2.0.9-10.2.0.1\n")
+	good := write(t, "good.yaml", "cidr-global: 10.0.0.0/29\n")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"a malformed key", []string{"plan", "--config", bad, "--scenario", scenario}, 1,
+			"the new ConfigMap has malformed keys (cidr-x, range-y); the controller would report them and keep their last good values. Fix them, or pass --allow-invalid"},
+		{"allowed", []string{"plan", "--config", bad, "--scenario", scenario, "--allow-invalid"}, 0, ""},
+		{"a good config", []string{"plan", "--config", good, "--scenario", scenario}, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.stderr) {
+				t.Fatalf("exit %d (want %d)\nstdout:\n%s\nstderr:\n%s", code, tc.code, out, errOut)
+			}
+			// The plan is printed either way, and the errors with it.
+			if !strings.Contains(out, "default/a") {
+				t.Errorf("no plan printed:\n%s", out)
+			}
+			if tc.code != 0 || tc.name == "allowed" {
+				if !strings.Contains(out, `config error: parse cidr-x="10.1.0.5": entry "10.1.0.5": not a CIDR (ADDRESS/BITS) or a range (FROM-TO): for the one address, write 10.1.0.5/32`) {
+					t.Errorf("the malformed key is not shown, with how to write it:\n%s", out)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanWithoutAClusterSaysWhatToDo(t *testing.T) {
+	// No KUBECONFIG, no ~/.kube/config, not in a cluster.
+	t.Setenv("KUBECONFIG", "")
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	newCM := write(t, "new.yaml", "cidr-global: 10.0.0.0/29\n")
+	code, _, errOut := runCLI(t, "plan", "--config", newCM)
+	want := "plan: no cluster to read the Services from: set KUBECONFIG, pass --kubeconfig PATH, or plan against a scenario with --scenario FILE"
+	if code != 2 || !strings.Contains(errOut, want) || strings.Contains(errOut, "KUBERNETES_MASTER") {
+		t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errOut, want)
+	}
+}
+
+// TestReplayShowsTheStartingConfigAsStepZero: a malformed key of the
+// starting config is an InvalidConfig row of step 0, with how to write
+// a bare address; a settle step has a row.
+func TestReplayShowsTheStartingConfigAsStepZero(t *testing.T) {
+	file := write(t, "bare.yaml", "config: {cidr-global: 10.0.0.5}\nsteps:\n  - create: {service: default/a}\n  - settle:\n  - expect: {service: default/a, kind: NoPool}\n")
+	code, out, errOut := runCLI(t, "replay", file)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 4 || !strings.HasPrefix(lines[2], "0 ") || !strings.Contains(lines[2], "cidr-global=10.0.0.5") {
+		t.Fatalf("the first row is not the starting config at step 0:\n%s", out)
+	}
+	if !strings.HasPrefix(lines[3], "0 ") || !strings.Contains(lines[3], `InvalidConfig: parse cidr-global="10.0.0.5": entry "10.0.0.5": not a CIDR (ADDRESS/BITS) or a range (FROM-TO): for the one address, write 10.0.0.5/32`) {
+		t.Fatalf("the second row is not step 0's InvalidConfig:\n%s", out)
+	}
+	if !strings.Contains(out, "\n2     user ") || !strings.Contains(out, "settle") {
+		t.Fatalf("no row for the settle step 2:\n%s", out)
+	}
+}

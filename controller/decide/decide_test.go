@@ -560,11 +560,12 @@ func TestObserveReservesWhatAServiceCarriesBeforeItsTurn(t *testing.T) {
 	if d := l.Decide(cfg, late, Options{}); d.Err == nil || !d.Holding.Contested {
 		t.Fatalf("late: %v contested=%v, want a conflict with first", d.Err, d.Holding.Contested)
 	}
-	// Observing never takes away what a Service holds, and ignores what
-	// is not a LoadBalancer.
+	// Observing never frees what a Service holds (an address it no
+	// longer carries is only served on, until it is decided), and
+	// ignores what is not a LoadBalancer.
 	l.Observe(svc("ns", "first", rv("10")), Options{})
-	if h, ok := l.Usage().Holding("ns/first"); !ok || JoinAddrs(h.Addrs) != "192.0.2.1" {
-		t.Fatalf("first holds %v after an observation without the annotation", h.Addrs)
+	if h, ok := l.Usage().Holding("ns/first"); !ok || len(h.Addrs) != 0 || JoinAddrs(h.Also) != "192.0.2.1" {
+		t.Fatalf("first holds %v also %v after an observation without the annotation, want 192.0.2.1 as also", h.Addrs, h.Also)
 	}
 	l.Observe(svc("ns", "cip", typ(corev1.ServiceTypeClusterIP), annotated(AnnotationLoadBalancerIPs, "192.0.2.3")), Options{})
 	if _, ok := l.Usage().Holding("ns/cip"); ok {

@@ -162,8 +162,9 @@ func (l *Ledger) Uncertain(key string) (Decision, bool) {
 // it holds.
 //
 // What it already holds becomes harder to share, never easier: the ports
-// it shows now are added to those recorded, and a Service that is no
-// longer managed (kube-vip.io/ignore, say) holds exclusively from now on.
+// it shows now are added to those recorded, a Service that is no longer
+// managed (kube-vip.io/ignore, say) holds exclusively from now on, and an
+// address it no longer carries is only served on.
 func (l *Ledger) Observe(svc *corev1.Service, o Options) {
 	if !IsLoadBalancer(svc) || l.Stale(svc) {
 		return
@@ -179,6 +180,19 @@ func (l *Ledger) Observe(svc *corev1.Service, o Options) {
 		}
 		if exclusive(svc, o) && !h.Exclusive {
 			h.Exclusive, changed = true, true
+		}
+		// An address it no longer asks for (the user moved it) is only
+		// served on until it is decided: in use, but not shared.
+		carried, _, _ := Addresses(svc)
+		if len(carried) == 0 {
+			carried = StatusAddresses(svc)
+		}
+		for _, a := range slices.Clone(h.Addrs) {
+			if !slices.Contains(carried, a) {
+				h.Addrs = slices.DeleteFunc(h.Addrs, func(b netip.Addr) bool { return b == a })
+				h.Also = append(h.Also, a)
+				changed = true
+			}
 		}
 	} else {
 		h = Holding(svc, nil)

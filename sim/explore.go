@@ -122,6 +122,13 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 			}
 			st.Create = spec
 			live = append(live, spec.Service)
+			if len(requestable) > 0 && spec.LoadBalancerIP == nil && spec.Annotations == nil && spec.Ingress == nil && rng.IntN(3) == 0 {
+				// The user annotates it while the controller may be
+				// writing its first address.
+				sc.Steps = append(sc.Steps, st)
+				st = Step{Update: &ServiceSpec{Service: spec.Service,
+					Annotations: map[string]string{decide.AnnotationLoadBalancerIPs: pick()}}}
+			}
 		case r < 10:
 			i := rng.IntN(len(live))
 			st.Delete = &Ref{Service: live[i]}

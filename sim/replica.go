@@ -81,6 +81,19 @@ func (r *replica) observe(key string) {
 	}
 }
 
+// catchUp delivers every write the cache has not shown yet, as an
+// informer that catches up does.
+func (r *replica) catchUp(c *cluster) {
+	for {
+		k, ok := r.cache.advance(c)
+		if !ok {
+			return
+		}
+		r.observe(k)
+		r.enqueue(k)
+	}
+}
+
 func (r *replica) enqueue(key string) {
 	if !r.queued[key] {
 		r.queued[key] = true
@@ -167,6 +180,9 @@ func (a *adapter) Patch(_ context.Context, from, to *corev1.Service) (*corev1.Se
 	stored, ok := s.cluster.update(to)
 	if !ok {
 		s.add(Row{Actor: a.actor(), What: "conflict", Service: key, Message: "stale resourceVersion"})
+		// The watch event of the change that made the write fail comes
+		// in before the 409 does: the informer catches up.
+		a.r.catchUp(s.cluster)
 		return nil, apierrors.NewConflict(servicesResource, key, errStale)
 	}
 	if s.lost > 0 {

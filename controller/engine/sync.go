@@ -113,6 +113,11 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 		e.mu.Lock()
 		if refused {
 			e.ledger.WriteFailed(d)
+			// What the cache shows it carrying now (the user's edit
+			// that made the write fail) stays reserved.
+			if cached, ok := e.cluster.Cached(key); ok && !e.opts.Decide.Flaws.ReleaseWholeOn409 {
+				e.ledger.Observe(cached, e.opts.Decide)
+			}
 		} else {
 			e.ledger.WriteUncertain(d)
 		}

@@ -55,3 +55,24 @@ func TestTheExplorerCatchesEveryBrokenEngine(t *testing.T) {
 		}
 	})
 }
+
+// TestDefectScenariosFailOnTheBrokenEngine: the scenarios that pin a
+// fixed defect fail when the defect is put back.
+func TestDefectScenariosFailOnTheBrokenEngine(t *testing.T) {
+	for file, flaws := range map[string]decide.Flaws{
+		"scenarios/19-unmanaged-never-shared.yaml":            {ShareWithUnmanaged: true},
+		"scenarios/21-refused-write-keeps-users-address.yaml": {ReleaseWholeOn409: true},
+		"scenarios/15-lost-answers.yaml":                      {ForgetLostWrites: true},
+	} {
+		sc, err := Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Run(sc, Options{}); err != nil {
+			t.Fatalf("%s with the real engine: %v", file, err)
+		}
+		if _, err := Run(sc, Options{Flaws: flaws}); !IsFailure(err) {
+			t.Errorf("%s with %+v: %v, want a failed expect or a broken invariant", file, flaws, err)
+		}
+	}
+}

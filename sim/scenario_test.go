@@ -225,19 +225,7 @@ func TestExpectNoAddress(t *testing.T) {
 		{`{service: default/a, address: 10.0.0.1}`, ""},
 		{`{service: default/a, address: 10.0.0.2}`, `addresses "10.0.0.1", want "10.0.0.2"`},
 	} {
-		t.Run(tc.expect, func(t *testing.T) {
-			sc, err := ParseScenario([]byte(base + "  - expect: " + tc.expect + "\n"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = Run(sc, Options{})
-			switch {
-			case tc.fails == "" && err != nil:
-				t.Fatalf("want a pass, got %v", err)
-			case tc.fails != "" && (err == nil || !strings.Contains(err.Error(), tc.fails)):
-				t.Fatalf("err = %v, want one containing %q", err, tc.fails)
-			}
-		})
+		t.Run(tc.expect, func(t *testing.T) { checkExpect(t, base, tc.expect, tc.fails) })
 	}
 }
 
@@ -393,19 +381,7 @@ steps:
 		{`{configmap: true}`, ""},
 		{`{configmap: true, key: cidr-global}`, "step 4: expect the ConfigMap: no InvalidConfig event for key cidr-global (shown for cidr-x, range-y)"},
 	} {
-		t.Run(tc.expect, func(t *testing.T) {
-			sc, err := ParseScenario([]byte(base + "  - expect: " + tc.expect + "\n"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = Run(sc, Options{})
-			switch {
-			case tc.fails == "" && err != nil:
-				t.Fatalf("want a pass, got %v", err)
-			case tc.fails != "" && (err == nil || !strings.Contains(err.Error(), tc.fails)):
-				t.Fatalf("err = %v, want one containing %q", err, tc.fails)
-			}
-		})
+		t.Run(tc.expect, func(t *testing.T) { checkExpect(t, base, tc.expect, tc.fails) })
 	}
 	// No InvalidConfig at all.
 	sc, err := ParseScenario([]byte("config: {cidr-global: 10.0.0.0/30}\nsteps:\n  - expect: {configmap: true, key: cidr-global}\n"))
@@ -426,5 +402,22 @@ func TestNotEveryTabOrKeyIsAMistake(t *testing.T) {
 	}
 	if sc.Config["search-order"] != "desc" || sc.Steps[0].Config["cidr-global"] != "10.0.0.0/29" {
 		t.Fatalf("read %+v", sc)
+	}
+}
+
+// checkExpect replays base with one more expect step: it must pass when
+// fails is empty, else fail with a message containing fails.
+func checkExpect(t *testing.T, base, expect, fails string) {
+	t.Helper()
+	sc, err := ParseScenario([]byte(base + "  - expect: " + expect + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(sc, Options{})
+	switch {
+	case fails == "" && err != nil:
+		t.Fatalf("want a pass, got %v", err)
+	case fails != "" && (err == nil || !strings.Contains(err.Error(), fails)):
+		t.Fatalf("err = %v, want one containing %q", err, fails)
 	}
 }

@@ -154,8 +154,8 @@ func (e *Engine) Config() *allocator.Config {
 	return e.config.cfg
 }
 
-// Waiting returns the keys of the Services waiting for an address, sorted.
-func (e *Engine) Waiting() []string {
+// waitingKeys returns the keys of the Services waiting for an address, sorted.
+func (e *Engine) waitingKeys() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	keys := make([]string, 0, len(e.waiting))
@@ -168,7 +168,7 @@ func (e *Engine) Waiting() []string {
 
 // wakeWaiting queues every Service waiting for an address.
 func (e *Engine) wakeWaiting() {
-	for _, k := range e.Waiting() {
+	for _, k := range e.waitingKeys() {
 		e.wake(k)
 	}
 }
@@ -179,10 +179,10 @@ func (e *Engine) observe(o Outcome) {
 	}
 }
 
-// Refused reports whether err says that the API server turned a write
+// refused reports whether err says that the API server turned a write
 // down before it could take effect. Other errors (time-outs, server
 // errors, a dropped connection) leave its outcome unknown.
-func Refused(err error) bool {
+func refused(err error) bool {
 	return apierrors.IsConflict(err) || apierrors.IsNotFound(err) || apierrors.IsInvalid(err) ||
 		apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) ||
 		apierrors.IsTooManyRequests(err) || apierrors.IsMethodNotSupported(err) ||

@@ -205,7 +205,7 @@ func TestAnyAddressAHoldingGivesUpWakesTheWaiting(t *testing.T) {
 	h.sync(t, "ns/cc1")
 	h.f.put(mk("cc2", "10.6.0.1"))
 	h.sync(t, "ns/cc2")
-	if w := h.e.Waiting(); !slices.Equal(w, []string{"ns/cc2"}) {
+	if w := h.e.waitingKeys(); !slices.Equal(w, []string{"ns/cc2"}) {
 		t.Fatalf("waiting %v, want cc2 told Conflict", w)
 	}
 	h.woken = nil
@@ -217,8 +217,8 @@ func TestAnyAddressAHoldingGivesUpWakesTheWaiting(t *testing.T) {
 		t.Fatalf("woken %v: cc1 gave up 10.6.0.1, cc2 must be woken", h.woken)
 	}
 	h.sync(t, "ns/cc2")
-	if len(h.e.Waiting()) != 0 {
-		t.Errorf("still waiting: %v", h.e.Waiting())
+	if len(h.e.waitingKeys()) != 0 {
+		t.Errorf("still waiting: %v", h.e.waitingKeys())
 	}
 }
 

@@ -109,9 +109,9 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 	logger := klog.FromContext(ctx).WithValues("service", key)
 	stored, err := e.cluster.Patch(ctx, svc, d.Service)
 	if err != nil {
-		refused := Refused(err) || e.opts.Decide.Flaws.ForgetLostWrites
+		rejected := refused(err) || e.opts.Decide.Flaws.ForgetLostWrites
 		e.mu.Lock()
-		if refused {
+		if rejected {
 			e.ledger.WriteFailed(d)
 			// What the cache shows it carrying now (the user's edit
 			// that made the write fail) stays reserved.
@@ -123,11 +123,11 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 		}
 		e.mu.Unlock()
 		what := Uncertain
-		if refused {
+		if rejected {
 			what = Rejected
 		}
 		e.observe(Outcome{Key: key, What: what, Decision: d, From: svc, Err: err})
-		if refused && d.Action == decide.Write && d.Allocated {
+		if rejected && d.Action == decide.Write && d.Allocated {
 			e.wakeWaiting() // what it would have taken is free again
 		}
 		switch {
@@ -197,7 +197,7 @@ func (e *Engine) settleUncertain(ctx context.Context, key string, pending decide
 		if apierrors.IsNotFound(err) {
 			return e.settleUncertain(ctx, key, pending) // gone: forget it
 		}
-		if Refused(err) && !apierrors.IsConflict(err) {
+		if refused(err) && !apierrors.IsConflict(err) {
 			// The same write, to the same version, refused outright: so
 			// would the first one be. It cannot land; decide afresh.
 			e.mu.Lock()

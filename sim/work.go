@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -236,6 +237,27 @@ func collide[T comparable](a, b []T) bool {
 	return false
 }
 
+// servedOn returns the addresses a load-balancer may serve svc on: its
+// status, and what it asks for. kube-vip reads the annotation first, so
+// for a managed Service a spec.loadBalancerIP beside an annotation is
+// stale, not served; another load-balancer may read either.
+func (s *simulator) servedOn(svc *corev1.Service) []netip.Addr {
+	all := decide.InUse(svc)
+	if !decide.Managed(svc, s.dopts) || svc.Annotations[decide.AnnotationLoadBalancerIPs] == "" {
+		return all
+	}
+	stale, err := netip.ParseAddr(strings.TrimSpace(svc.Spec.LoadBalancerIP))
+	if err != nil || slices.Contains(decide.StatusAddresses(svc), stale.Unmap()) {
+		return all
+	}
+	for _, e := range strings.Split(svc.Annotations[decide.AnnotationLoadBalancerIPs], ",") {
+		if a, err := netip.ParseAddr(strings.TrimSpace(e)); err == nil && a.Unmap() == stale.Unmap() {
+			return all
+		}
+	}
+	return slices.DeleteFunc(all, func(a netip.Addr) bool { return a == stale.Unmap() })
+}
+
 // known returns the Service named key as the controller could know it:
 // as its own last write left it, else as its cache shows it (nil when it
 // shows none). A user's change the cache has not shown yet is a race the
@@ -313,8 +335,8 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 				continue
 			}
 			o := s.known(r, other)
-			if o == nil || !slices.Contains(decide.InUse(o), a) {
-				continue // it could not know
+			if o == nil || !slices.Contains(s.servedOn(o), a) {
+				continue // it could not know, or no one serves o there
 			}
 			if !decide.IsLoadBalancer(o) {
 				continue // no longer a LoadBalancer: not served

@@ -18,8 +18,11 @@ type Metrics struct {
 	failures     *prometheus.CounterVec
 	reconcile    *prometheus.HistogramVec
 	configErrors prometheus.Gauge
-	pool         *prometheus.Desc
-	queueDepth   *prometheus.Desc
+	// claimConflicts counts the addresses our Services hold that another
+	// manager's IPAddress claims.
+	claimConflicts prometheus.Gauge
+	pool           *prometheus.Desc
+	queueDepth     *prometheus.Desc
 	// c is the controller scraped; a new leader term attaches a new one
 	// while /metrics may be serving.
 	c atomic.Pointer[Controller]
@@ -45,6 +48,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "kube_vip_cloud_provider_config_invalid_keys",
 			Help: "Keys of the ConfigMap that are malformed (their last good value keeps serving).",
 		}),
+		claimConflicts: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kube_vip_cloud_provider_address_claim_conflicts",
+			Help: "Addresses held by our Services that another manager's IPAddress claims (found by the last repair).",
+		}),
 		pool: prometheus.NewDesc("kube_vip_cloud_provider_pool_addresses",
 			"Addresses of a pool (namespace or global) by family and state: size, used, free.",
 			[]string{"pool", "family", "state"}, nil),
@@ -55,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		allocator.ReasonFamilyUnavailable, allocator.ReasonConflict, allocator.ReasonInvalidRequest} {
 		m.failures.WithLabelValues(string(r))
 	}
-	reg.MustRegister(m.allocations, m.failures, m.reconcile, m.configErrors, m)
+	reg.MustRegister(m.allocations, m.failures, m.reconcile, m.configErrors, m.claimConflicts, m)
 	return m
 }
 

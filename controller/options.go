@@ -41,6 +41,12 @@ type Options struct {
 	// Abort, when closed, cuts the syncs in flight off at once, even during
 	// the graceful drain of ErrShuttingDown: a lost Lease, say.
 	Abort <-chan struct{}
+	// AddressClaims claims every address given out in the API server
+	// first (one networking.k8s.io/v1 IPAddress per address), when the API
+	// server serves IPAddress objects.
+	AddressClaims bool
+	// RepairInterval is how often the claims are repaired (default 1m).
+	RepairInterval time.Duration
 	// EventClient, when set, records Events instead of the main client, so
 	// that Events do not share the main client's rate limit with the writes
 	// that assign addresses.
@@ -66,6 +72,9 @@ func (o *Options) defaults() {
 	}
 	if o.RetryMaxDelay <= 0 {
 		o.RetryMaxDelay = time.Minute
+	}
+	if o.RepairInterval <= 0 {
+		o.RepairInterval = time.Minute
 	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 5 * time.Second

@@ -35,6 +35,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer c.events.Shutdown()
 
+	if err := c.startClaims(ctx, c.factory); err != nil {
+		return err
+	}
 	c.factory.Start(ctx.Done())
 	c.cmFactor.Start(ctx.Done())
 	defer c.factory.Shutdown()
@@ -73,6 +76,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.ready.Store(true)
 	defer c.ready.Store(false)
+	go c.repairClaims(ctx)
 
 	// Workers run on a context of their own: on a graceful shutdown (ctx
 	// cancelled with ErrShuttingDown) the syncs in flight finish, for up to
@@ -183,4 +187,22 @@ func (c *Controller) syncConfig(ctx context.Context) error {
 		c.queue.Add(queueKey{service: decide.Key(s)})
 	}
 	return nil
+}
+
+// repairClaims repairs the address claims now and then every
+// RepairInterval, until ctx is done.
+func (c *Controller) repairClaims(ctx context.Context) {
+	t := time.NewTicker(c.opts.RepairInterval)
+	defer t.Stop()
+	for {
+		r := c.engine.Repair(ctx)
+		if c.opts.Metrics != nil {
+			c.opts.Metrics.claimConflicts.Set(float64(len(r.Foreign)))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

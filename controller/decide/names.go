@@ -61,4 +61,7 @@ const (
 	// ReasonAddressReleased (Normal): the Service stopped being a managed
 	// LoadBalancer and its address was released.
 	ReasonAddressReleased = "AddressReleased"
+	// ReasonAddressClaimConflict (Warning): another manager's IPAddress
+	// claims an address the Service holds.
+	ReasonAddressClaimConflict = "AddressClaimConflict"
 )

@@ -84,6 +84,9 @@ type Observer interface {
 type Options struct {
 	// Decide selects the Services handled, and carries the test-only Flaws.
 	Decide decide.Options
+	// Claims, when set, makes every address given out claimed first in
+	// the API server (one IPAddress object per address); nil runs without.
+	Claims Claims
 }
 
 // Engine runs the sync protocol. It is safe for concurrent use: several
@@ -94,6 +97,7 @@ type Engine struct {
 	observer Observer
 	wake     func(key string)
 	opts     Options
+	claims   Claims
 
 	mu     sync.Mutex
 	ledger *decide.Ledger
@@ -109,12 +113,16 @@ type Engine struct {
 // both in. wake queues a Service key for a sync.
 func New(cluster Cluster, recorder Recorder, observer Observer, wake func(key string), opts Options) *Engine {
 	return &Engine{
-		cluster: cluster, recorder: recorder, observer: observer, wake: wake, opts: opts,
+		cluster: cluster, recorder: recorder, observer: observer, wake: wake, opts: opts, claims: opts.Claims,
 		ledger:  decide.NewLedger(nil, opts.Decide.Flaws),
 		waiting: map[string]bool{},
 		seen:    decide.NewEventMemory(),
 	}
 }
+
+// UseClaims turns the address claims on (c not nil) or off; call it
+// before Start.
+func (e *Engine) UseClaims(c Claims) { e.claims = c }
 
 // Start loads the ConfigMap (nil when there is none) and rebuilds the
 // ledger from services, the cluster being the only state. It returns how
@@ -125,6 +133,9 @@ func (e *Engine) Start(ctx context.Context, cm *corev1.ConfigMap, services []*co
 	e.loadConfig(ctx, cm)
 	usage, cs := decide.Rebuild(e.config.cfg, services, e.opts.Decide)
 	e.ledger = decide.NewLedger(usage, e.opts.Decide.Flaws)
+	if e.claims != nil {
+		e.registerClaims()
+	}
 	return usage.Len(), len(cs)
 }
 

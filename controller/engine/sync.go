@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -34,7 +35,7 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 		svc, ok = live, true
 	}
 	if !ok {
-		e.forget(key)
+		e.forget(ctx, key)
 		logger.V(2).Info("Service deleted")
 		return false, nil
 	}
@@ -107,9 +108,32 @@ func lost(before, after allocator.Holding) bool {
 // write sends the write of d, made against svc, and settles the ledger.
 func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d decide.Decision) (bool, error) {
 	logger := klog.FromContext(ctx).WithValues("service", key)
+	var claimed []netip.Addr
+	if e.claims != nil && d.Action == decide.Write {
+		// Only a claim the API server granted lets the write go out.
+		created, taken, err := e.claim(ctx, key, d)
+		claimed = created
+		if err != nil || taken != nil {
+			e.unclaim(ctx, key, created)
+		}
+		if err != nil {
+			e.mu.Lock()
+			e.ledger.WriteFailed(d)
+			e.mu.Unlock()
+			return false, err
+		}
+		if taken != nil {
+			e.taken(ctx, key, d, *taken)
+			e.observe(Outcome{Key: key, What: Rejected, Decision: d, From: svc, Err: errClaimed})
+			return false, nil
+		}
+	}
 	stored, err := e.cluster.Patch(ctx, svc, d.Service)
 	if err != nil {
 		rejected := refused(err) || e.opts.Decide.Flaws.ForgetLostWrites
+		if rejected && e.claims != nil {
+			e.unclaim(ctx, key, claimed) // it cannot land: its fresh claims go
+		}
 		e.mu.Lock()
 		if rejected {
 			e.ledger.WriteFailed(d)
@@ -162,6 +186,7 @@ func (e *Engine) landed(ctx context.Context, key string, d decide.Decision, from
 	evs := e.record(stored, key, d.Events, true)
 	e.observe(Outcome{Key: key, What: Written, Decision: d, From: from, Stored: stored, Resent: resent, Events: evs})
 	if d.Action == decide.Release {
+		e.releaseClaims(ctx, key, d.Holding.Addrs)
 		e.wakeWaiting()
 	}
 }
@@ -179,7 +204,7 @@ func (e *Engine) settleUncertain(ctx context.Context, key string, pending decide
 	logger := klog.FromContext(ctx).WithValues("service", key)
 	live, err = e.cluster.Live(ctx, key)
 	if apierrors.IsNotFound(err) {
-		e.forget(key)
+		e.forget(ctx, key)
 		return nil, true, nil
 	}
 	if err != nil {
@@ -221,18 +246,24 @@ func (e *Engine) settleUncertain(ctx context.Context, key string, pending decide
 	return live, false, nil
 }
 
-// forget drops a deleted Service; its addresses are free again.
-func (e *Engine) forget(key string) {
+// forget drops a deleted Service; its addresses (and their claims) are
+// free again.
+func (e *Engine) forget(ctx context.Context, key string) {
 	e.mu.Lock()
-	_, held := e.ledger.Usage().Holding(key)
+	h, held := e.ledger.Usage().Holding(key)
 	e.ledger.Forget(key)
 	delete(e.waiting, key)
 	e.seen.Forget(key)
 	e.mu.Unlock()
 	if held {
+		e.releaseClaims(ctx, key, h.Addrs)
 		e.wakeWaiting()
 	}
 }
+
+// errClaimed is the error of a write that did not go out: another holds
+// the address in the API server's claims.
+var errClaimed = errors.New("the address is claimed by another (IPAddress)")
 
 // record emits evs on svc, skipping those its last decision recorded
 // already unless force is set, and returns those it emitted.

@@ -1,0 +1,176 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	networkinglisters "k8s.io/client-go/listers/networking/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
+)
+
+// claimsAdapter keeps the engine's address claims as networking.k8s.io/v1
+// IPAddress objects, one per address, named by it.
+type claimsAdapter struct {
+	c      *Controller
+	lister networkinglisters.IPAddressLister
+}
+
+// claimsAvailable reports whether the API server serves IPAddress objects
+// (Kubernetes 1.33 and later, unless the API is disabled).
+func (c *Controller) claimsAvailable() (bool, error) {
+	list, err := c.client.Discovery().ServerResourcesForGroupVersion(networkingv1.SchemeGroupVersion.String())
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("discover %s: %w", networkingv1.SchemeGroupVersion, err)
+	}
+	for _, r := range list.APIResources {
+		if r.Name == "ipaddresses" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// startClaims turns the claims on when asked and available: an informer of
+// IPAddress objects feeds the engine.
+func (c *Controller) startClaims(ctx context.Context, factory informers.SharedInformerFactory) error {
+	logger := klog.FromContext(ctx)
+	if !c.opts.AddressClaims {
+		logger.Info("Address claims are off (--address-claims=false): uniqueness rests on this process alone")
+		return nil
+	}
+	ok, err := c.claimsAvailable()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		logger.Info("The API server does not serve networking.k8s.io/v1 IPAddress (Kubernetes older than 1.33, or the API disabled): running without address claims")
+		return nil
+	}
+	inf := factory.Networking().V1().IPAddresses()
+	a := &claimsAdapter{c: c, lister: inf.Lister()}
+	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj interface{}) { a.seen(obj) },
+		UpdateFunc: func(_, obj interface{}) { a.seen(obj) },
+		DeleteFunc: func(obj interface{}) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if ip, ok := obj.(*networkingv1.IPAddress); ok {
+				if cl, ok := claimOf(ip); ok {
+					c.engine.ClaimGone(cl)
+				}
+			}
+		},
+	})
+	c.synced = append(c.synced, inf.Informer().HasSynced)
+	c.engine.UseClaims(a)
+	logger.Info("Address claims are on: one IPAddress per address given out", "managedBy", engine.ManagedBy)
+	return nil
+}
+
+func (a *claimsAdapter) seen(obj interface{}) {
+	if ip, ok := obj.(*networkingv1.IPAddress); ok {
+		if cl, ok := claimOf(ip); ok {
+			a.c.engine.ClaimSeen(cl)
+		}
+	}
+}
+
+// claimOf reads an IPAddress as a claim; false when its name is no address.
+func claimOf(ip *networkingv1.IPAddress) (engine.Claim, bool) {
+	a, err := netip.ParseAddr(ip.Name)
+	if err != nil {
+		return engine.Claim{}, false
+	}
+	cl := engine.Claim{Addr: a.Unmap(), Manager: ip.Labels[networkingv1.LabelManagedBy], ID: string(ip.UID)}
+	if p := ip.Spec.ParentRef; p != nil && p.Group == "" && p.Resource == "services" {
+		cl.Owner = p.Namespace + "/" + p.Name
+	}
+	return cl, true
+}
+
+// Get implements engine.Claims.
+func (a *claimsAdapter) Get(addr netip.Addr) (engine.Claim, bool) {
+	ip, err := a.lister.Get(addr.String())
+	if err != nil {
+		return engine.Claim{}, false
+	}
+	return claimOf(ip)
+}
+
+// List implements engine.Claims.
+func (a *claimsAdapter) List() []engine.Claim {
+	ips, _ := a.lister.List(labels.Everything()) // a lister never fails
+	out := make([]engine.Claim, 0, len(ips))
+	for _, ip := range ips {
+		if cl, ok := claimOf(ip); ok {
+			out = append(out, cl)
+		}
+	}
+	return out
+}
+
+// Create implements engine.Claims: on AlreadyExists it reads the claim
+// that exists from the API server and returns it with the error.
+func (a *claimsAdapter) Create(ctx context.Context, addr netip.Addr, owner string) (engine.Claim, error) {
+	ns, name, err := cache.SplitMetaNamespaceKey(owner)
+	if err != nil {
+		return engine.Claim{}, fmt.Errorf("claim %s: owner %q: %w", addr, owner, err)
+	}
+	ip := &networkingv1.IPAddress{
+		ObjectMeta: metav1.ObjectMeta{Name: addr.String(), Labels: map[string]string{
+			networkingv1.LabelManagedBy:       engine.ManagedBy,
+			networkingv1.LabelIPAddressFamily: family(addr),
+		}},
+		Spec: networkingv1.IPAddressSpec{ParentRef: &networkingv1.ParentReference{Group: "", Resource: "services", Namespace: ns, Name: name}},
+	}
+	created, err := a.c.client.NetworkingV1().IPAddresses().Create(ctx, ip, metav1.CreateOptions{FieldManager: FieldManager})
+	if err == nil {
+		cl, _ := claimOf(created)
+		return cl, nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return engine.Claim{}, err
+	}
+	existing, gerr := a.c.client.NetworkingV1().IPAddresses().Get(ctx, addr.String(), metav1.GetOptions{})
+	if gerr != nil {
+		// Gone again, or unreadable: say it exists; the next try decides.
+		return engine.Claim{Addr: addr, Manager: "unknown"}, err
+	}
+	cl, _ := claimOf(existing)
+	return cl, err
+}
+
+// Delete implements engine.Claims, with the claim's UID as a precondition.
+func (a *claimsAdapter) Delete(ctx context.Context, cl engine.Claim) error {
+	opts := metav1.DeleteOptions{}
+	if cl.ID != "" {
+		uid := types.UID(cl.ID)
+		opts.Preconditions = &metav1.Preconditions{UID: &uid}
+	}
+	err := a.c.client.NetworkingV1().IPAddresses().Delete(ctx, cl.Addr.String(), opts)
+	if apierrors.IsConflict(err) {
+		return nil // another object by now: not ours to delete
+	}
+	return err
+}
+
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}

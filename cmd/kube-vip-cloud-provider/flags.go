@@ -137,8 +137,9 @@ func newFlagSet(o *options, getenv func(string) string) (*flagSet, error) {
 	for _, g := range []*pflag.FlagSet{fs.own, fs.compat, fs.klog} {
 		fs.all.AddFlagSet(g)
 	}
-	fs.all.Usage = func() {} // errors are reported by the caller; --help prints the usage
-	fs.all.SetOutput(io.Discard)
+	// Errors are reported by the caller and --help prints the usage; pflag
+	// itself only warns (on stderr) about a deprecated flag that is set.
+	fs.all.Usage = func() {}
 	return fs, nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"k8s.io/cloud-provider/names"
@@ -49,16 +50,41 @@ func addCompatFlags(dst *pflag.FlagSet, defined func(name string) bool) error {
 	for _, name := range fss.Order {
 		fss.FlagSets[name].VisitAll(func(f *pflag.Flag) {
 			if !defined(f.Name) && dst.Lookup(f.Name) == nil {
-				dst.AddFlag(f)
+				g := *f
+				g.Value = &ignoredValue{Value: f.Value}
+				dst.AddFlag(&g)
 			}
 		})
 	}
 	return nil
 }
 
+// ignoredValue is the value of a compatibility flag. It accepts whatever
+// it is given: the flag means nothing here, so a value upstream would reject
+// (a feature gate this Kubernetes minor no longer knows, say) must not stop
+// the binary either. It keeps the values as given, for the log.
+type ignoredValue struct {
+	pflag.Value
+	given   []string
+	invalid []string // upstream's reasons to reject some of them
+}
+
+// Set records s, and passes it to upstream's value where that accepts it.
+func (v *ignoredValue) Set(s string) error {
+	v.given = append(v.given, s)
+	if err := v.Value.Set(s); err != nil {
+		v.invalid = append(v.invalid, err.Error())
+	}
+	return nil
+}
+
 // ignoredFlag is a compatibility flag that was set.
 type ignoredFlag struct {
-	name, value string
+	name  string
+	value string // as given; several times given, joined by spaces
+	// invalid says why the cloud-controller-manager would have rejected
+	// the value, or is empty.
+	invalid string
 }
 
 // ignoredFlags lists the compatibility flags set on the command line, in
@@ -66,9 +92,11 @@ type ignoredFlag struct {
 func (fs *flagSet) ignoredFlags() []ignoredFlag {
 	var out []ignoredFlag
 	fs.compat.VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
-			out = append(out, ignoredFlag{name: f.Name, value: f.Value.String()})
+		v, ok := f.Value.(*ignoredValue)
+		if !f.Changed || !ok {
+			return
 		}
+		out = append(out, ignoredFlag{name: f.Name, value: strings.Join(v.given, " "), invalid: strings.Join(v.invalid, "; ")})
 	})
 	return out
 }

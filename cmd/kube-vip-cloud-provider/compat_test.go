@@ -70,15 +70,21 @@ func TestIgnoredFlagsAreListed(t *testing.T) {
 	_, fs, err := parseFlags([]string{
 		"--leader-elect-resource-name=kube-vip-cloud-controller", "--master=https://api.example:6443", "--profiling",
 		"--node-monitor-period=10s", "--cloud-provider=kubevip", "--authentication-skip-lookup", "--controllers=*,-route", "-v=2",
+		"--controllers=-cloud-node", "--feature-gates=NoSuchGate=true", "--bind-address=not-an-address",
 	}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, f := range fs.ignoredFlags() {
-		got = append(got, f.name+"="+f.value)
+		s := f.name + "=" + f.value
+		if f.invalid != "" {
+			s += " (invalid)"
+		}
+		got = append(got, s)
 	}
-	want := []string{"authentication-skip-lookup=true", "cloud-provider=kubevip", "controllers=[*,-route]", "node-monitor-period=10s"}
+	want := []string{"authentication-skip-lookup=true", "bind-address=not-an-address (invalid)", "cloud-provider=kubevip",
+		"controllers=*,-route -cloud-node", "feature-gates=NoSuchGate=true (invalid)", "node-monitor-period=10s"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("ignored flags %q, want %q", got, want)
 	}

@@ -68,6 +68,8 @@ func TestExistingProviderArgs(t *testing.T) {
 		"--node-monitor-period=10s", "--secure-port=10258", "--bind-address=0.0.0.0", "--controllers=*,-route",
 		"--use-service-account-credentials", "--configure-cloud-routes=false", "--min-resync-period=12h",
 		"--logging-format=text",
+		// Ignored, and a value this Kubernetes minor rejects: still no exit.
+		"--feature-gates=GateOfAnOlderRelease=true",
 		// Ours, so that parallel tests do not collide on :8080 and :8081.
 		"--metrics-bind-address=" + freePort(t), "--health-probe-bind-address=" + health,
 	}
@@ -139,7 +141,8 @@ func TestExistingProviderArgs(t *testing.T) {
 	exited <- errors.New("killed")
 	out := log.String()
 	for _, want := range []string{`flag="--node-monitor-period" value="10s"`, `flag="--secure-port" value="10258"`,
-		`flag="--authentication-kubeconfig" value="` + wrong + `"`, `flag="--controllers" value="[*,-route]"`} {
+		`flag="--authentication-kubeconfig" value="` + wrong + `"`, `flag="--controllers" value="*,-route"`,
+		`flag="--feature-gates" value="GateOfAnOlderRelease=true" invalidUpstream="unrecognized feature gate: GateOfAnOlderRelease"`} {
 		if c := strings.Count(out, want); c != 1 {
 			t.Errorf("%s logged %d times", want, c)
 		}

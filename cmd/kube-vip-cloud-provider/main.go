@@ -31,6 +31,10 @@ func main() {
 		return
 	}
 	for _, f := range fs.ignoredFlags() {
+		if f.invalid != "" {
+			klog.InfoS("Ignoring a cloud-controller-manager flag: accepted for compatibility, it means nothing here", "flag", "--"+f.name, "value", f.value, "invalidUpstream", f.invalid)
+			continue
+		}
 		klog.InfoS("Ignoring a cloud-controller-manager flag: accepted for compatibility, it means nothing here", "flag", "--"+f.name, "value", f.value)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -18,9 +18,11 @@ import (
 // description is the first line of --help.
 const description = "kube-vip-cloud-provider gives every Service of type LoadBalancer an address from the pools of a ConfigMap."
 
-// contentTypes are the --kube-api-content-type values client-go can send
-// to the API server for built-in types.
-var contentTypes = map[string]bool{"application/json": true, "application/vnd.kubernetes.protobuf": true}
+// knownContentType tells whether client-go can send requests for built-in
+// types to the API server in content type t (--kube-api-content-type).
+func knownContentType(t string) bool {
+	return t == "application/json" || t == "application/vnd.kubernetes.protobuf"
+}
 
 // options are the binary's settings.
 type options struct {
@@ -173,7 +175,7 @@ func parseFlags(args []string, getenv func(string) string) (options, *flagSet, e
 	if o.workers < 1 {
 		return options{}, nil, fmt.Errorf("--workers=%d: must be at least 1", o.workers)
 	}
-	if o.contentType != "" && !contentTypes[o.contentType] {
+	if o.contentType != "" && !knownContentType(o.contentType) {
 		return options{}, nil, fmt.Errorf("--kube-api-content-type=%q: want application/json or application/vnd.kubernetes.protobuf", o.contentType)
 	}
 	return o, fs, nil

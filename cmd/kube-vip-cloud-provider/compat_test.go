@@ -69,7 +69,7 @@ func TestAcceptsEveryCloudControllerManagerFlag(t *testing.T) {
 func TestIgnoredFlagsAreListed(t *testing.T) {
 	_, fs, err := parseFlags([]string{
 		"--leader-elect-resource-name=kube-vip-cloud-controller", "--master=https://api.example:6443", "--profiling",
-		"--node-monitor-period=10s", "--cloud-provider=kubevip", "--authentication-skip-lookup", "--controllers=*,-route", "-v=2",
+		"--node-monitor-period=10s", "--cloud-provider=kubevip", "--authentication-skip-lookup", "--controllers=*,-route", "-v=0",
 		"--controllers=-cloud-node", "--feature-gates=NoSuchGate=true", "--bind-address=not-an-address",
 	}, func(string) string { return "" })
 	if err != nil {

@@ -81,7 +81,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 				}
 				return ""
 			}},
-		{name: "klog's flags", args: []string{"-v=3", "--vmodule=run=4", "--logtostderr=true", "--log_dir=/tmp/logs"},
+		{name: "klog's flags", args: []string{"-v=0", "--vmodule=", "--logtostderr=true", "--log_dir="},
 			check: func(o options) string {
 				if o.configMap != "kubevip" {
 					return "klog's flags changed something"

@@ -4,22 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
@@ -27,141 +19,82 @@ import (
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller"
 )
 
-// restConfig finds the cluster, as kubectl and most controllers do:
-// --kubeconfig, else $KUBECONFIG, else the in-cluster config (unless
-// outside is set, as the existing provider's --OutSideCluster), else
-// ~/.kube/config.
-func restConfig(path string, outside bool, getenv func(string) string) (*rest.Config, error) {
-	if path != "" {
-		return clientcmd.BuildConfigFromFlags("", path)
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if getenv(clientcmd.RecommendedConfigPathEnvVar) == "" && !outside && getenv("KUBERNETES_SERVICE_HOST") != "" {
-		return rest.InClusterConfig()
-	}
-	if outside {
-		// client-go falls back to the in-cluster config when it finds no
-		// kubeconfig; --OutSideCluster promises never to.
-		raw, err := rules.Load()
-		if err != nil {
-			return nil, err
-		}
-		if clientcmdapi.IsConfigEmpty(raw) {
-			return nil, errors.New("--OutSideCluster: no kubeconfig in $KUBECONFIG or ~/.kube/config")
-		}
-		return clientcmd.NewDefaultClientConfig(*raw, &clientcmd.ConfigOverrides{}).ClientConfig()
-	}
-	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-}
-
-// run runs the controller until ctx is done or leadership is lost.
+// run runs the controller until ctx is done or leadership is lost: clients,
+// then the HTTP endpoints, then the controller (leader-elected unless
+// --leader-elect=false).
 func run(ctx context.Context, o options) error {
-	logger := klog.FromContext(ctx)
-	cfg, err := restConfig(o.kubeconfig, o.outsideCluster, os.Getenv)
+	cs, err := newClients(o, os.Getenv)
 	if err != nil {
-		return fmt.Errorf("find the cluster: %w", err)
+		return err
 	}
-	cfg.UserAgent = controller.Component
-	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("create client: %w", err)
-	}
-	// Events get a client (and so a rate limit) of their own: they must
-	// not slow down the writes that assign addresses.
-	eventClient, err := kubernetes.NewForConfig(rest.CopyConfig(cfg))
-	if err != nil {
-		return fmt.Errorf("create client: %w", err)
-	}
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := controller.NewMetrics(reg)
-
-	var (
-		mu      sync.Mutex
-		current *controller.Controller
-		leading atomic.Bool
-	)
-	ready := func() bool {
-		if !leading.Load() {
-			return true // a standby replica is healthy and ready to take over
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		return current != nil && current.Ready()
-	}
+	r := &runner{opts: o, clients: cs, metrics: controller.NewMetrics(reg)}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var servers sync.WaitGroup
-	serve := func(addr string, h http.Handler, what string) error {
-		if addr == "" || addr == "0" {
-			return nil
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("listen for %s on %s: %w", what, addr, err)
-		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-		servers.Add(2)
-		go func() {
-			defer servers.Done()
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error(err, "HTTP server failed", "what", what)
-			}
-		}()
-		go func() {
-			defer servers.Done()
-			<-ctx.Done()
-			sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-			defer c()
-			_ = srv.Shutdown(sctx)
-		}()
-		logger.Info("Serving", "what", what, "address", ln.Addr().String())
-		return nil
-	}
-	metricsMux := http.NewServeMux()
-	metricsMux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	healthMux := http.NewServeMux()
-	healthMux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	healthMux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "caches not synced", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
-	if err := serve(o.metricsAddr, metricsMux, "metrics"); err != nil {
-		return err
-	}
-	if err := serve(o.healthAddr, healthMux, "health probes"); err != nil {
-		return err
-	}
-	defer servers.Wait()
+	srv, err := startServers(ctx, o, reg, r.ready)
+	defer srv.wait()
 	defer cancel()
-
-	runController := func(ctx context.Context, abort <-chan struct{}) error {
-		c := controller.New(client, func() controller.Options {
-			co := o.controllerOptions()
-			co.Metrics = metrics
-			co.EventClient = eventClient
-			co.Abort = abort
-			return co
-		}())
-		mu.Lock()
-		current = c
-		mu.Unlock()
-		return c.Run(ctx)
+	if err != nil {
+		return err
 	}
 	if !o.leaderElect {
-		leading.Store(true)
-		runCtx, cancelRun := context.WithCancelCause(context.WithoutCancel(ctx))
-		defer cancelRun(nil)
-		defer context.AfterFunc(ctx, func() { cancelRun(controller.ErrShuttingDown) })()
-		return runController(runCtx, nil)
+		return r.runAlone(ctx)
 	}
+	return r.runLeaderElected(ctx)
+}
 
+// runner runs the controller, and answers /readyz about it.
+type runner struct {
+	opts    options
+	clients clients
+	metrics *controller.Metrics
+
+	leading atomic.Bool
+	mu      sync.Mutex
+	current *controller.Controller
+}
+
+// ready is /readyz: a standby replica is ready to take over; a leader once
+// its controller's caches are synced.
+func (r *runner) ready() bool {
+	if !r.leading.Load() {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current != nil && r.current.Ready()
+}
+
+// runController runs one controller until ctx is done; closing abort cuts
+// the syncs in flight off at once.
+func (r *runner) runController(ctx context.Context, abort <-chan struct{}) error {
+	co := r.opts.controllerOptions()
+	co.Metrics = r.metrics
+	co.EventClient = r.clients.events
+	co.Abort = abort
+	c := controller.New(r.clients.main, co)
+	r.mu.Lock()
+	r.current = c
+	r.mu.Unlock()
+	return c.Run(ctx)
+}
+
+// runAlone runs the controller without leader election; on ctx's end it
+// finishes the writes in flight.
+func (r *runner) runAlone(ctx context.Context) error {
+	r.leading.Store(true)
+	runCtx, cancelRun := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelRun(nil)
+	defer context.AfterFunc(ctx, func() { cancelRun(controller.ErrShuttingDown) })()
+	return r.runController(runCtx, nil)
+}
+
+// runLeaderElected runs the controller while this replica holds the Lease.
+func (r *runner) runLeaderElected(ctx context.Context) error {
+	o := r.opts
+	logger := klog.FromContext(ctx)
 	id := o.identity
 	if id == "" {
 		host, _ := os.Hostname()
@@ -169,7 +102,7 @@ func run(ctx context.Context, o options) error {
 	}
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: o.leaseNamespace, Name: o.leaseName},
-		Client:     client.CoordinationV1(),
+		Client:     r.clients.main.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
 	// The Lease is released only after the controller has drained its
@@ -180,7 +113,7 @@ func run(ctx context.Context, o options) error {
 	leCtx, leCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer leCancel()
 	stopElection := context.AfterFunc(ctx, func() {
-		if !leading.Load() {
+		if !r.leading.Load() {
 			leCancel()
 		}
 	})
@@ -203,18 +136,18 @@ func run(ctx context.Context, o options) error {
 				started.Store(true)
 				defer close(ranDone)
 				logger.Info("Became leader", "identity", id)
-				leading.Store(true)
+				r.leading.Store(true)
 				// Stop on SIGTERM (finishing the writes in flight) or on
 				// lost leadership (at once), whichever comes first.
 				runCtx, cancelRun := context.WithCancelCause(leadCtx)
 				defer cancelRun(nil)
 				defer context.AfterFunc(ctx, func() { cancelRun(controller.ErrShuttingDown) })()
 				// A lost Lease cuts even a graceful drain short.
-				runErr = runController(runCtx, leadCtx.Done())
+				runErr = r.runController(runCtx, leadCtx.Done())
 				leCancel()
 			},
 			OnStoppedLeading: func() {
-				leading.Store(false)
+				r.leading.Store(false)
 				close(lost)
 			},
 			OnNewLeader: func(leader string) {

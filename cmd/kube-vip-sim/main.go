@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/envvar"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/sim"
 )
 
@@ -84,12 +85,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 }
-
-// The controller's environment variables for loadBalancerClass support.
-const (
-	envEnableClass = "KUBEVIP_ENABLE_LOADBALANCERCLASS"
-	envClassName   = "KUBEVIP_CUSTOM_LOADBALANCERCLASS_NAME"
-)
 
 // failed marks an error as a failed expect or invariant (exit code 1).
 type failed struct{ error }
@@ -294,8 +289,8 @@ func plan(args []string, out io.Writer) error {
 	scenario := fs.String("scenario", "", "read the Services and ConfigMap a scenario leaves instead of a cluster")
 	cmName := fs.String("config-map", "kubevip", "the ConfigMap's name")
 	cmNS := fs.String("namespace", "kube-system", "the ConfigMap's namespace")
-	enableClass := fs.Bool("enable-loadbalancerclass", false, "handle only Services of --loadbalancerclass-name, as the controller so started (default: env "+envEnableClass+"; with --scenario, its loadBalancerClass)")
-	className := fs.String("loadbalancerclass-name", "", "the loadBalancerClass handled (default: env "+envClassName+", else "+decide.DefaultLoadBalancerClass+")")
+	enableClass := fs.Bool("enable-loadbalancerclass", false, "handle only Services of --loadbalancerclass-name, as the controller so started (default: env "+envvar.EnableLoadBalancerClass+"; with --scenario, its loadBalancerClass)")
+	className := fs.String("loadbalancerclass-name", "", "the loadBalancerClass handled (default: env "+envvar.LoadBalancerClassName+", else "+decide.DefaultLoadBalancerClass+")")
 	allowInvalid := fs.Bool("allow-invalid", false, "exit 0 even when the new ConfigMap has a malformed key")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -323,14 +318,14 @@ func plan(args []string, out io.Writer) error {
 		opts = sc.ControllerOptions()
 	} else {
 		// As the controller: the environment it runs with, then the flags.
-		if v := os.Getenv(envEnableClass); v != "" {
+		if v := os.Getenv(envvar.EnableLoadBalancerClass); v != "" {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return fmt.Errorf("%s=%q: not a boolean", envEnableClass, v)
+				return fmt.Errorf("%s=%q: not a boolean", envvar.EnableLoadBalancerClass, v)
 			}
 			opts.EnableLoadBalancerClass = b
 		}
-		opts.LoadBalancerClass = os.Getenv(envClassName)
+		opts.LoadBalancerClass = os.Getenv(envvar.LoadBalancerClassName)
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		rules.ExplicitPath = *kubeconfig
 		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()

@@ -111,6 +111,13 @@ func TestManifestAppliesToARealAPIServer(t *testing.T) {
 		{"kube-system", "", "secrets", "", "get", false},
 		{"default", "coordination.k8s.io", "leases", "", "create", false},
 		{"", "", "nodes", "", "list", false},
+		{"", "networking.k8s.io", "ipaddresses", "", "create", true},
+		{"", "networking.k8s.io", "ipaddresses", "", "delete", true},
+		{"", "networking.k8s.io", "ipaddresses", "", "get", true},
+		{"", "networking.k8s.io", "ipaddresses", "", "list", true},
+		{"", "networking.k8s.io", "ipaddresses", "", "watch", true},
+		{"", "networking.k8s.io", "ipaddresses", "", "update", false},
+		{"", "networking.k8s.io", "servicecidrs", "", "list", false},
 	} {
 		if got := can(a.ns, a.group, a.resource, a.sub, a.verb); got != a.want {
 			t.Errorf("%s %s/%s (sub %q) in %q: allowed=%v, want %v", a.verb, a.group, a.resource, a.sub, a.ns, got, a.want)

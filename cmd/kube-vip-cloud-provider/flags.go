@@ -44,6 +44,7 @@ type options struct {
 	profiling           bool
 	contentionProfiling bool
 	workers             int
+	addressClaims       bool
 	enableLBClass       bool
 	lbClassName         string
 	identity            string
@@ -58,6 +59,7 @@ func (o options) controllerOptions() controller.Options {
 		ConfigMapName:      o.configMap,
 		ConfigMapNamespace: o.configMapNamespace,
 		Workers:            o.workers,
+		AddressClaims:      o.addressClaims,
 		Decide: decide.Options{
 			EnableLoadBalancerClass: o.enableLBClass,
 			LoadBalancerClass:       o.lbClassName,
@@ -107,6 +109,7 @@ func newFlagSet(o *options, getenv func(string) string) (*flagSet, error) {
 	f.BoolVar(&o.enableLBClass, "enable-loadbalancerclass", enableLB, "Handle only Services of the loadBalancerClass below (env "+envvar.EnableLoadBalancerClass+"); otherwise only Services without a class.")
 	f.StringVar(&o.lbClassName, "loadbalancerclass-name", envOr(envvar.LoadBalancerClassName, decide.DefaultLoadBalancerClass), "The loadBalancerClass handled when enabled (env "+envvar.LoadBalancerClassName+").")
 	f.IntVar(&o.workers, "workers", 8, "Services processed in parallel.")
+	f.BoolVar(&o.addressClaims, "address-claims", true, "Claim every address given out in the API server first (one networking.k8s.io/v1 IPAddress per address, labelled ipaddress.kubernetes.io/managed-by="+"kube-vip-cloud-provider.kube-vip.io), so that two active controllers never give one address to two Services; off by itself when the API server does not serve IPAddress.")
 	f.IntVar(&o.workers, "concurrent-service-syncs", 8, "Alias of --workers (the cloud-controller-manager's name).")
 	f.Float64Var(&o.qps, "kube-api-qps", 1000, "Requests per second to the API server (a client-side cap; the API server's priority and fairness is the real guard).")
 	f.IntVar(&o.burst, "kube-api-burst", 2000, "Burst of requests to the API server above --kube-api-qps.")

@@ -62,6 +62,25 @@ func TestLintCatchesABrokenChart(t *testing.T) {
 	}
 }
 
+func TestSchemaRefusesUnknownAndMistypedValues(t *testing.T) {
+	for name, values := range map[string]map[string]any{
+		"a misspelt key":         {"replica": 2},
+		"a misspelt nested key":  {"metrics": map[string]any{"serviceMonitor": map[string]any{"enable": true}}},
+		"a string for a boolean": {"loadBalancerClass": map[string]any{"enabled": "yes"}},
+		"a port out of range":    {"metrics": map[string]any{"port": 70000}},
+		"an unknown pull policy": {"image": map[string]any{"pullPolicy": "Sometimes"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := charts.Render(chartDir, charts.Release{Name: "kvcp", Namespace: "kube-system"}, values); err == nil {
+				t.Errorf("rendered with %v", values)
+			}
+			if msgs := charts.Lint(chartDir, "kube-system", values); len(msgs) == 0 {
+				t.Errorf("lint passed with %v", values)
+			}
+		})
+	}
+}
+
 func render(t *testing.T, ns string, values map[string]any) []*unstructured.Unstructured {
 	t.Helper()
 	objs, err := charts.Render(chartDir, charts.Release{Name: "kvcp", Namespace: ns}, values)

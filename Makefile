@@ -9,7 +9,7 @@ IMAGE     ?= kube-vip-cloud-provider:dev
 BIN       := bin
 comma     := ,
 
-.PHONY: all build test lint unit envtest fuzz bench bench-controller run sim image e2e e2e-local clean
+.PHONY: all build test lint unit envtest fuzz bench bench-controller run sim image e2e e2e-local kube-vip clean
 
 all: build
 
@@ -74,6 +74,16 @@ e2e-local:
 	@if [ -n "$$KUBE_VIP_BINARY" ]; then echo "e2e: kube-vip from $$KUBE_VIP_BINARY in network namespaces"; \
 	  else echo "e2e: KUBE_VIP_BINARY not set: advertising specs will be skipped"; fi
 	@assets=$$(hack/envtest.sh | tail -n 1) && KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -v -timeout 20m ./e2e/
+
+## kube-vip: build kube-vip into bin/ from KUBE_VIP_SOURCE, a copy of its
+## source (https://github.com/kube-vip/kube-vip: the Go module proxy does
+## not serve it); its own go.mod decides its dependencies.
+kube-vip:
+	@[ -n "$(KUBE_VIP_SOURCE)" ] || { echo "make kube-vip: set KUBE_VIP_SOURCE to a copy of kube-vip's source, e.g. git clone https://github.com/kube-vip/kube-vip"; exit 1; }
+	@grep -qs '^module github.com/kube-vip/kube-vip$$' "$(KUBE_VIP_SOURCE)/go.mod" || { echo "make kube-vip: KUBE_VIP_SOURCE=$(KUBE_VIP_SOURCE) is not kube-vip's source (no go.mod of module github.com/kube-vip/kube-vip)"; exit 1; }
+	@mkdir -p $(BIN)
+	cd "$(KUBE_VIP_SOURCE)" && GOFLAGS= GOWORK=off CGO_ENABLED=0 $(GO) build -o "$(abspath $(BIN))/kube-vip" .
+	@echo "make kube-vip: built $(abspath $(BIN))/kube-vip; run the e2e with it as root: KUBE_VIP_BINARY=$(abspath $(BIN))/kube-vip make e2e-local"
 
 ## e2e: the same suite on a kind cluster (Docker, kind, kubectl); KEEP=1 keeps it.
 e2e:

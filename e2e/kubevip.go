@@ -55,15 +55,8 @@ type kubeVIP struct {
 // the kv namespace. kubeconfig writes kube-vip's kubeconfig for a server
 // URL and returns its path.
 func startKubeVIP(bin, apiserver, dir string, kubeconfig func(server string) (string, error)) (*kubeVIP, error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("kube-vip needs root (CAP_NET_ADMIN) and the suite makes network namespaces: run as root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		return nil, errors.New("the ip command (iproute2) is not installed")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		return nil, err
-	}
+	// Root, the commands and bin were checked by hostcheck before the
+	// control plane started.
 	sweepStaleNetns()
 	k := &kubeVIP{}
 	id := fmt.Sprint(os.Getpid())
@@ -209,7 +202,7 @@ func (k *kubeVIP) answers(addr netip.Addr) error {
 			return fmt.Errorf("ARP for %s answered by %s, not kv0 (%s)", addr, mac, k.kvMAC)
 		}
 	}
-	return run("ip", "netns", "exec", k.clNS, "ping", "-c1", "-W2", addr.String())
+	return pingFrom(k.clNS, addr, 2*time.Second)
 }
 
 // WaitAdvertised implements Advertiser: the address is on kv0 and answers

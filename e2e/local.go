@@ -24,6 +24,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/kvcp-dev/kube-vip-cloud-provider/e2e/hostcheck"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/testenv"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/manifest"
 )
@@ -66,6 +67,14 @@ func NewLocal(ctx context.Context) (*Local, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, errors.New(testenv.Missing)
 	}
+	// Before anything starts: a machine that cannot run kube-vip stops
+	// here, saying what to install.
+	kvBin := os.Getenv("KUBE_VIP_BINARY")
+	if kvBin != "" {
+		if err := hostcheck.Local().KubeVIP(kvBin); err != nil {
+			return nil, err
+		}
+	}
 	l := &Local{env: &envtest.Environment{}}
 	var err error
 	if l.root, err = repoRoot(); err != nil {
@@ -99,7 +108,7 @@ func NewLocal(ctx context.Context) (*Local, error) {
 			return nil, err
 		}
 	}
-	if bin := os.Getenv("KUBE_VIP_BINARY"); bin == "" {
+	if bin := kvBin; bin == "" {
 		l.kvReason = "KUBE_VIP_BINARY is not set: kube-vip is not run, so advertising is not checked (the README says how to build it)"
 	} else {
 		kubeconfig := func(server string) (string, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -207,6 +211,59 @@ func arpWhoHas(ns, ifname string, src, target netip.Addr, timeout time.Duration)
 		if n >= 42 && binary.BigEndian.Uint16(p[12:14]) == unix.ETH_P_ARP && binary.BigEndian.Uint16(p[20:22]) == 2 &&
 			bytes.Equal(p[28:32], target.AsSlice()) {
 			return net.HardwareAddr(bytes.Clone(p[22:28])), nil
+		}
+	}
+}
+
+// pingFrom sends one ICMP echo request (ICMPv6 for an IPv6 target) from
+// inside netns ns to target and waits at most timeout for its reply, as
+// `ping -c1` would, without needing the ping command.
+func pingFrom(ns string, target netip.Addr, timeout time.Duration) error {
+	network, local, proto := "ip4:icmp", "0.0.0.0", 1 // IANA protocol numbers
+	var request, reply icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
+	if target.Is6() {
+		network, local, proto = "ip6:ipv6-icmp", "::", 58
+		request, reply = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply
+	}
+	var c *icmp.PacketConn
+	err := inNetns(ns, func() (err error) {
+		c, err = icmp.ListenPacket(network, local)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("ICMP socket in %s: %w", ns, err)
+	}
+	defer c.Close()
+	// A raw socket sees every echo reply in the namespace: ours carries
+	// this id and sequence number.
+	id, seq := os.Getpid()&0xffff, rand.IntN(1<<16)
+	msg := icmp.Message{Type: request, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("kvcp-e2e")}}
+	raw, err := msg.Marshal(nil) // the kernel fills in the ICMPv6 checksum
+	if err != nil {
+		return err
+	}
+	if _, err := c.WriteTo(raw, &net.IPAddr{IP: target.AsSlice()}); err != nil {
+		return fmt.Errorf("send ICMP echo to %s from %s: %w", target, ns, err)
+	}
+	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	buf := make([]byte, 1500)
+	for {
+		n, peer, err := c.ReadFrom(buf)
+		if err != nil {
+			return fmt.Errorf("no ICMP echo reply from %s within %v: %w", target, timeout, err)
+		}
+		from, ok := peer.(*net.IPAddr)
+		if !ok || !from.IP.Equal(target.AsSlice()) {
+			continue
+		}
+		m, err := icmp.ParseMessage(proto, buf[:n])
+		if err != nil || m.Type != reply {
+			continue
+		}
+		if e, ok := m.Body.(*icmp.Echo); ok && e.ID == id && e.Seq == seq {
+			return nil
 		}
 	}
 }

@@ -195,12 +195,12 @@ func TestEngineUnmanagedHoldersNeverShared(t *testing.T) {
 	rvs["asks"] = s.create("asks", port(80, corev1.ProtocolTCP), classed(otherClass), requesting(c)).ResourceVersion
 
 	web := s.address1(s.create("web", port(443, corev1.ProtocolTCP)).Name)
-	s.g.Expect(web).NotTo(BeElementOf(a, b, c), "web shares an address an unmanaged Service carries")
-	s.g.Expect(web).To(Equal(d), "web: the lowest address no one carries")
+	s.g.Expect(web.String()).NotTo(BeElementOf(strs([]netip.Addr{a, b, c})), "web shares an address an unmanaged Service carries")
+	s.g.Expect(web.String()).To(Equal(d.String()), "web: the lowest address no one carries")
 	// Managed holders of one pool share: sharing is on, so the check above
 	// is not passed by a controller that never shares.
 	dns := s.address1(s.create("dns", port(53, corev1.ProtocolUDP)).Name)
-	s.g.Expect(dns).To(Equal(d), "dns should share web's address (allow-share, no port collision)")
+	s.g.Expect(dns.String()).To(Equal(d.String()), "dns should share web's address (allow-share, no port collision)")
 	s.waitEvent(s.ns, "dns", decide.ReasonAddressAssigned, 10*time.Second, "sharing")
 
 	// Asking for an unmanaged holder's address is a Conflict, whatever the
@@ -229,14 +229,14 @@ func TestEngineStatusAddressesInUseAndAdopted(t *testing.T) {
 	s.create("migrated", annotated(decide.AnnotationIgnore, "true"))
 	s.setIngress("migrated", e)
 
-	s.g.Expect(s.address1(s.create("new", port(443, corev1.ProtocolTCP)).Name)).To(Equal(free),
+	s.g.Expect(s.address1(s.create("new", port(443, corev1.ProtocolTCP)).Name).String()).To(Equal(free.String()),
 		"new: %s is served by another load-balancer, %s by the tool migrated comes from", d, e)
 
 	// The user hands migrated over: it keeps E, which the controller writes
 	// down (the old controller gave it a new address, or, with E taken
 	// by then, none).
 	s.patch("migrated", map[string]any{"metadata": map[string]any{"annotations": map[string]any{decide.AnnotationIgnore: nil}}})
-	s.g.Expect(s.address1("migrated")).To(Equal(e))
+	s.g.Expect(s.address1("migrated").String()).To(Equal(e.String()))
 	s.g.Expect(s.get("migrated").Spec.LoadBalancerIP).To(Equal(e.String()))
 	s.waitEvent(s.ns, "migrated", decide.ReasonAddressAssigned, 10*time.Second, "adopted from status", e.String())
 
@@ -261,12 +261,12 @@ func TestEngineOtherToolsRequestAnnotations(t *testing.T) {
 		{"cilium", decide.AnnotationCiliumIPs, at(77)},
 	} {
 		s.create(c.name, annotated(c.annotation, c.want.String()))
-		s.g.Expect(s.address1(c.name)).To(Equal(c.want), "%s: asked for %s in %s", c.name, c.want, c.annotation)
+		s.g.Expect(s.address1(c.name).String()).To(Equal(c.want.String()), "%s: asked for %s in %s", c.name, c.want, c.annotation)
 		s.waitEvent(s.ns, c.name, decide.ReasonAddressAssigned, 10*time.Second, c.annotation)
 		s.g.Expect(s.get(c.name).Annotations).To(HaveKeyWithValue(c.annotation, c.want.String()), "the user's request is left alone")
 	}
 	// Neither request was taken by the next Service.
-	s.g.Expect(s.address1(s.createBare("next"))).To(Equal(at(76)))
+	s.g.Expect(s.address1(s.createBare("next")).String()).To(Equal(at(76).String()))
 }
 
 // TestEngineInvalidAnnotationKeepsItsAddress: kube-vip advertises every
@@ -281,14 +281,14 @@ func TestEngineInvalidAnnotationKeepsItsAddress(t *testing.T) {
 	s.create("bogus", annotated(decide.AnnotationLoadBalancerIPs, g3.String()+",bogus"))
 	s.waitEvent(s.ns, "bogus", decide.ReasonAllocationFailed, 10*time.Second, "InvalidRequest")
 
-	s.g.Expect(s.address1(s.createBare("b"))).To(Equal(g4), "b: %s and %s are carried by two, %s by bogus", g1, g2, g3)
+	s.g.Expect(s.address1(s.createBare("b")).String()).To(Equal(g4.String()), "b: %s and %s are carried by two, %s by bogus", g1, g2, g3)
 	s.g.Expect(s.granted("two")).To(BeFalse(), "two was taken on with an invalid annotation")
 	s.g.Expect(s.annotation("two")).To(Equal(g1.String()+","+g2.String()), "the user's invalid annotation was rewritten")
 
 	// Fixed by the user: granted; G2 is free again.
 	s.patch("two", map[string]any{"metadata": map[string]any{"annotations": map[string]any{decide.AnnotationLoadBalancerIPs: g1.String()}}})
 	s.waitEvent(s.ns, "two", decide.ReasonAddressAssigned, 10*time.Second, g1.String())
-	s.g.Expect(s.address1(s.createBare("c"))).To(Equal(g2))
+	s.g.Expect(s.address1(s.createBare("c")).String()).To(Equal(g2.String()))
 }
 
 // TestEngineBadKeyDoesNotFlipGoodKey: range-NS serves; the user adds
@@ -298,7 +298,7 @@ func TestEngineInvalidAnnotationKeepsItsAddress(t *testing.T) {
 func TestEngineBadKeyDoesNotFlipGoodKey(t *testing.T) {
 	rng := span(88, 4)
 	s := newSpec(t, map[string]string{"range-NS": rng})
-	s.g.Expect(s.address1(s.createBare("a"))).To(Equal(at(88)))
+	s.g.Expect(s.address1(s.createBare("a")).String()).To(Equal(at(88).String()))
 
 	s.config(map[string]string{"range-NS": rng, "cidr-NS": "0.0.0.0/32"})
 	// The suite's ConfigMap is kube-system/kubevip (setConfigMap). The
@@ -312,7 +312,7 @@ func TestEngineBadKeyDoesNotFlipGoodKey(t *testing.T) {
 			s.g.Expect(e.Message).NotTo(ContainSubstring("parse "+rangeKey+"="), "the unchanged key was blamed")
 		}
 	}
-	s.g.Expect(s.address1(s.createBare("b"))).To(Equal(at(89)), "b: from %s, which keeps serving", rng)
+	s.g.Expect(s.address1(s.createBare("b")).String()).To(Equal(at(89).String()), "b: from %s, which keeps serving", rng)
 }
 
 // TestEngineDHCPFamily: the DHCP marker 0.0.0.0 is IPv4. An IPv6-only
@@ -324,7 +324,7 @@ func TestEngineDHCPFamily(t *testing.T) {
 	}
 	s := newSpec(t, map[string]string{"cidr-NS": "0.0.0.0/32"})
 	s.create("v4", family(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol))
-	s.g.Expect(s.address1("v4")).To(Equal(netip.IPv4Unspecified()))
+	s.g.Expect(s.address1("v4").String()).To(Equal("0.0.0.0"))
 
 	s.create("v6", family(corev1.IPFamilyPolicySingleStack, corev1.IPv6Protocol))
 	s.waitEvent(s.ns, "v6", decide.ReasonAllocationFailed, 10*time.Second, "FamilyUnavailable")
@@ -352,11 +352,14 @@ func TestEngineContestedGrantedWhenHolderMoves(t *testing.T) {
 	// binary with the default back-off (local.go passes no retry flag; the
 	// controller's defaults are 250 ms doubling to 1 min). cc2's retries
 	// come at 0.25, 0.75, 1.75, 3.75, 7.75, 15.75, 31.75 s after its first
-	// Conflict, which was before we saw its Event; a sync of cc2 for any
-	// other reason only pushes them later (the failure count is never reset
-	// while it stays contested). Moving cc1 20 s after we saw the Conflict
-	// puts the move 4 s after one retry and more than 11 s before the
-	// next: a grant within 3 s of the move comes from the wake-up.
+	// Conflict, which was before we saw its Event. Nothing else syncs cc2
+	// meanwhile (no informer resync, no other Service or ConfigMap change in
+	// this spec), and if something did, it would only add failures, so
+	// that the retries after it come later, never earlier (the failure
+	// count is reset only once cc2 is granted). Moving cc1 20 s after we
+	// saw the Conflict puts the move about 4 s after one retry and about
+	// 11.75 s before the next: a grant within 3 s of the move comes from
+	// the wake-up that cc1's changed holding sends, not from the back-off.
 	const moveAfter = 20 * time.Second
 	s.g.Consistently(func() bool { return s.granted("cc2") }, moveAfter-time.Since(conflict), 250*time.Millisecond).
 		Should(BeFalse(), "cc2 was granted %s while cc1 holds it", h)

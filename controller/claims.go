@@ -95,7 +95,7 @@ func claimOf(ip *networkingv1.IPAddress) (engine.Claim, bool) {
 	if err != nil {
 		return engine.Claim{}, false
 	}
-	cl := engine.Claim{Addr: a.Unmap(), Manager: ip.Labels[networkingv1.LabelManagedBy], ID: string(ip.UID)}
+	cl := engine.Claim{Addr: a.Unmap(), Manager: ip.Labels[networkingv1.LabelManagedBy], ID: string(ip.UID), Created: ip.CreationTimestamp.Time}
 	if p := ip.Spec.ParentRef; p != nil && p.Group == "" && p.Resource == "services" {
 		cl.Owner = p.Namespace + "/" + p.Name
 	}

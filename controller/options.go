@@ -47,6 +47,9 @@ type Options struct {
 	AddressClaims bool
 	// RepairInterval is how often the claims are repaired (default 1m).
 	RepairInterval time.Duration
+	// ClaimGrace is how old a stale claim of ours must be before the
+	// repair deletes it (default 1m).
+	ClaimGrace time.Duration
 	// EventClient, when set, records Events instead of the main client, so
 	// that Events do not share the main client's rate limit with the writes
 	// that assign addresses.

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -36,6 +37,8 @@ type Claim struct {
 	Manager string
 	// ID is the object's identity (its UID): Delete removes only that one.
 	ID string
+	// Created is when the claim was made.
+	Created time.Time
 }
 
 // Claims are the address claims: uniqueness enforced by the API server,
@@ -142,23 +145,6 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) ([]ne
 	return created, nil, nil
 }
 
-// unclaim deletes the claims just made for the Service named key by a
-// write that did not go out or was refused.
-func (e *Engine) unclaim(ctx context.Context, key string, addrs []netip.Addr) {
-	for _, a := range addrs {
-		if c, ok := e.claims.Get(a); ok && c.Owner == key && c.Manager == ManagedBy {
-			if err := e.claims.Delete(ctx, c); err != nil && !apierrors.IsNotFound(err) {
-				klog.FromContext(ctx).Error(err, "Dropping the claim of a refused write; the repair will", "service", key, "address", a)
-			}
-			continue
-		}
-		// Not in the cache yet: delete by name, whatever its identity.
-		if err := e.claims.Delete(ctx, Claim{Addr: a, Owner: key, Manager: ManagedBy}); err != nil && !apierrors.IsNotFound(err) {
-			klog.FromContext(ctx).Error(err, "Dropping the claim of a refused write; the repair will", "service", key, "address", a)
-		}
-	}
-}
-
 // mayUse reports whether the Service named key may hold c's address: the
 // claim is its own, or that of a Service of ours it shares the address with.
 func (e *Engine) mayUse(c Claim, key string) bool {
@@ -236,7 +222,8 @@ type RepairReport struct {
 
 // Repair brings the claims in line with the ledger: claims of ours whose
 // Service no longer holds the address are deleted (or moved to the Service
-// that holds it now), held addresses without a claim get one, and claims
+// that holds it now) once older than the grace period (a write may still
+// be on its way) and once a live read confirms it, held addresses without a claim get one, and claims
 // of other managers on addresses our Services hold are reported, with a
 // Warning Event AddressClaimConflict on the Service.
 func (e *Engine) Repair(ctx context.Context) RepairReport {
@@ -283,6 +270,9 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 				}
 			}
 		case slices.Contains(owners, c.Owner):
+		case time.Since(c.Created) < e.grace || e.carriesLive(ctx, c):
+			// Young (a write may be on its way, maybe another
+			// controller's relying on it), or the cache lags: kept.
 		default:
 			if err := e.claims.Delete(ctx, c); err != nil && !apierrors.IsNotFound(err) {
 				logger.Error(err, "Repair: deleting a stale address claim", "address", c.Addr, "claimedFor", c.Owner)
@@ -315,6 +305,19 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 		logger.Info("Address claims repaired", "deleted", r.Deleted, "created", r.Created, "moved", r.Moved, "foreign", len(r.Foreign))
 	}
 	return r
+}
+
+// carriesLive reports whether the claim's Service, read from the API
+// server, carries its address (or could not be read: kept, to be safe).
+func (e *Engine) carriesLive(ctx context.Context, c Claim) bool {
+	if c.Owner == "" {
+		return false
+	}
+	svc, err := e.cluster.Live(ctx, c.Owner)
+	if apierrors.IsNotFound(err) {
+		return false
+	}
+	return err != nil || slices.Contains(decide.InUse(svc), c.Addr)
 }
 
 func sortedAddrs(m map[netip.Addr][]string) []netip.Addr {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -87,6 +88,9 @@ type Options struct {
 	// Claims, when set, makes every address given out claimed first in
 	// the API server (one IPAddress object per address); nil runs without.
 	Claims Claims
+	// ClaimGrace is how old a claim of ours must be before the repair
+	// deletes it as stale (default 1m, as the API server's own repair).
+	ClaimGrace time.Duration
 }
 
 // Engine runs the sync protocol. It is safe for concurrent use: several
@@ -98,6 +102,7 @@ type Engine struct {
 	wake     func(key string)
 	opts     Options
 	claims   Claims
+	grace    time.Duration
 
 	mu     sync.Mutex
 	ledger *decide.Ledger
@@ -112,8 +117,12 @@ type Engine struct {
 // New returns an Engine with an empty ledger and no config; Start fills
 // both in. wake queues a Service key for a sync.
 func New(cluster Cluster, recorder Recorder, observer Observer, wake func(key string), opts Options) *Engine {
+	if opts.ClaimGrace <= 0 {
+		opts.ClaimGrace = time.Minute
+	}
 	return &Engine{
 		cluster: cluster, recorder: recorder, observer: observer, wake: wake, opts: opts, claims: opts.Claims,
+		grace:   opts.ClaimGrace,
 		ledger:  decide.NewLedger(nil, opts.Decide.Flaws),
 		waiting: map[string]bool{},
 		seen:    decide.NewEventMemory(),

@@ -108,14 +108,11 @@ func lost(before, after allocator.Holding) bool {
 // write sends the write of d, made against svc, and settles the ledger.
 func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d decide.Decision) (bool, error) {
 	logger := klog.FromContext(ctx).WithValues("service", key)
-	var claimed []netip.Addr
 	if e.claims != nil && d.Action == decide.Write {
-		// Only a claim the API server granted lets the write go out.
-		created, taken, err := e.claim(ctx, key, d)
-		claimed = created
-		if err != nil || taken != nil {
-			e.unclaim(ctx, key, created)
-		}
+		// Only a claim the API server granted lets the write go out. A
+		// claim made for a write that then fails stays until the repair
+		// finds it stale: another controller's write may rely on it.
+		_, taken, err := e.claim(ctx, key, d)
 		if err != nil {
 			e.mu.Lock()
 			e.ledger.WriteFailed(d)
@@ -131,9 +128,6 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 	stored, err := e.cluster.Patch(ctx, svc, d.Service)
 	if err != nil {
 		rejected := refused(err) || e.opts.Decide.Flaws.ForgetLostWrites
-		if rejected && e.claims != nil {
-			e.unclaim(ctx, key, claimed) // it cannot land: its fresh claims go
-		}
 		e.mu.Lock()
 		if rejected {
 			e.ledger.WriteFailed(d)

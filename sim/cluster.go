@@ -1,10 +1,13 @@
 package sim
 
 import (
+	"net/netip"
 	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
 
 // write is one entry of the API server's write log: the Service as it was
@@ -22,9 +25,14 @@ type cluster struct {
 	rv       int64
 	// created orders Services by creation for Rebuild's tie-breaks.
 	created int64
+	// claims are the address claims (IPAddress objects), by address.
+	claims   map[netip.Addr]engine.Claim
+	claimSeq int
 }
 
-func newCluster() *cluster { return &cluster{services: map[string]*corev1.Service{}} }
+func newCluster() *cluster {
+	return &cluster{services: map[string]*corev1.Service{}, claims: map[netip.Addr]engine.Claim{}}
+}
 
 func (c *cluster) store(key string, svc *corev1.Service) {
 	c.rv++

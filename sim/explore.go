@@ -70,7 +70,7 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 	// they may be given a class (with the type), as the API server allows.
 	notLB := map[string]bool{}
 	next := 0
-	replicas := 1
+	replicas, active := 1, 1
 	for len(sc.Steps) < n {
 		var st Step
 		switch r := rng.IntN(27); {
@@ -165,6 +165,11 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 		case r < 22 && replicas == 1:
 			replicas = 2
 			st.Replicas = new(replicas)
+		case r == 23 && replicas == 2:
+			// Both replicas act as leader (a stale leader, an upgrade),
+			// or the leader alone again.
+			active = 3 - active
+			st.Active = new(active)
 		case r == 24:
 			n := 1 + rng.IntN(2)
 			if rng.IntN(2) == 0 {
@@ -173,7 +178,7 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 				st.Drop = &n
 			}
 		case r < 23 && replicas == 2 && rng.IntN(3) == 0:
-			replicas = 1
+			replicas, active = 1, 1
 			st.Replicas = new(replicas)
 		case r == 25 && len(requestable) > 0:
 			// A user's edit of the annotation, racing the controller's

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"strconv"
 
@@ -34,7 +35,11 @@ type replica struct {
 func (s *simulator) newReplica(id int) *replica {
 	r := &replica{id: id, cache: newCache(), queued: map[string]bool{}}
 	a := &adapter{s: s, r: r}
-	r.engine = engine.New(a, a, a, r.enqueue, engine.Options{Decide: s.dopts})
+	o := engine.Options{Decide: s.dopts}
+	if !s.opts.NoClaims {
+		o.Claims = claimStore{s}
+	}
+	r.engine = engine.New(a, a, a, r.enqueue, o)
 	r.cache.sync(s.cluster)
 	r.engine.Start(s.ctx, s.configMap(), r.cache.list())
 	for _, k := range sortedKeys(r.cache.services) {
@@ -213,3 +218,55 @@ func (a *adapter) ConfigLoaded(errs []*allocator.KeyError) {
 }
 
 func (a *adapter) actor() string { return "controller-" + strconv.Itoa(a.r.id) }
+
+// claimStore is the simulated API server's address claims (IPAddress
+// objects), shared by every replica: Create refuses a second claim of an
+// address, as the API server does. The controllers read it live (their
+// claim caches never lag), and every replica hears of a claim that goes.
+type claimStore struct{ s *simulator }
+
+var ipAddresses = schema.GroupResource{Group: "networking.k8s.io", Resource: "ipaddresses"}
+
+// Get implements engine.Claims.
+func (c claimStore) Get(a netip.Addr) (engine.Claim, bool) {
+	cl, ok := c.s.cluster.claims[a]
+	return cl, ok
+}
+
+// List implements engine.Claims.
+func (c claimStore) List() []engine.Claim {
+	out := make([]engine.Claim, 0, len(c.s.cluster.claims))
+	for _, cl := range c.s.cluster.claims {
+		out = append(out, cl)
+	}
+	slices.SortFunc(out, func(a, b engine.Claim) int { return a.Addr.Compare(b.Addr) })
+	return out
+}
+
+// Create implements engine.Claims.
+func (c claimStore) Create(_ context.Context, a netip.Addr, owner string) (engine.Claim, error) {
+	if cl, ok := c.s.cluster.claims[a]; ok {
+		return cl, apierrors.NewAlreadyExists(ipAddresses, a.String())
+	}
+	c.s.cluster.claimSeq++
+	cl := engine.Claim{Addr: a, Owner: owner, Manager: engine.ManagedBy, ID: strconv.Itoa(c.s.cluster.claimSeq)}
+	c.s.cluster.claims[a] = cl
+	return cl, nil
+}
+
+// Delete implements engine.Claims: only the claim it names (its ID, when
+// given).
+func (c claimStore) Delete(_ context.Context, cl engine.Claim) error {
+	cur, ok := c.s.cluster.claims[cl.Addr]
+	if !ok {
+		return apierrors.NewNotFound(ipAddresses, cl.Addr.String())
+	}
+	if cl.ID != "" && cur.ID != cl.ID {
+		return apierrors.NewConflict(ipAddresses, cl.Addr.String(), errStale)
+	}
+	delete(c.s.cluster.claims, cl.Addr)
+	for _, r := range c.s.replicas {
+		r.engine.ClaimGone(cur)
+	}
+	return nil
+}

@@ -27,6 +27,10 @@ type Options struct {
 	// the model finds the bugs that follow (the zero value is the real
 	// controller).
 	Flaws decide.Flaws
+	// NoClaims runs the controllers without address claims, only for
+	// showing that two active controllers then give one address to two
+	// Services.
+	NoClaims bool
 	// CheckOnlyAtEnd skips the per-step invariant checks that are not
 	// incremental (the quiet checks), for very large generated runs.
 	CheckOnlyAtEnd bool
@@ -111,7 +115,10 @@ type simulator struct {
 	dopts     decide.Options
 	replicas  []*replica
 	leader    int
-	lag       int
+	// active is how many replicas act as leader at once (1, or 2 for a
+	// split brain).
+	active int
+	lag    int
 	// injected conflicts: the next n writes, or the next write of a key.
 	conflicts   int
 	conflictFor map[string]int
@@ -181,6 +188,7 @@ func run(sc *Scenario, o Options) (*Result, *cluster, error) {
 	}
 	s.dopts = sc.ControllerOptions()
 	s.dopts.Flaws = o.Flaws
+	s.active = 1
 	s.setConfig(sc.Config)
 	s.replicas = []*replica{s.newReplica(0)}
 	for i, st := range sc.Steps {
@@ -226,12 +234,22 @@ func (s *simulator) setConfig(data map[string]string) {
 	if len(s.replicas) == 0 {
 		return // the first replica loads it as it starts
 	}
-	r := s.replicas[s.leader]
-	if r.engine.SetConfig(s.ctx, s.configMap()) {
-		for _, k := range sortedKeys(r.cache.services) {
-			r.enqueue(k)
+	for _, r := range s.acting() {
+		if r.engine.SetConfig(s.ctx, s.configMap()) {
+			for _, k := range sortedKeys(r.cache.services) {
+				r.enqueue(k)
+			}
 		}
 	}
+}
+
+// acting returns the replicas that act as leader: the leader, and with
+// active: 2 the other replica too.
+func (s *simulator) acting() []*replica {
+	if s.active < 2 || len(s.replicas) < 2 {
+		return []*replica{s.replicas[s.leader]}
+	}
+	return s.replicas
 }
 
 // config is the config in force at the leader.
@@ -311,8 +329,31 @@ func (s *simulator) injectConflicts(c *Conflict) {
 
 // setReplicas plays replicas.
 func (s *simulator) setReplicas(n int) {
+	if n < 2 {
+		s.active = 1
+	}
 	s.scale(n)
 	s.add(Row{Actor: "user", What: "replicas", Detail: fmt.Sprintf("%d, leader is controller-%d", len(s.replicas), s.replicas[s.leader].id)})
+}
+
+// setActive plays active: with 2, both replicas act as leader at once (a
+// stale leader that keeps writing after losing its Lease, or an old and a
+// new controller side by side during an upgrade); with 1, the leader alone.
+func (s *simulator) setActive(n int) error {
+	if n == 2 && len(s.replicas) < 2 {
+		return fmt.Errorf("step %d (active): needs replicas: 2 first", s.step)
+	}
+	s.active = n
+	s.add(Row{Actor: "user", What: "active", Detail: fmt.Sprintf("%d controller(s) act at once", n)})
+	for _, r := range s.acting() {
+		// A running controller's informer has the ConfigMap in force.
+		if r.engine.SetConfig(s.ctx, s.configMap()) {
+			for _, k := range sortedKeys(r.cache.services) {
+				r.enqueue(k)
+			}
+		}
+	}
+	return nil
 }
 
 // handover plays handover.

@@ -53,6 +53,7 @@ type Step struct {
 	Conflict *Conflict         `json:"conflict,omitempty"`
 	Replicas *int              `json:"replicas,omitempty"`
 	Handover *struct{}         `json:"handover,omitempty"`
+	Active   *int              `json:"active,omitempty"`
 	Settle   *struct{}         `json:"settle,omitempty"`
 	Expect   *Expect           `json:"expect,omitempty"`
 }

@@ -90,7 +90,7 @@ func doubleAllocations(t *testing.T, scenario string, bad Options, check func(se
 }
 
 func TestLagModelFindsTheClassicDoubleAllocationWithoutLedger(t *testing.T) {
-	found := doubleAllocations(t, lagBurst, Options{Flaws: decide.Flaws{NoLedger: true}}, nil)
+	found := doubleAllocations(t, lagBurst, Options{NoClaims: true, Flaws: decide.Flaws{NoLedger: true}}, nil)
 	if found == 0 {
 		t.Fatal("without a ledger, no seed found a double allocation: the lag model cannot fail")
 	}
@@ -115,7 +115,7 @@ steps:
 `
 
 func TestLostAnswerModelFindsTheDoubleAllocationOfForgottenWrites(t *testing.T) {
-	found := doubleAllocations(t, lostAnswerBurst, Options{Flaws: decide.Flaws{ForgetLostWrites: true}}, func(seed int64, res *Result) {
+	found := doubleAllocations(t, lostAnswerBurst, Options{NoClaims: true, Flaws: decide.Flaws{ForgetLostWrites: true}}, func(seed int64, res *Result) {
 		if res.Allocations != 6 {
 			t.Fatalf("seed %d: %d allocations recorded, want 6 (lost answers included)", seed, res.Allocations)
 		}

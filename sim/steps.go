@@ -31,7 +31,7 @@ type stepKind struct {
 }
 
 // kindCount is the number of step kinds.
-const kindCount = 13
+const kindCount = 14
 
 // stepKinds returns the step kinds, in the order the README lists them.
 // It is an array returned by value, built afresh on each call, so that
@@ -161,6 +161,20 @@ func stepKinds() [kindCount]stepKind {
 			decode:   func(st *Step, raw json.RawMessage) error { return decodeEmpty(&st.Handover, raw) },
 			validate: func(*Step) error { return nil },
 			play:     func(s *simulator, _ *Step) error { return s.handover() },
+		},
+		{
+			name: "active", example: "active: 2",
+			value: func(st *Step) any { return orNil(st.Active) },
+			decode: func(st *Step, raw json.RawMessage) error {
+				return decodeCount(&st.Active, raw, false)
+			},
+			validate: func(st *Step) error {
+				if n := *st.Active; n < 1 || n > 2 {
+					return fmt.Errorf("active %d: must be 1 or 2", n)
+				}
+				return nil
+			},
+			play: func(s *simulator, st *Step) error { return s.setActive(*st.Active) },
 		},
 		{
 			name: "settle", example: "settle: {}", bare: true, settles: true,

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
@@ -16,7 +17,23 @@ import (
 // work lets the leader do one thing: deliver a lagging cache update, or
 // process one queued key. It reports whether anything was left to do.
 func (s *simulator) work() (bool, error) {
-	r := s.replicas[s.leader]
+	acting := s.acting()
+	if len(acting) > 1 {
+		// Two controllers act at once: a seeded one goes first; when
+		// it has nothing to do, the other.
+		first := s.rng.IntN(len(acting))
+		for i := range acting {
+			if did, err := s.workOn(acting[(first+i)%len(acting)]); did || err != nil {
+				return did, err
+			}
+		}
+		return false, nil
+	}
+	return s.workOn(acting[0])
+}
+
+// workOn lets replica r do one thing.
+func (s *simulator) workOn(r *replica) (bool, error) {
 	// The informer delivers every write older than the lag at once...
 	for r.cache.pos < len(s.cluster.log)-s.lag {
 		if k, ok := r.cache.advance(s.cluster); ok {
@@ -49,7 +66,9 @@ func (s *simulator) work() (bool, error) {
 // as the work queue's back-off would; a Service that cannot get an address
 // waits to be woken, as it does in the controller.
 func (s *simulator) process(r *replica, key string) error {
-	s.outcome, s.broken = "", nil
+	// What a write of an earlier sync left behind (a resend whose answer
+	// was lost) is not this sync's.
+	s.outcome, s.broken, s.landedLost = "", nil, nil
 	retry, err := r.engine.SyncService(s.ctx, key)
 	if s.broken != nil {
 		return s.broken
@@ -274,7 +293,7 @@ func (s *simulator) known(r *replica, key string) *corev1.Service {
 // valid, with ports that do not collide; for an automatic address it must
 // also hold a (annotation, spec.loadBalancerIP, or adopted from status), for an
 // automatic address also in the same pool, both namespaces allowing it.
-func (s *simulator) mayShare(after, other *corev1.Service, a netip.Addr, auto bool) (bool, string) {
+func (s *simulator) mayShare(cfg *allocator.Config, after, other *corev1.Service, a netip.Addr, auto bool) (bool, string) {
 	if !decide.Managed(other, s.dopts) {
 		return false, "the other is not managed by this controller"
 	}
@@ -297,7 +316,6 @@ func (s *simulator) mayShare(after, other *corev1.Service, a netip.Addr, auto bo
 	if !auto {
 		return true, ""
 	}
-	cfg := s.config()
 	pool := cfg.PoolFor(after.Namespace)
 	if !cfg.AllowShare(after.Namespace) || !cfg.AllowShare(other.Namespace) {
 		return false, "sharing is not allowed"
@@ -341,7 +359,7 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 			if !decide.IsLoadBalancer(o) {
 				continue // no longer a LoadBalancer: not served
 			}
-			if ok, why := s.mayShare(after, o, a, d.Allocated); !ok {
+			if ok, why := s.mayShare(r.engine.Config(), after, o, a, d.Allocated); !ok {
 				return s.invariant(fmt.Sprintf("address %s is held by two Services that may not share: the controller gave it while the other is served on it (%s)", a, why), key, other)
 			}
 		}
@@ -349,7 +367,8 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 	if !d.Allocated {
 		return nil
 	}
-	pool := s.config().PoolFor(after.Namespace)
+	// The writer's config: with two active controllers, each has its own.
+	pool := r.engine.Config().PoolFor(after.Namespace)
 	for _, a := range d.Holding.Addrs {
 		if a.IsUnspecified() && pool != nil && pool.DHCP() {
 			continue

@@ -31,8 +31,8 @@ import (
 )
 
 const usage = `usage:
-  kube-vip-sim replay [--output table|json] [--seed N] [--no-ledger] FILE...
-  kube-vip-sim explore --seed S --steps N [--runs R] [--config FILE] [--out FILE] [--no-ledger]
+  kube-vip-sim replay [--output table|json] [--seed N] [--no-ledger] [--no-claims] FILE...
+  kube-vip-sim explore --seed S --steps N [--runs R] [--config FILE] [--out FILE] [--no-ledger] [--no-claims]
   kube-vip-sim plan --config NEW.yaml [--kubeconfig PATH | --scenario FILE] [--config-map NAME] [--namespace NS]
                     [--enable-loadbalancerclass] [--loadbalancerclass-name NAME] [--allow-invalid]
   kube-vip-sim generate --services N [--pools NS=CIDR,...] [--out FILE]
@@ -133,7 +133,8 @@ func replay(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("replay")
 	output := fs.String("output", "table", "table or json")
 	seed := fs.Int64("seed", 0, "override the scenarios' seeds")
-	noLedger := fs.Bool("no-ledger", false, "model a controller without a ledger (to watch the classic double allocation)")
+	noLedger := fs.Bool("no-ledger", false, "model a controller without a ledger and without address claims (to watch the classic double allocation)")
+	noClaims := fs.Bool("no-claims", false, "model controllers without address claims (with active: 2, to watch two controllers give one address to two Services)")
 	files, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -155,7 +156,7 @@ func replay(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		start := time.Now()
-		res, err := sim.Run(sc, sim.Options{Seed: *seed, Flaws: decide.Flaws{NoLedger: *noLedger}})
+		res, err := sim.Run(sc, sim.Options{Seed: *seed, NoClaims: *noClaims || *noLedger, Flaws: decide.Flaws{NoLedger: *noLedger}})
 		wall := time.Since(start)
 		if res == nil { // the scenario did not validate
 			invalid = append(invalid, fmt.Sprintf("%s: %v", path, err))
@@ -205,7 +206,8 @@ func explore(args []string, out io.Writer) error {
 	runs := fs.Int("runs", 1, "scenarios to try, with seeds seed, seed+1, ...")
 	config := fs.String("config", "", "a scenario or ConfigMap file whose pools to use")
 	outFile := fs.String("out", "", "where to write a failing scenario (default explore-failure-seed-S.yaml)")
-	noLedger := fs.Bool("no-ledger", false, "model a controller without a ledger (to watch the classic double allocation)")
+	noLedger := fs.Bool("no-ledger", false, "model a controller without a ledger and without address claims (to watch the classic double allocation)")
+	noClaims := fs.Bool("no-claims", false, "model controllers without address claims (with active: 2, to watch two controllers give one address to two Services)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -223,7 +225,7 @@ func explore(args []string, out io.Writer) error {
 	for i := 0; i < *runs; i++ {
 		s := *seed + int64(i)
 		sc := sim.Random(s, *steps, data)
-		o := sim.Options{Flaws: decide.Flaws{NoLedger: *noLedger}}
+		o := sim.Options{NoClaims: *noClaims || *noLedger, Flaws: decide.Flaws{NoLedger: *noLedger}}
 		_, err := sim.Run(sc, o)
 		if err == nil {
 			continue

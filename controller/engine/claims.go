@@ -145,6 +145,34 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) ([]ne
 	return created, nil, nil
 }
 
+// unclaim deletes the claims a write of the Service named key made, when
+// that write did not go out or was refused: unless the Service, read from
+// the API server, carries the address after all (another controller's
+// write of the same decision may have landed on the claim).
+func (e *Engine) unclaim(ctx context.Context, key string, addrs []netip.Addr) {
+	if len(addrs) == 0 {
+		return
+	}
+	var carried []netip.Addr
+	if live, err := e.cluster.Live(ctx, key); err == nil {
+		carried = decide.InUse(live)
+	} else if !apierrors.IsNotFound(err) {
+		return // unknown: the repair judges them later
+	}
+	for _, a := range addrs {
+		c, ok := e.claims.Get(a)
+		if slices.Contains(carried, a) || (ok && (c.Owner != key || c.Manager != ManagedBy)) {
+			continue
+		}
+		if !ok {
+			c = Claim{Addr: a, Owner: key, Manager: ManagedBy}
+		}
+		if err := e.claims.Delete(ctx, c); err != nil && !apierrors.IsNotFound(err) {
+			klog.FromContext(ctx).Error(err, "Dropping the claim of a write that did not land; the repair will", "service", key, "address", a)
+		}
+	}
+}
+
 // mayUse reports whether the Service named key may hold c's address: the
 // claim is its own, or that of a Service of ours it shares the address with.
 func (e *Engine) mayUse(c Claim, key string) bool {

@@ -66,9 +66,10 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 		delete(e.waiting, key)
 	}
 	e.mu.Unlock()
-	if lost(before, after) {
+	if gone := given(before, after); len(gone) > 0 {
 		// It gave up an address (released, moved, no longer contested):
-		// the Services waiting on it may have it now.
+		// its claim goes, and the Services waiting on it may have it now.
+		e.releaseClaims(ctx, key, gone)
 		e.wakeWaiting()
 	}
 
@@ -94,25 +95,29 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 	return false, nil
 }
 
-// lost reports whether after lacks an address before had.
-func lost(before, after allocator.Holding) bool {
+// given returns the addresses before had that after lacks.
+func given(before, after allocator.Holding) []netip.Addr {
 	in := func(a netip.Addr) bool { return slices.Contains(after.Addrs, a) || slices.Contains(after.Also, a) }
+	var out []netip.Addr
 	for _, a := range append(slices.Clone(before.Addrs), before.Also...) {
 		if !in(a) {
-			return true
+			out = append(out, a)
 		}
 	}
-	return false
+	return out
 }
 
 // write sends the write of d, made against svc, and settles the ledger.
 func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d decide.Decision) (bool, error) {
 	logger := klog.FromContext(ctx).WithValues("service", key)
+	var claimed []netip.Addr
 	if e.claims != nil && d.Action == decide.Write {
-		// Only a claim the API server granted lets the write go out. A
-		// claim made for a write that then fails stays until the repair
-		// finds it stale: another controller's write may rely on it.
-		_, taken, err := e.claim(ctx, key, d)
+		// Only a claim the API server granted lets the write go out.
+		created, taken, err := e.claim(ctx, key, d)
+		claimed = created
+		if err != nil || taken != nil {
+			e.unclaim(ctx, key, created)
+		}
 		if err != nil {
 			e.mu.Lock()
 			e.ledger.WriteFailed(d)
@@ -128,6 +133,9 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 	stored, err := e.cluster.Patch(ctx, svc, d.Service)
 	if err != nil {
 		rejected := refused(err) || e.opts.Decide.Flaws.ForgetLostWrites
+		if rejected && e.claims != nil {
+			e.unclaim(ctx, key, claimed) // it cannot land: its fresh claims go
+		}
 		e.mu.Lock()
 		if rejected {
 			e.ledger.WriteFailed(d)

@@ -326,6 +326,30 @@ func (s *simulator) mayShare(cfg *allocator.Config, after, other *corev1.Service
 	return true, ""
 }
 
+// followsPolicy reports whether a change of the annotation only follows
+// the Service's ipFamilyPolicy: a dual-stack policy adds an address of the
+// other family, keeping the one it had; SingleStack releases the address
+// of the family it no longer wants, keeping the other. Nothing else may
+// move.
+func followsPolicy(before, after *corev1.Service) bool {
+	was, _, err1 := decide.Addresses(before)
+	now, _, err2 := decide.Addresses(after)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	policy := corev1.IPFamilyPolicySingleStack
+	if after.Spec.IPFamilyPolicy != nil {
+		policy = *after.Spec.IPFamilyPolicy
+	}
+	switch {
+	case policy != corev1.IPFamilyPolicySingleStack && len(was) == 1 && len(now) == 2:
+		return slices.Contains(now, was[0]) && now[0].Is4() != now[1].Is4()
+	case policy == corev1.IPFamilyPolicySingleStack && len(was) == 2 && len(now) == 1:
+		return slices.Contains(was, now[0])
+	}
+	return false
+}
+
 // checkWrite checks one controller write. Every address it gives is one
 // no other Service is served on (annotation of any Service, managed or
 // not, valid or not; spec.loadBalancerIP; status.loadBalancer.ingress),
@@ -335,7 +359,7 @@ func (s *simulator) mayShare(cfg *allocator.Config, after, other *corev1.Service
 func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Service, d decide.Decision) error {
 	old := before.Annotations[decide.AnnotationLoadBalancerIPs]
 	now := after.Annotations[decide.AnnotationLoadBalancerIPs]
-	if old != "" && old != now && decide.IsLoadBalancer(after) {
+	if old != "" && old != now && decide.IsLoadBalancer(after) && !followsPolicy(before, after) {
 		return s.invariant(fmt.Sprintf("the controller changed the address of a LoadBalancer from %s to %q", old, now), key)
 	}
 	if d.Action != decide.Write || old == now {
@@ -344,9 +368,13 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 		return nil
 	}
 	served := decide.StatusAddresses(before)
+	had, _, _ := decide.Addresses(before)
 	for _, a := range d.Holding.Addrs {
 		if a.IsUnspecified() || slices.Contains(served, a) {
 			continue // adopted: a load-balancer serves it on a already
+		}
+		if old != "" && slices.Contains(had, a) {
+			continue // it carried a already: the write gives it nothing new
 		}
 		for _, other := range sortedKeys(s.carriers[a]) {
 			if other == key || (s.resending && !s.controllersDoing(other)) {

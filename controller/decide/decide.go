@@ -71,6 +71,10 @@ type Decision struct {
 	// Allocated is true when a Write gives the Service new addresses (rather
 	// than filling in the annotation for addresses it already carries).
 	Allocated bool
+	// Waits: the Service keeps what it has but wants more (a family its
+	// ipFamilyPolicy asks for): it is decided again when an address frees
+	// up or the config changes.
+	Waits bool
 }
 
 // Decide says what svc should have, given the config, the addresses in use
@@ -151,9 +155,7 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 		setAnnotation(out, AnnotationServiceInterface, iface)
 	}
 	msg := fmt.Sprintf("assigned %s from pool %q", JoinAddrs(res.Addrs), res.Pool)
-	if len(res.Shared) > 0 {
-		msg += fmt.Sprintf(" (sharing %s)", JoinAddrs(res.Shared))
-	}
+	msg += sharing(usage, svc, res.Shared)
 	evs := []Event{{EventNormal, ReasonAddressAssigned, msg}}
 	// PreferDualStack settled for one family: say why the other is missing.
 	for _, e := range res.Unavailable {
@@ -220,6 +222,9 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 		d.Events = append(d.Events, Event{EventWarning, ReasonAddressOutsidePool,
 			fmt.Sprintf("address %s is outside %s; it is kept", a, where)})
 	}
+	if src == srcAnnotation && svc.Labels[LabelImplementation] == ImplementationKubeVIP && svc.Labels[LabelLegacyIPAMAddress] == "" {
+		return follow(cfg, usage, svc, d)
+	}
 	// As the existing provider: the annotation is filled in, the Service is
 	// labelled as ours (so that a type change later removes both and frees
 	// the address), and the annotation supersedes the legacy label.
@@ -237,12 +242,135 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 				d.Service.Spec.LoadBalancerIP = res.Addrs[0].String()
 			}
 		}
-		if len(res.Shared) > 0 {
-			msg += fmt.Sprintf(" (sharing %s)", JoinAddrs(res.Shared))
-		}
+		msg += sharing(usage, svc, res.Shared)
 		d.Events = append([]Event{{EventNormal, ReasonAddressAssigned, msg}}, d.Events...)
 	}
 	return d
+}
+
+// srcAnnotation names addresses carried in our annotation.
+const srcAnnotation = "annotation " + AnnotationLoadBalancerIPs
+
+// sharing says which Services share the addresses shared, for a message:
+// " (sharing 10.0.0.1 with ns/a, ns/b)", or "".
+func sharing(usage *allocator.Usage, svc *corev1.Service, shared []netip.Addr) string {
+	if len(shared) == 0 {
+		return ""
+	}
+	var with []string
+	for _, a := range shared {
+		for _, o := range usage.Holders(a) {
+			if o != Key(svc) && !slices.Contains(with, o) {
+				with = append(with, o)
+			}
+		}
+	}
+	return fmt.Sprintf(" (sharing %s with %s)", JoinAddrs(shared), strings.Join(with, ", "))
+}
+
+// follow keeps a Service this provider assigned in step with what it asks
+// for now, on the decision d to hold what it carries: its ipFamilyPolicy
+// (a family added, keeping the address it has, or one released), the
+// spec.loadBalancerIP it wrote (the annotation's first address: kube-vip
+// reads the annotation first), and the interface-<ns> key.
+func follow(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, d Decision) Decision {
+	addrs := slices.Clone(d.Holding.Addrs)
+	if slices.ContainsFunc(addrs, netip.Addr.IsUnspecified) {
+		return d // DHCP: the family is the marker's
+	}
+	out := svc.DeepCopy()
+	var evs []Event
+	policy := allocator.FamilyPolicy("")
+	if svc.Spec.IPFamilyPolicy != nil {
+		policy = allocator.FamilyPolicy(*svc.Spec.IPFamilyPolicy)
+	}
+	first := familyOf(addrs[0])
+	if fams := Request(svc, nil).Families; len(fams) > 0 {
+		first = fams[0]
+	}
+	switch policy {
+	case "", allocator.SingleStack:
+		if len(addrs) > 1 {
+			kept := slices.DeleteFunc(slices.Clone(addrs), func(a netip.Addr) bool { return familyOf(a) != first })
+			if len(kept) == 0 {
+				kept = addrs[:1]
+			}
+			var gone []netip.Addr
+			for _, a := range addrs {
+				if !slices.Contains(kept, a) {
+					gone = append(gone, a)
+				}
+			}
+			addrs = kept
+			evs = append(evs, Event{EventNormal, ReasonAddressReleased,
+				fmt.Sprintf("ipFamilyPolicy %s: released %s, kept %s", allocator.SingleStack, JoinAddrs(gone), JoinAddrs(addrs))})
+		}
+	case allocator.PreferDualStack, allocator.RequireDualStack:
+		if len(addrs) == 1 {
+			other := allocator.IPv6
+			if familyOf(addrs[0]) == allocator.IPv6 {
+				other = allocator.IPv4
+			}
+			req := Request(svc, nil)
+			req.Families, req.Policy = []allocator.Family{other}, allocator.SingleStack
+			res, err := usage.Allocate(cfg, req)
+			if err != nil {
+				// It keeps what it has, waits for the family to free up
+				// (or the pool to gain it), and is told why.
+				d.Waits = true
+				// Worded as when it was first assigned, so that it is not
+				// recorded again on every decision.
+				ev := Event{EventWarning, ReasonAllocationFailed, fmt.Sprintf("%s; ipFamilyPolicy %s: assigned %s only", err, policy, JoinAddrs(addrs))}
+				if policy == allocator.RequireDualStack {
+					ev.Message = fmt.Sprintf("%s; ipFamilyPolicy %s: keeps %s", err, policy, JoinAddrs(addrs))
+				}
+				d.Events = append(d.Events, ev)
+				if policy == allocator.RequireDualStack {
+					d.Err = err
+				}
+				break
+			}
+			addrs = append(addrs, res.Addrs...)
+			if first == other {
+				addrs[0], addrs[1] = addrs[1], addrs[0]
+			}
+			evs = append(evs, Event{EventNormal, ReasonAddressAssigned,
+				fmt.Sprintf("ipFamilyPolicy %s: added %s from pool %q, kept %s%s", policy, JoinAddrs(res.Addrs), res.Pool,
+					JoinAddrs(d.Holding.Addrs), sharing(usage, svc, res.Shared))})
+		}
+	}
+	setAnnotation(out, AnnotationLoadBalancerIPs, JoinAddrs(addrs))
+	if lbip := strings.TrimSpace(out.Spec.LoadBalancerIP); lbip != "" && lbip != addrs[0].String() {
+		evs = append(evs, Event{EventNormal, ReasonAddressAssigned, fmt.Sprintf(
+			"spec.loadBalancerIP set to %s, as %s says (it named %s; edit the annotation to move the Service)",
+			addrs[0], AnnotationLoadBalancerIPs, lbip)})
+		out.Spec.LoadBalancerIP = addrs[0].String()
+	}
+	if iface := cfg.Interface(svc.Namespace); iface != "" && out.Annotations[AnnotationServiceInterface] != iface {
+		setAnnotation(out, AnnotationServiceInterface, iface)
+	}
+	if equality(svc, out) {
+		return d
+	}
+	d.Action, d.Service = Write, out
+	d.Holding = Holding(svc, addrs)
+	d.Events = append(evs, d.Events...)
+	return d
+}
+
+// equality reports whether the fields follow writes are the same in a and b.
+func equality(a, b *corev1.Service) bool {
+	return a.Annotations[AnnotationLoadBalancerIPs] == b.Annotations[AnnotationLoadBalancerIPs] &&
+		a.Annotations[AnnotationServiceInterface] == b.Annotations[AnnotationServiceInterface] &&
+		a.Spec.LoadBalancerIP == b.Spec.LoadBalancerIP
+}
+
+// familyOf returns a's family.
+func familyOf(a netip.Addr) allocator.Family {
+	if a.Is4() {
+		return allocator.IPv4
+	}
+	return allocator.IPv6
 }
 
 func setAnnotation(svc *corev1.Service, k, v string) {

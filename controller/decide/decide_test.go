@@ -125,7 +125,8 @@ func TestDecide(t *testing.T) {
 		{name: "the next Service skips a held address", config: pool, usage: held, svc: svc("ns", "a"),
 			action: Write, addrs: "192.0.2.2", lbIP: "192.0.2.2", reason: ReasonAddressAssigned, allocated: true},
 		{name: "annotation and label set: held, nothing written", config: pool,
-			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "192.0.2.5"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "192.0.2.5"), annotated(AnnotationServiceInterface, "eth1"),
+				labelled(LabelImplementation, ImplementationKubeVIP)),
 			action: Hold, addrs: "192.0.2.5", noWrite: true},
 		{name: "annotation set by the user: labelled as ours", config: pool, svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "192.0.2.5")),
 			action: Write, addrs: "192.0.2.5", reason: ReasonAddressAssigned, msg: "as requested in annotation kube-vip.io/loadbalancerIPs"},
@@ -137,7 +138,8 @@ func TestDecide(t *testing.T) {
 		{name: "legacy ipam-address label: kept and annotated", config: pool, svc: svc("ns", "a", labelled(LabelLegacyIPAMAddress, "192.0.2.4")),
 			action: Write, addrs: "192.0.2.4"},
 		{name: "requested address outside every pool: kept, reported", config: pool,
-			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "203.0.113.9"), labelled(LabelImplementation, ImplementationKubeVIP)),
+			svc: svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "203.0.113.9"), annotated(AnnotationServiceInterface, "eth1"),
+				labelled(LabelImplementation, ImplementationKubeVIP)),
 			action: Hold, addrs: "203.0.113.9", reason: ReasonAddressOutsidePool, msg: "203.0.113.9", noWrite: true},
 		{name: "requested address held with the same port: conflict, the request still in use (kube-vip may serve it)", config: pool, usage: held,
 			svc: svc("ns", "a", lbIP("192.0.2.1")), action: Hold, addrs: "192.0.2.1", reason: ReasonAllocationFailed, msg: "Conflict", noWrite: true, contested: true},
@@ -608,5 +610,79 @@ func TestObserveReservesEverythingAServiceIsServedOn(t *testing.T) {
 	d := l.Decide(cfg, svc("ns", "new"), Options{})
 	if JoinAddrs(d.Holding.Addrs) != "10.0.0.4" {
 		t.Fatalf("new got %v, want 10.0.0.4: the others are served on .1-.3", d.Holding.Addrs)
+	}
+}
+
+func TestOursFollowsWhatTheServiceAsksForNow(t *testing.T) {
+	dual := map[string]string{"cidr-global": "192.168.1.8/29,2001:db8::8/125", "interface-global": "eth1"}
+	ours := func(addrs string, opts ...svcOpt) *corev1.Service {
+		base := []svcOpt{annotated(AnnotationLoadBalancerIPs, addrs), annotated(AnnotationServiceInterface, "eth1"),
+			labelled(LabelImplementation, ImplementationKubeVIP)}
+		return svc("ns", "a", append(base, opts...)...)
+	}
+	single := corev1.IPFamilyPolicySingleStack
+	for _, tc := range []struct {
+		name   string
+		config map[string]string
+		svc    *corev1.Service
+		held   *allocator.Holding
+		action Action
+		// annotation and lbIP the write carries; event, a substring of an
+		// Event; err, whether the decision reports an error.
+		annotation, lbIP, event string
+		waits, err              bool
+	}{
+		{name: "SingleStack to RequireDualStack: the IPv6 address added, the IPv4 kept", config: dual,
+			svc:    ours("192.168.1.12", lbIP("192.168.1.12"), dualStack(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol)),
+			action: Write, annotation: "192.168.1.12,2001:db8::8", lbIP: "192.168.1.12", event: "added 2001:db8::8"},
+		{name: "PreferDualStack to SingleStack: the IPv6 address released", config: dual,
+			svc:    ours("192.168.1.10,2001:db8::a", lbIP("192.168.1.10"), dualStack(single, corev1.IPv4Protocol)),
+			action: Write, annotation: "192.168.1.10", lbIP: "192.168.1.10", event: "released 2001:db8::a"},
+		{name: "PreferDualStack fell back, the pool gains IPv6: upgraded", config: dual,
+			svc:    ours("192.168.1.10", lbIP("192.168.1.10"), dualStack(corev1.IPFamilyPolicyPreferDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol)),
+			action: Write, annotation: "192.168.1.10,2001:db8::8", event: "added"},
+		{name: "RequireDualStack that cannot be met keeps what it has and reports", config: map[string]string{"cidr-global": "192.168.1.8/29"},
+			svc:    ours("192.168.1.12", dualStack(corev1.IPFamilyPolicyRequireDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol)),
+			action: Hold, event: "keeps 192.168.1.12", waits: true, err: true},
+		{name: "PreferDualStack that cannot be upgraded waits, no error", config: map[string]string{"cidr-global": "192.168.1.8/29"},
+			svc:    ours("192.168.1.12", dualStack(corev1.IPFamilyPolicyPreferDualStack, corev1.IPv4Protocol, corev1.IPv6Protocol)),
+			action: Hold, event: "assigned 192.168.1.12 only", waits: true},
+		{name: "the user moved the annotation: spec.loadBalancerIP follows", config: dual,
+			svc:    ours("192.168.1.13", lbIP("192.168.1.9")),
+			action: Write, annotation: "192.168.1.13", lbIP: "192.168.1.13", event: "it named 192.168.1.9"},
+		{name: "interface-<ns> changed: the annotation follows", config: map[string]string{"cidr-global": "192.168.1.8/29", "interface-global": "eth2"},
+			svc: ours("192.168.1.12"), action: Write, annotation: "192.168.1.12"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := mustConfig(t, tc.config)
+			d := Decide(cfg, allocator.NewUsage(), tc.svc, Options{})
+			if d.Action != tc.action || d.Waits != tc.waits || (d.Err != nil) != tc.err {
+				t.Fatalf("action %v waits %v err %v (events %v), want %v %v %v", d.Action, d.Waits, d.Err, d.Events, tc.action, tc.waits, tc.err)
+			}
+			if tc.action == Write {
+				if got := d.Service.Annotations[AnnotationLoadBalancerIPs]; got != tc.annotation {
+					t.Errorf("annotation %q, want %q", got, tc.annotation)
+				}
+				if tc.lbIP != "" && d.Service.Spec.LoadBalancerIP != tc.lbIP {
+					t.Errorf("spec.loadBalancerIP %q, want %q", d.Service.Spec.LoadBalancerIP, tc.lbIP)
+				}
+				if iface := cfg.Interface("ns"); d.Service.Annotations[AnnotationServiceInterface] != iface {
+					t.Errorf("serviceInterface %q, want %q", d.Service.Annotations[AnnotationServiceInterface], iface)
+				}
+			}
+			if tc.event != "" && !slices.ContainsFunc(d.Events, func(e Event) bool { return strings.Contains(e.Message, tc.event) }) {
+				t.Errorf("events %v, want one containing %q", d.Events, tc.event)
+			}
+		})
+	}
+}
+
+func TestAssignedSharedAddressNamesWhoItIsSharedWith(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"cidr-global": "192.168.1.8/30", "allow-share-global": "true"})
+	u := allocator.NewUsage()
+	u.Assign(allocator.Holding{Owner: "ns/web", Namespace: "ns", Ports: []allocator.Port{{Number: 80, Protocol: "TCP"}}, Addrs: []netip.Addr{netip.MustParseAddr("192.168.1.9")}})
+	d := Decide(cfg, u, svc("ns", "dns", portsOf(53)), Options{})
+	if d.Action != Write || len(d.Events) == 0 || !strings.Contains(d.Events[0].Message, "sharing 192.168.1.9 with ns/web") {
+		t.Fatalf("%v %v, want a Write whose AddressAssigned names ns/web", d.Action, d.Events)
 	}
 }

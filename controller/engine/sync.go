@@ -46,6 +46,7 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 		return false, nil // the cache will show our write and queue it again
 	}
 	before, _ := e.ledger.Usage().Holding(key)
+	wasWaiting := e.waiting[key]
 	var d decide.Decision
 	switch {
 	case e.opts.Decide.Flaws.NoLedger:
@@ -60,12 +61,22 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 	after, _ := e.ledger.Usage().Holding(key)
 	// A Service in conflict waits for the address to free up, whether it
 	// holds nothing (Fail) or carries the contested address (Hold).
-	if d.Action == decide.Fail || (d.Action == decide.Hold && d.Err != nil) {
+	contested := d.Action == decide.Hold && d.Err != nil
+	if d.Action == decide.Fail || contested || d.Waits {
 		e.waiting[key] = true
 	} else {
 		delete(e.waiting, key)
 	}
 	e.mu.Unlock()
+	switch {
+	case contested && !wasWaiting:
+		logger.Info("Address in conflict: kept, reported, and granted once the conflict is over", "addresses",
+			decide.JoinAddrs(append(slices.Clone(d.Holding.Addrs), d.Holding.Also...)), "reason", d.Err)
+	case wasWaiting && d.Action == decide.Hold && d.Err == nil && len(d.Holding.Addrs) > 0 && !d.Waits:
+		// The last word must not stay the Warning.
+		d.Events = append(d.Events, decide.Event{Type: decide.EventNormal, Reason: decide.ReasonAddressAssigned,
+			Message: fmt.Sprintf("%s: no conflict any more, the Service holds it", decide.JoinAddrs(d.Holding.Addrs))})
+	}
 	if gone := given(before, after); len(gone) > 0 {
 		// It gave up an address (released, moved, no longer contested):
 		// its claim goes, and the Services waiting on it may have it now.

@@ -16,7 +16,10 @@ import (
 // PlanLine says what a new ConfigMap would do to one Service.
 type PlanLine struct {
 	Service string
-	// Outcome is "keep", "keep, outside pool", "get", "wait" or "unchanged".
+	// Outcome is "keep", "keep, adopted" (from the status or another
+	// tool's request annotation), "keep, outside pool", "move" (it asks for
+	// an address other than the one it is served on), "conflict", "get",
+	// "wait" or "unchanged".
 	Outcome string
 	Before  string
 	After   string
@@ -70,20 +73,42 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 		if !decide.Managed(svc, o) {
 			continue
 		}
-		as, _, _ := decide.Addresses(svc)
-		if len(as) == 0 {
+		as, src, _ := decide.Addresses(svc)
+		served := decide.StatusAddresses(svc)
+		if len(as) == 0 && len(served) == 0 {
 			waiting = append(waiting, svc)
 			continue
 		}
 		d := decide.Decide(newCfg, usage, svc, o)
-		line := PlanLine{Service: decide.Key(svc), Before: decide.JoinAddrs(as), After: decide.JoinAddrs(as), Outcome: "keep"}
+		// What it is served on now: its status (another tool, or kube-vip),
+		// else what it carries.
+		before := decide.JoinAddrs(as)
+		if len(served) > 0 {
+			before = decide.JoinAddrs(served)
+		}
+		after := decide.JoinAddrs(d.Holding.Addrs)
+		line := PlanLine{Service: decide.Key(svc), Before: before, After: after, Outcome: "keep"}
+		switch {
+		case after != before:
+			line.Outcome = "move"
+			line.Detail = fmt.Sprintf("it asks for %s in %s", after, src)
+		case d.Action == decide.Write && src != "annotation "+decide.AnnotationLoadBalancerIPs:
+			line.Outcome = "keep, adopted"
+			if src == "" {
+				src = "status.loadBalancer.ingress"
+			}
+			line.Detail = "from " + src
+		}
 		for _, e := range d.Events {
 			if e.Reason == decide.ReasonAddressOutsidePool {
-				line.Outcome, line.Detail = "keep, outside pool", e.Message
+				line.Outcome, line.Detail = line.Outcome+", outside pool", e.Message
 			}
-			if e.Reason == decide.ReasonAllocationFailed {
-				line.Outcome, line.Detail = "conflict", e.Message
+			if e.Reason == decide.ReasonAllocationFailed && d.Err != nil {
+				line.Outcome, line.After, line.Detail = "conflict", "", e.Message
 			}
+		}
+		if d.Action == decide.Write || d.Action == decide.Hold {
+			d.Apply(usage, decide.Key(svc))
 		}
 		p.Services = append(p.Services, line)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -350,10 +351,15 @@ func plan(args []string, out io.Writer) error {
 			svcs = append(svcs, &list.Items[i])
 		}
 		cm, err := client.CoreV1().ConfigMaps(*cmNS).Get(ctx, *cmName, metav1.GetOptions{})
-		if err != nil {
+		switch {
+		case apierrors.IsNotFound(err):
+			// Not installed yet (a switch from another tool): no pools now.
+			fmt.Fprintf(out, "note: no ConfigMap %s/%s yet: planning against no pools\n", *cmNS, *cmName)
+		case err != nil:
 			return fmt.Errorf("read ConfigMap %s/%s: %w", *cmNS, *cmName, err)
+		default:
+			oldData = cm.Data
 		}
-		oldData = cm.Data
 	}
 	if set["enable-loadbalancerclass"] {
 		opts.EnableLoadBalancerClass = *enableClass

@@ -238,9 +238,12 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 		msg := fmt.Sprintf("assigned %s, as requested in %s", JoinAddrs(res.Addrs), src)
 		if src == srcStatus {
 			msg = fmt.Sprintf("assigned %s, adopted from %s", JoinAddrs(res.Addrs), src)
-			if d.Service.Spec.LoadBalancerIP == "" {
-				d.Service.Spec.LoadBalancerIP = res.Addrs[0].String()
-			}
+		}
+		if (src == srcStatus || src != srcAnnotation && strings.HasPrefix(src, "annotation ")) && d.Service.Spec.LoadBalancerIP == "" {
+			// Adopted, or asked for in another tool's annotation: the
+			// first address goes to spec.loadBalancerIP too, as for one
+			// this provider picks.
+			d.Service.Spec.LoadBalancerIP = res.Addrs[0].String()
 		}
 		msg += sharing(usage, svc, res.Shared)
 		d.Events = append([]Event{{EventNormal, ReasonAddressAssigned, msg}}, d.Events...)

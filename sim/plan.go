@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,7 +17,9 @@ import (
 // PlanLine says what a new ConfigMap would do to one Service.
 type PlanLine struct {
 	Service string
-	// Outcome is "keep", "keep, outside pool", "get", "wait" or "unchanged".
+	// Outcome is "keep", "keep, outside pool", "keep, anycast" (an IPv6
+	// Subnet-Router anycast address it asked for), "conflict", "get" or
+	// "wait".
 	Outcome string
 	Before  string
 	After   string
@@ -80,6 +83,9 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 		for _, e := range d.Events {
 			if e.Reason == decide.ReasonAddressOutsidePool {
 				line.Outcome, line.Detail = "keep, outside pool", e.Message
+				if !strings.Contains(e.Message, " is outside ") {
+					line.Outcome = "keep, anycast" // in the pool, but never handed out automatically
+				}
 			}
 			if e.Reason == decide.ReasonAllocationFailed {
 				line.Outcome, line.Detail = "conflict", e.Message

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
@@ -356,6 +357,9 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 		}
 		if pool == nil || !pool.Contains(a) {
 			return s.invariant(fmt.Sprintf("automatically assigned %s is outside the Service's pool", a), key)
+		}
+		if allocator.SubnetRouterAnycast(a) {
+			return s.invariant(fmt.Sprintf("automatically assigned %s is a Subnet-Router anycast address", a), key)
 		}
 	}
 	return nil

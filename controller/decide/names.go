@@ -53,7 +53,9 @@ const (
 	// FamilyUnavailable, Conflict, InvalidRequest).
 	ReasonAllocationFailed = "AllocationFailed"
 	// ReasonAddressOutsidePool (Warning): the Service keeps an address that
-	// is outside its namespace's pool (requested so, or the pool changed).
+	// is outside its namespace's pool (requested so, or the pool changed),
+	// or one automatic allocation never hands out: an IPv6 Subnet-Router
+	// anycast address (low 64 bits zero), which routers answer too.
 	ReasonAddressOutsidePool = "AddressOutsidePool"
 	// ReasonInvalidConfig (Warning, on the ConfigMap): a key is malformed;
 	// the message names the key and value and what keeps serving.

@@ -28,7 +28,7 @@ func (u *Usage) Allocate(cfg *Config, req Request) (Result, error) {
 	}
 	pool := cfg.PoolFor(req.Namespace)
 	if pool == nil {
-		return Result{}, &Error{Reason: ReasonNoPool, Pool: req.Namespace}
+		return Result{}, &Error{Reason: ReasonNoPool, Pool: req.Namespace, Detail: cfg.missing}
 	}
 	if pool.invalid != "" {
 		return Result{}, &Error{Reason: ReasonNoPool, Pool: pool.name, Detail: pool.invalid}

@@ -192,8 +192,17 @@ func addrOf(f Family, k key) netip.Addr {
 		binary.BigEndian.PutUint32(b[:], u)
 		return netip.AddrFrom4(b)
 	}
-	// k.hi <= 2^64-2 < v6stride (see v6key), so the quotient fits.
-	hi, rem := bits.Div64(k.hi, k.lo, v6stride)
+	// k = hi*(2^64-1) + lo-1. As 2^64 = v6stride+1, k = k.hi*v6stride +
+	// (k.hi+k.lo), and k.hi+k.lo < 2*v6stride (k.hi <= 2^64-2, see
+	// v6key): the quotient is k.hi or k.hi+1, without a division.
+	sum, carry := bits.Add64(k.hi, k.lo, 0)
+	hi, rem := k.hi, sum
+	switch {
+	case carry == 1: // k.hi+k.lo = 2^64+sum = v6stride + sum+1
+		hi, rem = k.hi+1, sum+1
+	case sum == v6stride:
+		hi, rem = k.hi+1, 0
+	}
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], hi)
 	binary.BigEndian.PutUint64(b[8:], rem+1)

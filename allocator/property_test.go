@@ -101,6 +101,9 @@ func genPool(t *rapid.T, f Family) modelPool {
 			continue
 		}
 		hi := rapid.IntRange(lo, min(window-1, lo+rapid.IntRange(0, 300).Draw(t, "len"))).Draw(t, "hi")
+		if nth(m.base, hi) == netip.IPv4Unspecified() {
+			hi++ // 0.0.0.0-0.0.0.0 is malformed: DHCP is 0.0.0.0/32
+		}
 		m.ranges = append(m.ranges, nth(m.base, lo).String()+"-"+nth(m.base, hi).String())
 		add(nth(m.base, lo), nth(m.base, hi))
 	}

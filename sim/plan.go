@@ -39,8 +39,13 @@ type Plan struct {
 	// malformed key; MalformedKeys are those keys, sorted.
 	ConfigErrors  []string
 	MalformedKeys []string
-	Services      []PlanLine
-	Pools         []PoolLine
+	// UnknownKeys say which keys the controller would ignore (the message
+	// of their UnknownConfigKey Events); Notices, which CIDRs have host
+	// bits and what they are read as (ConfigNotice).
+	UnknownKeys []string
+	Notices     []string
+	Services    []PlanLine
+	Pools       []PoolLine
 }
 
 // MakePlan says what would change if newData replaced the ConfigMap that
@@ -64,6 +69,13 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 			}
 		}
 		slices.Sort(p.MalformedKeys)
+	}
+	for _, n := range newCfg.Notices() {
+		if n.Kind == allocator.NoticeUnknownKey {
+			p.UnknownKeys = append(p.UnknownKeys, n.String())
+		} else {
+			p.Notices = append(p.Notices, n.String())
+		}
 	}
 	usage, _ := decide.Rebuild(newCfg, services, o)
 	// Services with an address first (they keep it), then the waiting ones
@@ -124,6 +136,12 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 func (p *Plan) Write(w io.Writer) error {
 	for _, e := range p.ConfigErrors {
 		fmt.Fprintf(w, "config error: %s\n", e)
+	}
+	for _, e := range p.UnknownKeys {
+		fmt.Fprintf(w, "unknown key: %s\n", e)
+	}
+	for _, e := range p.Notices {
+		fmt.Fprintf(w, "config notice: %s\n", e)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tOUTCOME\tNOW\tAFTER\tDETAIL")

@@ -212,4 +212,12 @@ func (a *adapter) ConfigLoaded(errs []*allocator.KeyError) {
 	}
 }
 
+// ConfigNotices implements engine.NoticeObserver: it learns which key each
+// notice names.
+func (a *adapter) ConfigNotices(notices []allocator.Notice) {
+	for _, n := range notices {
+		a.s.keyOf[n.String()] = n.Key
+	}
+}
+
 func (a *adapter) actor() string { return "controller-" + strconv.Itoa(a.r.id) }

@@ -63,4 +63,13 @@ const (
 	// ReasonAddressReleased (Normal): the Service stopped being a managed
 	// LoadBalancer and its address was released.
 	ReasonAddressReleased = "AddressReleased"
+	// ReasonUnknownConfigKey (Normal, on the ConfigMap): a key the
+	// controller does not understand, ignored; the message names it and
+	// the known key it is most likely a typo of.
+	ReasonUnknownConfigKey = "UnknownConfigKey"
+	// ReasonConfigNotice (Normal, on the ConfigMap): a key that is taken,
+	// but maybe not as meant: a CIDR with host bits set, read as the
+	// network it falls in; the message names the key, the entry and the
+	// range it means.
+	ReasonConfigNotice = "ConfigNotice"
 )

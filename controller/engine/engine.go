@@ -84,6 +84,10 @@ type Observer interface {
 type Options struct {
 	// Decide selects the Services handled, and carries the test-only Flaws.
 	Decide decide.Options
+	// ConfigMap is the "namespace/name" of the ConfigMap the pools come
+	// from, named in the NoPool failures while it does not exist. When
+	// empty, the name of the last version loaded is used.
+	ConfigMap string
 }
 
 // Engine runs the sync protocol. It is safe for concurrent use: several

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -158,19 +160,36 @@ func (e *Engine) Config() *allocator.Config {
 	return e.config.cfg
 }
 
-// waitingKeys returns the keys of the Services waiting for an address, sorted.
+// waitingKeys returns the keys of the Services waiting for an address,
+// oldest first: by creation timestamp as the cache shows it, then by
+// namespace/name (one that the cache no longer shows comes first: its
+// sync only forgets it).
 func (e *Engine) waitingKeys() []string {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	keys := make([]string, 0, len(e.waiting))
 	for k := range e.waiting {
 		keys = append(keys, k)
 	}
-	slices.Sort(keys)
+	e.mu.Unlock()
+	created := make(map[string]time.Time, len(keys))
+	for _, k := range keys {
+		if svc, ok := e.cluster.Cached(k); ok {
+			created[k] = svc.CreationTimestamp.Time
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := created[a].Compare(created[b]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
 	return keys
 }
 
-// wakeWaiting queues every Service waiting for an address.
+// wakeWaiting queues every Service waiting for an address, oldest first,
+// so that the one that has waited longest gets the address that freed up:
+// a queue that hands keys out in the order they were added (the
+// simulator's; the controller's with one worker) serves them in that order.
 func (e *Engine) wakeWaiting() {
 	for _, k := range e.waitingKeys() {
 		e.wake(k)

@@ -255,6 +255,9 @@ func Missing(why string) *Config {
 	return c
 }
 
+// Absent returns why there is no ConfigMap at all (see Missing), or "".
+func (c *Config) Absent() string { return c.missing }
+
 // Notices returns what the data last parsed says that is not an error but
 // probably not what was meant (unknown keys, CIDRs with host bits), sorted
 // by key. A key whose new value is malformed has none: the last good value

@@ -169,6 +169,9 @@ func (sc *Scenario) Services() ([]*corev1.Service, map[string]string, error) {
 		if st.Config != nil {
 			data = st.Config
 		}
+		if st.Delete != nil && st.Delete.ConfigMap {
+			data = nil
+		}
 		s.Steps = append(s.Steps, st)
 	}
 	_, c, err := run(s, Options{})

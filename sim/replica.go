@@ -111,8 +111,12 @@ func (r *replica) pop() (string, bool) {
 	return k, true
 }
 
-// configMap is the kubevip ConfigMap as the simulated API server stores it.
+// configMap is the kubevip ConfigMap as the simulated API server stores it
+// (nil once a step deleted it).
 func (s *simulator) configMap() *corev1.ConfigMap {
+	if s.cmDeleted {
+		return nil
+	}
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kubevip", ResourceVersion: strconv.Itoa(s.cmVersion)},
 		Data:       s.data,

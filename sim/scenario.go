@@ -69,7 +69,10 @@ func (s Step) MarshalJSON() ([]byte, error) {
 
 // Ref names a Service as namespace/name.
 type Ref struct {
-	Service string `json:"service"`
+	Service string `json:"service,omitempty"`
+	// ConfigMap, instead of a Service, names the kubevip ConfigMap
+	// (delete: {configmap: true}).
+	ConfigMap bool `json:"configmap,omitempty"`
 }
 
 // ServiceSpec creates a Service or changes one. In an update, only the

@@ -218,7 +218,10 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 		var msg string
 		if outside {
 			where := fmt.Sprintf("the pool of %q", res.Pool)
-			if res.Pool == "" {
+			switch {
+			case res.Pool == "" && cfg.Absent() != "":
+				where = fmt.Sprintf("every pool (%s)", cfg.Absent())
+			case res.Pool == "":
 				where = fmt.Sprintf("every pool (namespace %q has none)", svc.Namespace)
 			}
 			msg = fmt.Sprintf("address %s is outside %s; it is kept", a, where)

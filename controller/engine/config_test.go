@@ -132,6 +132,10 @@ func TestADeletedConfigMapIsLoggedAndNamedInNoPool(t *testing.T) {
 	if h.addr("ns/a") != "10.0.0.1" {
 		t.Errorf("a lost its address: %q", h.addr("ns/a"))
 	}
+	want = []string{"ns/a AddressOutsidePool: address 10.0.0.1 is outside every pool (ConfigMap kube-system/kubevip not found); it is kept"}
+	if got := h.eventsOf(decide.ReasonAddressOutsidePool); !slices.Equal(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
 
 	// A controller that starts without it names the one it was given.
 	rec := &fakeRecorder{}

@@ -90,18 +90,29 @@ func (e *Engine) loadConfig(ctx context.Context, cm *corev1.ConfigMap) {
 	logger.Info("ConfigMap loaded", "configMap", klog.KObj(cm), "resourceVersion", cm.ResourceVersion, "invalidKeys", len(errs))
 	// A malformed key is reported once; fixed and broken again, it is
 	// reported again.
-	now := make(map[string]bool, len(errs))
-	for _, ke := range errs {
-		msg := ke.Error()
-		now[msg] = true
-		if e.config.reported[msg] {
-			continue
-		}
+	var fresh []*allocator.KeyError
+	fresh, e.config.reported = once(e.config.reported, errs, (*allocator.KeyError).Error)
+	for _, ke := range fresh {
 		logger.Error(ke, "Invalid ConfigMap key", "configMap", klog.KObj(cm), "key", ke.Key, "value", ke.Value)
-		e.recorder.Event(cm, corev1.EventTypeWarning, decide.ReasonInvalidConfig, msg)
+		e.recorder.Event(cm, corev1.EventTypeWarning, decide.ReasonInvalidConfig, ke.Error())
 	}
-	e.config.reported = now
 	e.reportNotices(ctx, cm, cfg.Notices())
+}
+
+// once returns those of items whose message prev (the messages of the
+// previous ConfigMap version) lacks, and the messages of all items, to
+// pass as prev next time: what a version says is reported once, not again
+// while later versions keep saying it.
+func once[T any](prev map[string]bool, items []T, msg func(T) string) (fresh []T, now map[string]bool) {
+	now = make(map[string]bool, len(items))
+	for _, it := range items {
+		m := msg(it)
+		if !prev[m] {
+			fresh = append(fresh, it)
+		}
+		now[m] = true
+	}
+	return fresh, now
 }
 
 // reportNotices records a Normal Event on cm, and logs a line, for each
@@ -112,13 +123,9 @@ func (e *Engine) reportNotices(ctx context.Context, cm *corev1.ConfigMap, notice
 	if no, ok := e.observer.(NoticeObserver); ok {
 		no.ConfigNotices(notices)
 	}
-	now := make(map[string]bool, len(notices))
-	for _, n := range notices {
-		msg := n.String()
-		now[msg] = true
-		if e.config.noticed[msg] {
-			continue
-		}
+	var fresh []allocator.Notice
+	fresh, e.config.noticed = once(e.config.noticed, notices, allocator.Notice.String)
+	for _, n := range fresh {
 		reason := decide.ReasonConfigNotice
 		switch n.Kind {
 		case allocator.NoticeUnknownKey:
@@ -127,9 +134,8 @@ func (e *Engine) reportNotices(ctx context.Context, cm *corev1.ConfigMap, notice
 		case allocator.NoticeHostBits:
 			logger.Info("ConfigMap CIDR with host bits set, read as its network: "+n.Key, "configMap", klog.KObj(cm), "key", n.Key, "entry", n.Entry, "readAs", n.Meant)
 		}
-		e.recorder.Event(cm, corev1.EventTypeNormal, reason, msg)
+		e.recorder.Event(cm, corev1.EventTypeNormal, reason, n.String())
 	}
-	e.config.noticed = now
 }
 
 // keyErrors flattens the joined error Parse returns.

@@ -137,7 +137,7 @@ func TestDecide(t *testing.T) {
 		{name: "a requested IPv6 Subnet-Router anycast address in the pool: assigned, the risk reported", config: map[string]string{"cidr-global": "2001:db8:1::/64"},
 			svc: svc("ns", "a", lbIP("2001:db8:1::")), action: Write, addrs: "2001:db8:1::", lbIP: "2001:db8:1::", reason: ReasonAddressAssigned, msg: "as requested",
 			second: ReasonAddressOutsidePool, secondMsg: "address 2001:db8:1:: is the Subnet-Router anycast address of 2001:db8:1::/64 (RFC 4291 2.6.1): routers on that link answer it too, so traffic may never reach the Service; never assigned automatically, it is kept as requested"},
-		{name: "a Subnet-Router anycast address outside the pool: both said in one Event", config: pool,
+		{name: "a Subnet-Router anycast address outside the pool: both said in one Event", config: map[string]string{"cidr-global": "192.0.2.0/29"},
 			svc:    svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "2001:db8:9::"), labelled(LabelImplementation, ImplementationKubeVIP)),
 			action: Hold, addrs: "2001:db8:9::", reason: ReasonAddressOutsidePool, msg: `address 2001:db8:9:: is outside the pool of "global"; it is kept; address 2001:db8:9:: is the Subnet-Router anycast`, noWrite: true},
 		{name: "legacy ipam-address label: kept and annotated", config: pool, svc: svc("ns", "a", labelled(LabelLegacyIPAMAddress, "192.0.2.4")),

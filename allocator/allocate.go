@@ -14,19 +14,21 @@ import (
 // Automatic allocation, per family in the order of req.Families: when the
 // namespace may share, the lowest address of the pool already held only by
 // compatible Services; otherwise the lowest free address (the highest with
-// search-order desc). IPv4 addresses ending in .0 or .255, and the IPv6
-// address ::, are never handed out automatically.
+// search-order desc). IPv4 addresses ending in .0 or .255, and IPv6
+// addresses whose low 64 bits are zero (the Subnet-Router anycast address of
+// each /64, :: among them), are never handed out automatically.
 //
 // Requested addresses are validated instead: one held by an incompatible
 // Service is a conflict; one outside the namespace's pool is allowed and
-// listed in Result.Outside.
+// listed in Result.Outside; a Subnet-Router anycast address is allowed and
+// listed in Result.Anycast.
 func (u *Usage) Allocate(cfg *Config, req Request) (Result, error) {
 	if len(req.Requested) > 0 {
 		return u.validateRequested(cfg, req)
 	}
 	pool := cfg.PoolFor(req.Namespace)
 	if pool == nil {
-		return Result{}, &Error{Reason: ReasonNoPool, Pool: req.Namespace}
+		return Result{}, &Error{Reason: ReasonNoPool, Pool: req.Namespace, Detail: cfg.missing}
 	}
 	if pool.invalid != "" {
 		return Result{}, &Error{Reason: ReasonNoPool, Pool: pool.name, Detail: pool.invalid}
@@ -266,6 +268,9 @@ func (u *Usage) validateRequested(cfg *Config, req Request) (Result, error) {
 		}
 		if pool == nil || !pool.Contains(a) {
 			res.Outside = append(res.Outside, a)
+		}
+		if SubnetRouterAnycast(a) {
+			res.Anycast = append(res.Anycast, a)
 		}
 	}
 	return res, nil

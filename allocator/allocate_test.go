@@ -75,7 +75,9 @@ func TestAllocate(t *testing.T) {
 			req: Request{Owner: "d/a", Namespace: "d"}, want: "0.0.0.0"},
 		{name: "single-stack IPv6", config: dual, req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6}}, want: "2001:db8::1"},
 		{name: "no families: IPv4 first", config: dual, req: Request{Owner: "d/a", Namespace: "d"}, want: "10.0.0.1"},
-		{name: "no families, IPv6-only pool", config: map[string]string{"cidr-global": "2001:db8::/127"}, req: Request{Owner: "d/a", Namespace: "d"}, want: "2001:db8::"},
+		{name: "no families, IPv6-only pool", config: map[string]string{"cidr-global": "2001:db8::/127"}, req: Request{Owner: "d/a", Namespace: "d"}, want: "2001:db8::1"},
+		{name: "an IPv6 pool of only a Subnet-Router anycast address is exhausted", config: map[string]string{"cidr-global": "2001:db8:0:5::/128"},
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6}}, reason: ReasonExhausted},
 		{name: "single-stack family missing", config: v4, req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6}}, reason: ReasonFamilyUnavailable},
 		{name: "require dual-stack, request order", config: dual,
 			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6, IPv4}, Policy: RequireDualStack}, want: "2001:db8::1,10.0.0.1"},
@@ -157,7 +159,7 @@ func TestAllocate(t *testing.T) {
 		{name: "prefer dual-stack, both exhausted", config: dual, held: []Holding{holding("d/x", nil, "10.0.0.1", "10.0.0.2", "2001:db8::1", "2001:db8::2")},
 			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv6}, Policy: PreferDualStack}, reason: ReasonExhausted},
 		{name: "dual-stack from a mixed CIDR list", config: map[string]string{"cidr-global": "192.168.0.200/30,2001:db8::/126"},
-			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6, IPv4}, Policy: PreferDualStack}, want: "2001:db8::,192.168.0.200"},
+			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv6, IPv4}, Policy: PreferDualStack}, want: "2001:db8::1,192.168.0.200"},
 		{name: "unknown family", config: dual, req: Request{Owner: "d/a", Namespace: "d", Families: []Family{5}}, reason: ReasonInvalidRequest},
 		{name: "DHCP: RequireDualStack cannot be met (the marker is IPv4)", config: map[string]string{"cidr-global": "0.0.0.0/32"},
 			req: Request{Owner: "d/a", Namespace: "d", Families: []Family{IPv4, IPv6}, Policy: RequireDualStack}, reason: ReasonFamilyUnavailable},
@@ -510,11 +512,11 @@ func TestStoryAcrossASlash24Boundary(t *testing.T) {
 func TestHugeIPv6Pool(t *testing.T) {
 	cfg := mustParse(t, map[string]string{"cidr-global": "2001:db8::/64"})
 	p := cfg.PoolFor("ns")
-	if got := p.Size(IPv6).String(); got != "18446744073709551616" {
-		t.Errorf("size = %s, want 2^64", got)
+	if got := p.Size(IPv6).String(); got != "18446744073709551615" {
+		t.Errorf("size = %s, want 2^64-1 (all but the Subnet-Router anycast 2001:db8::)", got)
 	}
 	got, _ := exhaustN(t, cfg, IPv6, 3)
-	if addrList(got) != "2001:db8::,2001:db8::1,2001:db8::2" {
+	if addrList(got) != "2001:db8::1,2001:db8::2,2001:db8::3" {
 		t.Errorf("handed out %s", addrList(got))
 	}
 	desc := mustParse(t, map[string]string{"cidr-global": "2001:db8::/64", KeySearchOrder: "desc"})
@@ -522,8 +524,8 @@ func TestHugeIPv6Pool(t *testing.T) {
 	if addrList(got) != "2001:db8::ffff:ffff:ffff:ffff,2001:db8::ffff:ffff:ffff:fffe" {
 		t.Errorf("desc handed out %s", addrList(got))
 	}
-	if free := u.Free(p, IPv6).String(); free != "18446744073709551614" {
-		t.Errorf("free = %s, want 2^64-2", free)
+	if free := u.Free(p, IPv6).String(); free != "18446744073709551613" {
+		t.Errorf("free = %s, want 2^64-3", free)
 	}
 }
 
@@ -645,5 +647,37 @@ func TestAlsoAddressesAreKeptAndReleasedWithTheirOwner(t *testing.T) {
 	u.Release("ns/b")
 	if got := u.Used(p, IPv4); got != CountOf(0) || u.Len() != 0 {
 		t.Errorf("after release: used = %v, owners %d; want none", got, u.Len())
+	}
+}
+
+// A Subnet-Router anycast address (low 64 bits zero) is never handed out
+// automatically, but may be requested: it is granted and listed in
+// Result.Anycast, inside the pool or not; other addresses are not listed.
+func TestRequestedSubnetRouterAnycast(t *testing.T) {
+	cfg := mustParse(t, map[string]string{"cidr-global": "2001:db8:1::/64,10.0.0.0/24"})
+	for _, tc := range []struct {
+		name             string
+		requested        []netip.Addr
+		anycast, outside string
+	}{
+		{"in the pool", addrs("2001:db8:1::"), "2001:db8:1::", ""},
+		{"outside the pool", addrs("2001:db8:2::"), "2001:db8:2::", "2001:db8:2::"},
+		{"dual-stack", addrs("10.0.0.0", "2001:db8:1::"), "2001:db8:1::", ""},
+		{"an ordinary IPv6 address", addrs("2001:db8:1::1"), "", ""},
+		{"IPv4 .0 is not IPv6 anycast", addrs("10.0.0.0"), "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := NewUsage().Allocate(cfg, Request{Owner: "d/a", Namespace: "d", Requested: tc.requested})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if addrList(res.Addrs) != addrList(tc.requested) || addrList(res.Anycast) != tc.anycast || addrList(res.Outside) != tc.outside {
+				t.Errorf("addrs %s anycast %q outside %q, want %s %q %q", addrList(res.Addrs), addrList(res.Anycast), addrList(res.Outside),
+					addrList(tc.requested), tc.anycast, tc.outside)
+			}
+		})
+	}
+	if SubnetRouterAnycast(netip.MustParseAddr("::ffff:10.0.0.0")) || !SubnetRouterAnycast(netip.IPv6Unspecified()) {
+		t.Error("SubnetRouterAnycast: an IPv4-mapped address is not; :: is")
 	}
 }

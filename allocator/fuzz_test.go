@@ -74,6 +74,10 @@ func FuzzParse(f *testing.F) {
 	f.Add("interface-global", "bond0.100")
 	f.Add(KeySearchOrder, "asc")
 	f.Add(KeySkipEndIPs, "false")
+	f.Add("serach-order", "desc")
+	f.Add("cidrglobal", "10.0.0.0/24")
+	f.Add("cidr-", "10.0.0.0/24")
+	f.Add("allow_share-x", "true")
 	f.Fuzz(func(t *testing.T, key, value string) {
 		data := map[string]string{key: value}
 		if key != KeySkipEndIPs {
@@ -86,6 +90,24 @@ func FuzzParse(f *testing.F) {
 		kes := checkKeyErrors(t, data, err)
 		if len(kes) > 1 || (len(kes) == 1 && kes[0].Key != key) {
 			t.Fatalf("errors %v for one bad key %q", err, key)
+		}
+
+		// A key is reported unknown exactly when the existing provider
+		// does not understand it; the key suggested instead is one it does.
+		unknown := false
+		for _, n := range cfg.Notices() {
+			if n.Key != key {
+				t.Fatalf("notice %q names another key than %q", n, key)
+			}
+			if n.Kind == NoticeUnknownKey {
+				unknown = true
+				if n.Meant != "" && (!modelKnownKey(n.Meant) || n.Meant == key) {
+					t.Fatalf("%q: suggests %q, not a known key", key, n.Meant)
+				}
+			}
+		}
+		if unknown == modelKnownKey(key) {
+			t.Fatalf("key %q: reported unknown %v", key, unknown)
 		}
 
 		// A bad key costs the others nothing.
@@ -137,6 +159,20 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// modelKnownKey states independently of parse.go which keys the existing
+// provider understands.
+func modelKnownKey(k string) bool {
+	if k == "search-order" || k == "skip-end-ips-in-cidr" {
+		return true
+	}
+	for _, p := range []string{"cidr-", "range-", "allow-share-", "interface-"} {
+		if strings.HasPrefix(k, p) && k != p {
+			return true
+		}
+	}
+	return false
 }
 
 // FuzzAllocate builds a pool of four overlapping ranges from the fuzzer's

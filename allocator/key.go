@@ -4,16 +4,20 @@ import (
 	"encoding/binary"
 	"math"
 	"math/big"
+	"math/bits"
 	"net/netip"
 	"strconv"
 )
 
-// key is a position in the allocatable address space of one family. For IPv6
-// it is the address itself as a 128-bit number. For IPv4 it is an index that
-// skips every address ending in .0 or .255 (never handed out automatically):
-// key = (addr>>8)*254 + (addr&0xff) - 1. Because of that gap-free numbering,
-// addresses in use on both sides of a /24 boundary form one run, and finding
-// the next free address is a single ordered lookup.
+// key is a position in the allocatable address space of one family, an index
+// that skips the addresses never handed out automatically. For IPv4 it skips
+// every address ending in .0 or .255: key = (addr>>8)*254 + (addr&0xff) - 1.
+// For IPv6 it skips every address whose low 64 bits are all zero (the
+// Subnet-Router anycast address of its /64, RFC 4291 2.6.1; :: among them):
+// key = hi*(2^64-1) + lo - 1, where hi and lo are the address's high and low
+// 64 bits, a 128-bit number. Because of that gap-free numbering, addresses in
+// use on both sides of a /24 (IPv4) or /64 (IPv6) boundary form one run, and
+// finding the next free address is a single ordered lookup.
 type key struct{ hi, lo uint64 }
 
 func (k key) less(o key) bool { return k.hi < o.hi || (k.hi == o.hi && k.lo < o.lo) }
@@ -126,14 +130,47 @@ func v4excluded(a netip.Addr) bool {
 	return last == 0 || last == 255
 }
 
+// SubnetRouterAnycast reports whether a is an IPv6 address whose low 64
+// bits are all zero: the Subnet-Router anycast address of its /64 (RFC 4291
+// 2.6.1), which every router on that link answers. Automatic allocation never
+// hands one out (nor ::, the unspecified address); a Service may still
+// request one. It is false for IPv4 and IPv4-mapped IPv6 addresses.
+func SubnetRouterAnycast(a netip.Addr) bool {
+	if !a.Is6() || a.Is4In6() {
+		return false
+	}
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[8:]) == 0
+}
+
 // allocatable reports whether automatic allocation may hand out a: never an
-// IPv4 address ending in .0 or .255, nor the IPv6 unspecified address ::,
-// which Assign does not track (it is the DHCP marker's IPv6 twin).
+// IPv4 address ending in .0 or .255, nor an IPv6 Subnet-Router anycast
+// address (low 64 bits zero), :: included, which Assign does not track (it
+// is the DHCP marker's IPv6 twin).
 func allocatable(a netip.Addr) bool {
 	if a.Is4() {
 		return !v4excluded(a)
 	}
-	return !a.IsUnspecified()
+	return !SubnetRouterAnycast(a)
+}
+
+// v6stride is how many allocatable addresses an IPv6 /64 holds: every one
+// but the one whose low 64 bits are zero.
+const v6stride = math.MaxUint64
+
+// halves returns the high and low 64 bits of an IPv6 address.
+func halves(a netip.Addr) (hi, lo uint64) {
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+}
+
+// v6key returns hi*(2^64-1) + lo, one more than the key of the address
+// (hi, lo) when lo is not zero. It never overflows: the largest value,
+// (2^64-1)^2 + 2^64-1, is below 2^128.
+func v6key(hi, lo uint64) key {
+	mh, ml := bits.Mul64(hi, v6stride)
+	l, carry := bits.Add64(ml, lo, 0)
+	return key{mh + carry, l}
 }
 
 // keyOf returns the key of an allocatable address.
@@ -143,8 +180,8 @@ func keyOf(a netip.Addr) key {
 		u := uint64(binary.BigEndian.Uint32(b[:]))
 		return key{lo: (u>>8)*254 + (u & 0xff) - 1}
 	}
-	b := a.As16()
-	return key{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+	k, _ := v6key(halves(a)).prev() // lo is not zero: k is not zero
+	return k
 }
 
 // addrOf is the inverse of keyOf.
@@ -155,9 +192,20 @@ func addrOf(f Family, k key) netip.Addr {
 		binary.BigEndian.PutUint32(b[:], u)
 		return netip.AddrFrom4(b)
 	}
+	// k = hi*(2^64-1) + lo-1. As 2^64 = v6stride+1, k = k.hi*v6stride +
+	// (k.hi+k.lo), and k.hi+k.lo < 2*v6stride (k.hi <= 2^64-2, see
+	// v6key): the quotient is k.hi or k.hi+1, without a division.
+	sum, carry := bits.Add64(k.hi, k.lo, 0)
+	hi, rem := k.hi, sum
+	switch {
+	case carry == 1: // k.hi+k.lo = 2^64+sum = v6stride + sum+1
+		hi, rem = k.hi+1, sum+1
+	case sum == v6stride:
+		hi, rem = k.hi+1, 0
+	}
 	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], k.hi)
-	binary.BigEndian.PutUint64(b[8:], k.lo)
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], rem+1)
 	return netip.AddrFrom16(b)
 }
 
@@ -165,12 +213,17 @@ func addrOf(f Family, k key) netip.Addr {
 // address range [from, to] of one family, and false when there are none.
 func spanOf(from, to netip.Addr) (lo, hi key, ok bool) {
 	if !from.Is4() {
-		lo, hi = keyOf(from), keyOf(to)
-		if from.IsUnspecified() { // :: is never handed out
-			if to.IsUnspecified() {
-				return key{}, key{}, false
-			}
-			lo = key{lo: 1}
+		// v6key is key+1 of an allocatable address; of a Subnet-Router
+		// anycast address (hi, 0) it is key+1 of (hi-1, 2^64-1), the
+		// allocatable address just below it.
+		fh, fl := halves(from)
+		lo = v6key(fh, fl)
+		if fl != 0 {
+			lo, _ = lo.prev()
+		}
+		hi, ok = v6key(halves(to)).prev()
+		if !ok || hi.less(lo) {
+			return key{}, key{}, false
 		}
 		return lo, hi, true
 	}

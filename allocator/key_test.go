@@ -7,7 +7,7 @@ import (
 )
 
 func TestKeyRoundTrip(t *testing.T) {
-	for _, s := range []string{"0.0.0.1", "10.0.0.1", "10.0.0.254", "10.0.1.1", "255.255.255.254", "::", "2001:db8::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} {
+	for _, s := range []string{"0.0.0.1", "10.0.0.1", "10.0.0.254", "10.0.1.1", "255.255.255.254", "::1", "2001:db8::1", "2001:db8::ffff:ffff:ffff:ffff", "2001:db8:0:1::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"} {
 		a := netip.MustParseAddr(s)
 		if got := addrOf(familyOf(a), keyOf(a)); got != a {
 			t.Errorf("addrOf(keyOf(%s)) = %s", a, got)
@@ -17,6 +17,15 @@ func TestKeyRoundTrip(t *testing.T) {
 	k1, k2 := keyOf(netip.MustParseAddr("10.0.0.254")), keyOf(netip.MustParseAddr("10.0.1.1"))
 	if n, _ := k1.next(); n != k2 {
 		t.Errorf("keys of 10.0.0.254 and 10.0.1.1 are not adjacent: %v %v", k1, k2)
+	}
+	// So are those of IPv6 addresses on both sides of a Subnet-Router
+	// anycast address; ::1 is the first key.
+	k1, k2 = keyOf(netip.MustParseAddr("2001:db8::ffff:ffff:ffff:ffff")), keyOf(netip.MustParseAddr("2001:db8:0:1::1"))
+	if n, _ := k1.next(); n != k2 {
+		t.Errorf("keys of 2001:db8::ffff:ffff:ffff:ffff and 2001:db8:0:1::1 are not adjacent: %v %v", k1, k2)
+	}
+	if k := keyOf(netip.MustParseAddr("::1")); k != (key{}) {
+		t.Errorf("keyOf(::1) = %v, want 0", k)
 	}
 }
 
@@ -32,9 +41,14 @@ func TestSpanOf(t *testing.T) {
 		{"255.255.255.255", "255.255.255.255", 0},
 		{"10.0.0.254", "10.0.1.1", 2},
 		{"0.0.0.0", "255.255.255.255", 256 * 256 * 256 * 254},
-		{"2001:db8::", "2001:db8::ff", 256},
+		{"2001:db8::", "2001:db8::ff", 255},
 		{"::", "::", 0},
 		{"::", "::ff", 255},
+		{"2001:db8:0:1::", "2001:db8:0:1::", 0},
+		{"2001:db8:0:1::", "2001:db8:0:1::1", 1},
+		{"2001:db8::ffff:ffff:ffff:ffff", "2001:db8:0:1::", 1},
+		{"2001:db8::ffff:ffff:ffff:fffe", "2001:db8:0:1::ffff", 2 + 0xffff},
+		{"2001:db8::1", "2001:db8::ffff:ffff:ffff:ffff", 1<<64 - 1},
 	}
 	for _, tc := range tests {
 		lo, hi, ok := spanOf(netip.MustParseAddr(tc.from), netip.MustParseAddr(tc.to))
@@ -51,10 +65,11 @@ func TestSpanOf(t *testing.T) {
 }
 
 func TestSpanOfAllIPv6(t *testing.T) {
-	// Every IPv6 address but :: is 2^128-1, the largest Count, exactly.
+	// Every IPv6 address but the 2^64 whose low 64 bits are zero (:: among
+	// them): 2^128-2^64, exactly.
 	lo, hi, ok := spanOf(netip.IPv6Unspecified(), netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))
-	if !ok || lo != (key{lo: 1}) || spanLen(lo, hi) != (Count{math.MaxUint64, math.MaxUint64}) {
-		t.Errorf("spanOf(::/0) = %v..%v (%v), want every address but ::", lo, hi, spanLen(lo, hi))
+	if !ok || lo != (key{}) || spanLen(lo, hi) != (Count{hi: math.MaxUint64}) {
+		t.Errorf("spanOf(::/0) = %v..%v (%v), want every address but the Subnet-Router anycast ones", lo, hi, spanLen(lo, hi))
 	}
 }
 
@@ -82,7 +97,7 @@ func TestCount(t *testing.T) {
 		t.Errorf("Uint64 = %v %v", v, ok)
 	}
 	cfg := mustParse(t, map[string]string{"cidr-global": "2001:db8::/32"})
-	if got := cfg.PoolFor("x").Size(IPv6).String(); got != "79228162514264337593543950336" {
-		t.Errorf("size of a /32 = %s, want 2^96", got)
+	if got := cfg.PoolFor("x").Size(IPv6).String(); got != "79228162514264337589248983040" {
+		t.Errorf("size of a /32 = %s, want 2^96-2^32 (one Subnet-Router anycast address per /64)", got)
 	}
 }

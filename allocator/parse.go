@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,6 +66,54 @@ type Config struct {
 	// accepted holds the raw value in force for each key (a good new value,
 	// or the last good one kept in place of a bad one).
 	accepted map[string]string
+	// notices are what the data last parsed says that is not an error
+	// but probably not what was meant; missing says why there is no data
+	// at all (see Missing).
+	notices []Notice
+	missing string
+}
+
+// NoticeKind says what a Notice is about.
+type NoticeKind string
+
+// The kinds of Notice.
+const (
+	// NoticeUnknownKey: a key the controller does not understand; it is
+	// ignored (a typo, most likely: cidrglobal, serach-order).
+	NoticeUnknownKey NoticeKind = "UnknownKey"
+	// NoticeHostBits: a CIDR entry with host bits set (192.168.0.220/29).
+	// As in the existing provider it is read as the network it falls in
+	// (192.168.0.216/29), which may not be what was meant.
+	NoticeHostBits NoticeKind = "HostBits"
+)
+
+// Notice is something about a ConfigMap key that is not an error, yet
+// probably not what was meant: a key the controller ignores, or a CIDR
+// read as a wider range than it looks. The key keeps serving as parsed.
+type Notice struct {
+	Kind NoticeKind
+	Key  string
+	// Entry is the entry concerned (NoticeHostBits).
+	Entry string
+	// Meant is what the key or entry is taken for: the masked CIDR and its
+	// range (NoticeHostBits), or the known key it is probably a misspelling
+	// of, "" when none is close (NoticeUnknownKey).
+	Meant string
+}
+
+// String says what the notice is about, naming the key (and entry).
+func (n Notice) String() string {
+	switch n.Kind {
+	case NoticeUnknownKey:
+		msg := fmt.Sprintf("key %q is not one kube-vip-cloud-provider understands: it is ignored", n.Key)
+		if n.Meant != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", n.Meant)
+		}
+		return msg
+	case NoticeHostBits:
+		return fmt.Sprintf("%s: entry %q has host bits set: it is read as %s", n.Key, n.Entry, n.Meant)
+	}
+	return fmt.Sprintf("%s: %s", n.Key, n.Meant)
 }
 
 // Parse turns the ConfigMap's data into a Config. A malformed value
@@ -80,11 +129,17 @@ func Parse(data map[string]string, last *Config) (*Config, error) {
 		accepted:   map[string]string{},
 	}
 	var errs []error
+	// pending collects the notices of the value being parsed: kept only
+	// when it is accepted (a last good value kept in its place was told
+	// of when it was new).
+	var pending []Notice
 	// accept parses value with fn, falling back to last's value of key.
 	accept := func(key, value string, fn func(string) error) {
+		pending = nil
 		err := fn(value)
 		if err == nil {
 			c.accepted[key] = value
+			c.notices = append(c.notices, pending...)
 			return
 		}
 		ke := &KeyError{Key: key, Value: value, Err: err}
@@ -148,12 +203,17 @@ func Parse(data map[string]string, last *Config) (*Config, error) {
 	for _, k := range keys {
 		v := data[k]
 		switch {
-		case strings.HasPrefix(k, KeyCIDRPrefix) && len(k) > len(KeyCIDRPrefix):
-			b := builder(k[len(KeyCIDRPrefix):])
-			accept(k, v, func(s string) error { return b.addEntries(s, c.skipEnds) })
-		case strings.HasPrefix(k, KeyRangePrefix) && len(k) > len(KeyRangePrefix):
-			b := builder(k[len(KeyRangePrefix):])
-			accept(k, v, func(s string) error { return b.addEntries(s, c.skipEnds) })
+		case strings.HasPrefix(k, KeyCIDRPrefix) && len(k) > len(KeyCIDRPrefix),
+			strings.HasPrefix(k, KeyRangePrefix) && len(k) > len(KeyRangePrefix):
+			_, name, _ := strings.Cut(k, "-")
+			b := builder(name)
+			accept(k, v, func(s string) error {
+				masked, err := b.addEntries(s, c.skipEnds)
+				for _, m := range masked {
+					pending = append(pending, Notice{Kind: NoticeHostBits, Key: k, Entry: m.entry, Meant: m.meant})
+				}
+				return err
+			})
 		case strings.HasPrefix(k, KeyAllowSharePrefix) && len(k) > len(KeyAllowSharePrefix):
 			name := k[len(KeyAllowSharePrefix):]
 			accept(k, v, func(s string) error {
@@ -173,12 +233,91 @@ func Parse(data map[string]string, last *Config) (*Config, error) {
 				c.interfaces[name] = s
 				return nil
 			})
+		case k == KeySearchOrder || k == KeySkipEndIPs:
+			// parsed above
+		default:
+			c.notices = append(c.notices, Notice{Kind: NoticeUnknownKey, Key: k, Meant: knownKeyLike(k)})
 		}
 	}
+	slices.SortStableFunc(c.notices, func(a, b Notice) int { return strings.Compare(a.Key, b.Key) })
 	for name, b := range builders {
 		c.pools[name] = b.build(name)
 	}
 	return c, errors.Join(errs...)
+}
+
+// Missing returns a Config without any pool because there is no ConfigMap
+// at all; why (e.g. "ConfigMap kube-system/kubevip not found") is what the
+// NoPool error of every automatic allocation says.
+func Missing(why string) *Config {
+	c, _ := Parse(nil, nil)
+	c.missing = why
+	return c
+}
+
+// Absent returns why there is no ConfigMap at all (see Missing), or "".
+func (c *Config) Absent() string { return c.missing }
+
+// Notices returns what the data last parsed says that is not an error but
+// probably not what was meant (unknown keys, CIDRs with host bits), sorted
+// by key. A key whose new value is malformed has none: the last good value
+// kept in its place was told of when it was new.
+func (c *Config) Notices() []Notice { return slices.Clone(c.notices) }
+
+// keyPrefixes are the prefixes of the per-namespace keys.
+var keyPrefixes = [...]string{KeyCIDRPrefix, KeyRangePrefix, KeyAllowSharePrefix, KeyInterfacePrefix}
+
+// knownKey reports whether the controller understands key.
+func knownKey(key string) bool {
+	if key == KeySearchOrder || key == KeySkipEndIPs {
+		return true
+	}
+	for _, p := range keyPrefixes {
+		if strings.HasPrefix(key, p) && len(key) > len(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// knownKeyLike returns the known key that key is most likely a typo of, or
+// "": the same but for case, "_" for "-", two letters swapped in a fixed
+// key or a prefix (serach-order, cdir-global, allow_share-x), or the dash
+// after a prefix missing (cidrglobal).
+func knownKeyLike(key string) string {
+	n := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(key), "_", "-"))
+	var cands []string
+	for _, e := range []string{KeySearchOrder, KeySkipEndIPs} {
+		if sameLetters(n, e) {
+			cands = append(cands, e)
+		}
+	}
+	for _, p := range keyPrefixes {
+		if len(n) > len(p) && sameLetters(n[:len(p)], p) {
+			cands = append(cands, p+n[len(p):])
+		}
+		if stem := p[:len(p)-1]; strings.HasPrefix(n, stem) && len(n) > len(stem) && n[len(stem)] != '-' {
+			cands = append(cands, p+n[len(stem):])
+		}
+	}
+	for _, c := range cands {
+		if c != key && knownKey(c) {
+			return c
+		}
+	}
+	return ""
+}
+
+// sameLetters reports whether a and b have the same letters, maybe in
+// another order.
+func sameLetters(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x, y := []byte(a), []byte(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return string(x) == string(y)
 }
 
 // unchanged reports whether key had value in last, and it was accepted.
@@ -229,16 +368,20 @@ func splitEntries(s string) ([]string, error) {
 
 var dhcpMarker = netip.MustParsePrefix("0.0.0.0/32")
 
+// maskedEntry is a CIDR entry with host bits set, and what it is read as.
+type maskedEntry struct{ entry, meant string }
+
 // addEntries adds the entries of one cidr-* or range-* value; nothing is
 // added unless every entry parses. As in the existing provider, the form of
 // an entry decides how it is read, not the key: one with a "/" is a CIDR
 // (skipEnds leaves out the network and broadcast address of an IPv4 CIDR
 // of /30 or wider), one with a "-" is a range FROM-TO. So range-x:
-// 10.0.0.0/24 and cidr-x: 10.0.0.1-10.0.0.9 both work.
-func (pb *poolBuilder) addEntries(value string, skipEnds bool) error {
+// 10.0.0.0/24 and cidr-x: 10.0.0.1-10.0.0.9 both work. A CIDR with host
+// bits set is masked, as in the existing provider, and returned in masked.
+func (pb *poolBuilder) addEntries(value string, skipEnds bool) (masked []maskedEntry, err error) {
 	entries, err := splitEntries(value)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var rs []netipx.IPRange
 	dhcp := false
@@ -246,7 +389,10 @@ func (pb *poolBuilder) addEntries(value string, skipEnds bool) error {
 		if !strings.Contains(e, "/") && strings.Contains(e, "-") {
 			r, err := parseRange(e)
 			if err != nil {
-				return &entryError{e, err}
+				return nil, &entryError{e, err}
+			}
+			if r.From() == netip.IPv4Unspecified() && r.To() == r.From() {
+				return nil, &entryError{e, fmt.Errorf("not DHCP: for DHCP, write %s", dhcpMarker)}
 			}
 			rs = append(rs, r)
 			continue
@@ -256,13 +402,14 @@ func (pb *poolBuilder) addEntries(value string, skipEnds bool) error {
 			if a, aerr := netip.ParseAddr(e); aerr == nil {
 				// A bare address: say how to write it.
 				a = a.WithZone("").Unmap()
-				return &entryError{e, fmt.Errorf("not a CIDR (ADDRESS/BITS) or a range (FROM-TO): for the one address, write %s", netip.PrefixFrom(a, a.BitLen()))}
+				return nil, &entryError{e, fmt.Errorf("not a CIDR (ADDRESS/BITS) or a range (FROM-TO): for the one address, write %s", netip.PrefixFrom(a, a.BitLen()))}
 			}
-			return &entryError{e, fmt.Errorf("not a CIDR (ADDRESS/BITS) or a range (FROM-TO)")}
+			return nil, &entryError{e, fmt.Errorf("not a CIDR (ADDRESS/BITS) or a range (FROM-TO)")}
 		}
 		if p.Addr().Is4In6() {
-			return &entryError{e, fmt.Errorf("IPv4-mapped IPv6 prefix: write the IPv4 prefix")}
+			return nil, &entryError{e, fmt.Errorf("IPv4-mapped IPv6 prefix: write the IPv4 prefix")}
 		}
+		hostBits := p.Masked() != p
 		p = p.Masked()
 		if p == dhcpMarker {
 			dhcp = true
@@ -272,10 +419,17 @@ func (pb *poolBuilder) addEntries(value string, skipEnds bool) error {
 		if skipEnds && p.Addr().Is4() && p.Bits() <= 30 {
 			r = netipx.IPRangeFrom(r.From().Next(), r.To().Prev())
 		}
+		if hostBits && !slices.ContainsFunc(masked, func(m maskedEntry) bool { return m.entry == e }) {
+			meant := fmt.Sprintf("%s, that is %s-%s", p, r.From(), r.To())
+			if skipEnds && p.Addr().Is4() && p.Bits() <= 30 {
+				meant += " (skip-end-ips-in-cidr)"
+			}
+			masked = append(masked, maskedEntry{e, meant})
+		}
 		rs = append(rs, r)
 	}
 	if dhcp && (len(rs) > 0 || pb.other) || (!dhcp && pb.dhcp) {
-		return fmt.Errorf("0.0.0.0/32 (DHCP) cannot be combined with other addresses")
+		return nil, fmt.Errorf("0.0.0.0/32 (DHCP) cannot be combined with other addresses")
 	}
 	for _, r := range rs {
 		pb.b.AddRange(r)
@@ -283,7 +437,7 @@ func (pb *poolBuilder) addEntries(value string, skipEnds bool) error {
 	pb.dhcp = pb.dhcp || dhcp
 	pb.other = pb.other || len(rs) > 0
 	pb.good++
-	return nil
+	return masked, nil
 }
 
 // parseRange parses FROM-TO, both addresses of one family, FROM <= TO.

@@ -69,7 +69,8 @@ func (p *Pool) Name() string { return p.name }
 func (p *Pool) DHCP() bool { return p.dhcp }
 
 // Contains reports whether a is one of the pool's addresses (including the
-// .0 and .255 addresses, and ::, that are never handed out automatically).
+// IPv4 .0 and .255 addresses, and the IPv6 addresses whose low 64 bits are
+// zero, that are never handed out automatically).
 // An IPv4-mapped IPv6 address is looked up as the IPv4 address it maps.
 func (p *Pool) Contains(a netip.Addr) bool { return p.set.Contains(a.Unmap()) }
 

@@ -113,6 +113,11 @@ type Result struct {
 	// Outside lists requested addresses that lie outside the namespace's
 	// pool (allowed, as in the existing provider, but worth reporting).
 	Outside []netip.Addr
+	// Anycast lists requested IPv6 addresses whose low 64 bits are zero:
+	// the Subnet-Router anycast address of their /64, which routers on that
+	// link answer too. Never handed out automatically; allowed on request,
+	// but worth reporting (see SubnetRouterAnycast).
+	Anycast []netip.Addr
 	// Pool names the pool the request drew from ("global" or a namespace);
 	// empty when the namespace has no pool and the addresses were requested.
 	Pool string

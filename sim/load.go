@@ -172,6 +172,7 @@ var (
 	topFields      = []string{"name", "config", "seed", "loadBalancerClass", "steps"}
 	serviceFields  = []string{"service", "type", "ports", "ipFamilyPolicy", "ipFamilies", "loadBalancerIP", "loadBalancerClass", "annotations", "ingress"}
 	refFields      = []string{"service"}
+	deleteFields   = []string{"service", "configmap"}
 	conflictFields = []string{"count", "service"}
 	expectFields   = []string{"service", "configmap", "key", "addresses", "address", "event", "reason", "kind", "noAddress"}
 )
@@ -296,6 +297,36 @@ func decodeRef(raw json.RawMessage) (string, error) {
 		return "", fmt.Errorf("service: %w", err)
 	}
 	return ref, nil
+}
+
+// decodeDelete reads delete: NS/NAME, {service: NS/NAME} or
+// {configmap: true}.
+func decodeDelete(raw json.RawMessage) (*Ref, error) {
+	if !isString(raw) {
+		m, err := fields(raw, "{service: NS/NAME} or {configmap: true}", deleteFields)
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := m["configmap"]; ok {
+			b, err := asBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("configmap: %w", err)
+			}
+			if !b {
+				return nil, errors.New("configmap: false: write delete: {configmap: true} to delete the ConfigMap, or delete: {service: NS/NAME}")
+			}
+			ref := &Ref{ConfigMap: true}
+			if v, ok := m["service"]; ok {
+				ref.Service, _ = asString(v)
+			}
+			return ref, nil
+		}
+	}
+	ref, err := decodeRef(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &Ref{Service: ref}, nil
 }
 
 // decodeConflict reads conflict: (nothing), {}, N, NS/NAME, {count: N}

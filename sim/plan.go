@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,9 +18,10 @@ import (
 type PlanLine struct {
 	Service string
 	// Outcome is "keep", "keep, adopted" (from the status or another
-	// tool's request annotation), "keep, outside pool", "move" (it asks for
-	// an address other than the one it is served on), "conflict", "get",
-	// "wait" or "unchanged".
+	// tool's request annotation), "keep, outside pool", "keep, anycast" (an
+	// IPv6 Subnet-Router anycast address it asked for), "move" (it asks for
+	// an address other than the one it is served on), "conflict", "get" or
+	// "wait".
 	Outcome string
 	Before  string
 	After   string
@@ -39,8 +41,13 @@ type Plan struct {
 	// malformed key; MalformedKeys are those keys, sorted.
 	ConfigErrors  []string
 	MalformedKeys []string
-	Services      []PlanLine
-	Pools         []PoolLine
+	// UnknownKeys say which keys the controller would ignore (the message
+	// of their UnknownConfigKey Events); Notices, which CIDRs have host
+	// bits and what they are read as (ConfigNotice).
+	UnknownKeys []string
+	Notices     []string
+	Services    []PlanLine
+	Pools       []PoolLine
 }
 
 // MakePlan says what would change if newData replaced the ConfigMap that
@@ -64,6 +71,13 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 			}
 		}
 		slices.Sort(p.MalformedKeys)
+	}
+	for _, n := range newCfg.Notices() {
+		if n.Kind == allocator.NoticeUnknownKey {
+			p.UnknownKeys = append(p.UnknownKeys, n.String())
+		} else {
+			p.Notices = append(p.Notices, n.String())
+		}
 	}
 	usage, _ := decide.Rebuild(newCfg, services, o)
 	// Services with an address first (they keep it), then the waiting ones
@@ -102,6 +116,9 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 		for _, e := range d.Events {
 			if e.Reason == decide.ReasonAddressOutsidePool {
 				line.Outcome, line.Detail = line.Outcome+", outside pool", e.Message
+				if !strings.Contains(e.Message, " is outside ") {
+					line.Outcome = "keep, anycast" // in the pool, but never handed out automatically
+				}
 			}
 			if e.Reason == decide.ReasonAllocationFailed && d.Err != nil {
 				line.Outcome, line.After, line.Detail = "conflict", "", e.Message
@@ -144,6 +161,12 @@ func (p *Plan) Write(w io.Writer) error {
 	for _, e := range p.ConfigErrors {
 		fmt.Fprintf(w, "config error: %s\n", e)
 	}
+	for _, e := range p.UnknownKeys {
+		fmt.Fprintf(w, "unknown key: %s\n", e)
+	}
+	for _, e := range p.Notices {
+		fmt.Fprintf(w, "config notice: %s\n", e)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tOUTCOME\tNOW\tAFTER\tDETAIL")
 	for _, l := range p.Services {
@@ -169,6 +192,9 @@ func (sc *Scenario) Services() ([]*corev1.Service, map[string]string, error) {
 		}
 		if st.Config != nil {
 			data = st.Config
+		}
+		if st.Delete != nil && st.Delete.ConfigMap {
+			data = nil
 		}
 		s.Steps = append(s.Steps, st)
 	}

@@ -116,8 +116,12 @@ func (r *replica) pop() (string, bool) {
 	return k, true
 }
 
-// configMap is the kubevip ConfigMap as the simulated API server stores it.
+// configMap is the kubevip ConfigMap as the simulated API server stores it
+// (nil once a step deleted it).
 func (s *simulator) configMap() *corev1.ConfigMap {
+	if s.cmDeleted {
+		return nil
+	}
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kubevip", ResourceVersion: strconv.Itoa(s.cmVersion)},
 		Data:       s.data,
@@ -214,6 +218,14 @@ func (a *adapter) ConfigLoaded(errs []*allocator.KeyError) {
 	a.s.keyOf = map[string]string{}
 	for _, ke := range errs {
 		a.s.keyOf[ke.Error()] = ke.Key
+	}
+}
+
+// ConfigNotices implements engine.NoticeObserver: it learns which key each
+// notice names.
+func (a *adapter) ConfigNotices(notices []allocator.Notice) {
+	for _, n := range notices {
+		a.s.keyOf[n.String()] = n.Key
 	}
 }
 

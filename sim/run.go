@@ -111,6 +111,7 @@ type simulator struct {
 	// keyOf names the key of each malformed-key message it loaded.
 	data      map[string]string
 	cmVersion int
+	cmDeleted bool
 	keyOf     map[string]string
 	dopts     decide.Options
 	replicas  []*replica
@@ -231,6 +232,7 @@ func (s *simulator) setConfig(data map[string]string) {
 	s.add(Row{Actor: "user", What: "config", Detail: formatData(data)})
 	s.data = data
 	s.cmVersion++
+	s.cmDeleted = false
 	if len(s.replicas) == 0 {
 		return // the first replica loads it as it starts
 	}
@@ -287,6 +289,20 @@ func (s *simulator) deleteService(key string) error {
 	delete(s.granted, key)
 	s.add(Row{Actor: "user", What: "delete", Service: key})
 	return nil
+}
+
+// deleteConfigMap plays delete: {configmap: true}: the ConfigMap is gone;
+// the leader has no pools until a config step creates it again, and syncs
+// every Service again, as the controller does.
+func (s *simulator) deleteConfigMap() {
+	s.add(Row{Actor: "user", What: "delete", Detail: "ConfigMap kube-system/kubevip"})
+	s.data, s.cmDeleted = nil, true
+	r := s.replicas[s.leader]
+	if r.engine.SetConfig(s.ctx, nil) {
+		for _, k := range sortedKeys(r.cache.services) {
+			r.enqueue(k)
+		}
+	}
 }
 
 // changeConfig plays config: the data is replaced; the leader loads it.

@@ -70,7 +70,10 @@ func (s Step) MarshalJSON() ([]byte, error) {
 
 // Ref names a Service as namespace/name.
 type Ref struct {
-	Service string `json:"service"`
+	Service string `json:"service,omitempty"`
+	// ConfigMap, instead of a Service, names the kubevip ConfigMap
+	// (delete: {configmap: true}).
+	ConfigMap bool `json:"configmap,omitempty"`
 }
 
 // ServiceSpec creates a Service or changes one. In an update, only the
@@ -129,7 +132,8 @@ func (c *Conflict) writes() int { return max(c.Count, 1) }
 type Expect struct {
 	Service string `json:"service,omitempty"`
 	// ConfigMap, when set, checks the Events recorded on the ConfigMap
-	// instead of a Service's: Event must be InvalidConfig.
+	// instead of a Service's: Event must be InvalidConfig (the default),
+	// UnknownConfigKey or ConfigNotice.
 	ConfigMap bool `json:"configmap,omitempty"`
 	// Key, with ConfigMap, is the ConfigMap key the Event must be about.
 	Key string `json:"key,omitempty"`
@@ -212,7 +216,7 @@ func (e *Expect) validate() error {
 	}
 	switch e.Event {
 	case "", decide.ReasonAddressAssigned, decide.ReasonAllocationFailed, decide.ReasonAddressOutsidePool, decide.ReasonAddressReleased:
-	case decide.ReasonInvalidConfig:
+	case decide.ReasonInvalidConfig, decide.ReasonUnknownConfigKey, decide.ReasonConfigNotice:
 		return fmt.Errorf("event %s: that is recorded on the ConfigMap, not on a Service: write expect: {configmap: true, event: %s, key: KEY}", e.Event, e.Event)
 	default:
 		return fmt.Errorf("event %q: not a reason the controller records on a Service (want %s, %s, %s or %s)", e.Event,
@@ -240,10 +244,16 @@ func (e *Expect) validateConfigMap() error {
 		return errors.New("configmap: true: the ConfigMap has no addresses (give event: InvalidConfig and key)")
 	case e.Kind != "":
 		return fmt.Errorf("kind %s: a kind of %s, which is recorded on a Service, not the ConfigMap", e.Kind, decide.ReasonAllocationFailed)
-	case e.Event != decide.ReasonInvalidConfig:
-		return fmt.Errorf("event %q: the controller records only %s on the ConfigMap", e.Event, decide.ReasonInvalidConfig)
+	case !slices.Contains(configMapReasons(), e.Event):
+		return fmt.Errorf("event %q: the controller records only %s on the ConfigMap%s", e.Event,
+			strings.Join(configMapReasons(), ", "), didYouMean(e.Event, configMapReasons()))
 	}
 	return nil
+}
+
+// configMapReasons are the reasons of the Events recorded on the ConfigMap.
+func configMapReasons() []string {
+	return []string{decide.ReasonInvalidConfig, decide.ReasonUnknownConfigKey, decide.ReasonConfigNotice}
 }
 
 func (s *ServiceSpec) validate() error {

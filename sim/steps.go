@@ -62,18 +62,27 @@ func stepKinds() [kindCount]stepKind {
 		{
 			name: "delete", example: "delete: {service: NS/NAME}",
 			value: func(st *Step) any { return orNil(st.Delete) },
-			decode: func(st *Step, raw json.RawMessage) error {
-				ref, err := decodeRef(raw)
-				if err == nil {
-					st.Delete = &Ref{Service: ref}
-				}
+			decode: func(st *Step, raw json.RawMessage) (err error) {
+				st.Delete, err = decodeDelete(raw)
 				return err
 			},
 			validate: func(st *Step) error {
+				if st.Delete.ConfigMap {
+					if st.Delete.Service != "" {
+						return fmt.Errorf("service %q and configmap: true: give one", st.Delete.Service)
+					}
+					return nil
+				}
 				_, _, err := splitRef(st.Delete.Service)
 				return err
 			},
-			play: func(s *simulator, st *Step) error { return s.deleteService(st.Delete.Service) },
+			play: func(s *simulator, st *Step) error {
+				if st.Delete.ConfigMap {
+					s.deleteConfigMap()
+					return nil
+				}
+				return s.deleteService(st.Delete.Service)
+			},
 		},
 		{
 			name: "config", example: "config: {cidr-global: 192.168.0.200/29}",

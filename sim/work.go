@@ -404,6 +404,9 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 		if pool == nil || !pool.Contains(a) {
 			return s.invariant(fmt.Sprintf("automatically assigned %s is outside the Service's pool", a), key)
 		}
+		if allocator.SubnetRouterAnycast(a) {
+			return s.invariant(fmt.Sprintf("automatically assigned %s is a Subnet-Router anycast address", a), key)
+		}
 	}
 	return nil
 }

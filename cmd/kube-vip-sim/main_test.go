@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -318,5 +319,44 @@ func TestReplayShowsTheStartingConfigAsStepZero(t *testing.T) {
 	}
 	if !strings.Contains(out, "\n2     user ") || !strings.Contains(out, "settle") {
 		t.Fatalf("no row for the settle step 2:\n%s", out)
+	}
+}
+
+// plan lists the keys the controller would ignore and the CIDRs it would
+// read as another range, as the Events would say; neither fails the plan.
+// A Service requesting an IPv6 Subnet-Router anycast address is shown.
+func TestPlanListsUnknownKeysAndNotices(t *testing.T) {
+	scenario := write(t, "s.yaml", "config: {cidr-global: 2001:db8:1::/64}\nsteps:\n  - create: {service: default/asks, loadBalancerIP: \"2001:db8:1::\"}\n")
+	newCM := write(t, "new.yaml", "cidr-global: 2001:db8:1::5/64\nserach-order: desc\nallow_share-x: \"true\"\n")
+	code, out, errOut := runCLI(t, "plan", "--config", newCM, "--scenario", scenario)
+	if code != 0 {
+		t.Fatalf("plan: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		`unknown key: key "allow_share-x" is not one kube-vip-cloud-provider understands: it is ignored (did you mean "allow-share-x"?)`,
+		`unknown key: key "serach-order" is not one kube-vip-cloud-provider understands: it is ignored (did you mean "search-order"?)`,
+		`config notice: cidr-global: entry "2001:db8:1::5/64" has host bits set: it is read as 2001:db8:1::/64, that is 2001:db8:1::-2001:db8:1:0:ffff:ffff:ffff:ffff`,
+		"default/asks  keep, anycast",
+		"global  IPv6    18446744073709551615  0     18446744073709551615",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan does not show %q:\n%s", want, out)
+		}
+	}
+}
+
+// replay shows the ConfigMap's notices as config rows, each naming its key.
+func TestReplayShowsConfigNotices(t *testing.T) {
+	code, out, errOut := runCLI(t, "replay", "../../sim/scenarios/27-config-notices.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, re := range []string{
+		`(?m)^0 +controller +config +cidr-global +ConfigNotice: cidr-global: entry "192.168.0.220/29" has host bits set: it is read as 192.168.0.216/29, that is 192.168.0.216-192.168.0.223$`,
+		`(?m)^0 +controller +config +serach-order +UnknownConfigKey: key "serach-order"`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("no row matching %s:\n%s", re, out)
+		}
 	}
 }

@@ -208,19 +208,33 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 	if p := cfg.PoolFor(svc.Namespace); p != nil && p.DHCP() {
 		dhcp = true
 	}
-	for _, a := range res.Outside {
-		if a.IsUnspecified() || dhcp {
+	for _, a := range res.Addrs {
+		outside := slices.Contains(res.Outside, a) && !a.IsUnspecified() && !dhcp
+		anycast := slices.Contains(res.Anycast, a)
+		if !outside && !anycast {
 			continue
-		}
-		where := fmt.Sprintf("the pool of %q", res.Pool)
-		if res.Pool == "" {
-			where = fmt.Sprintf("every pool (namespace %q has none)", svc.Namespace)
 		}
 		// The message names no source: once the annotation is filled in
 		// from spec.loadBalancerIP, the same warning must read the same,
 		// or it would be recorded again.
-		d.Events = append(d.Events, Event{EventWarning, ReasonAddressOutsidePool,
-			fmt.Sprintf("address %s is outside %s; it is kept", a, where)})
+		var msg string
+		if outside {
+			where := fmt.Sprintf("the pool of %q", res.Pool)
+			switch {
+			case res.Pool == "" && cfg.Absent() != "":
+				where = fmt.Sprintf("every pool (%s)", cfg.Absent())
+			case res.Pool == "":
+				where = fmt.Sprintf("every pool (namespace %q has none)", svc.Namespace)
+			}
+			msg = fmt.Sprintf("address %s is outside %s; it is kept", a, where)
+		}
+		if anycast {
+			if msg != "" {
+				msg += "; "
+			}
+			msg += anycastRisk(a)
+		}
+		d.Events = append(d.Events, Event{EventWarning, ReasonAddressOutsidePool, msg})
 	}
 	if src == srcAnnotation && svc.Labels[LabelImplementation] == ImplementationKubeVIP && svc.Labels[LabelLegacyIPAMAddress] == "" {
 		return follow(cfg, usage, svc, d)
@@ -374,6 +388,13 @@ func familyOf(a netip.Addr) allocator.Family {
 		return allocator.IPv4
 	}
 	return allocator.IPv6
+}
+
+// anycastRisk says why a requested IPv6 address whose low 64 bits are zero
+// is risky: every router on its /64 answers it too.
+func anycastRisk(a netip.Addr) string {
+	return fmt.Sprintf("address %s is the Subnet-Router anycast address of %s (RFC 4291 2.6.1): routers on that link answer it too, so traffic may never reach the Service; never assigned automatically, it is kept as requested",
+		a, netip.PrefixFrom(a, 64))
 }
 
 func setAnnotation(svc *corev1.Service, k, v string) {

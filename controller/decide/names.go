@@ -53,7 +53,9 @@ const (
 	// FamilyUnavailable, Conflict, InvalidRequest).
 	ReasonAllocationFailed = "AllocationFailed"
 	// ReasonAddressOutsidePool (Warning): the Service keeps an address that
-	// is outside its namespace's pool (requested so, or the pool changed).
+	// is outside its namespace's pool (requested so, or the pool changed),
+	// or one automatic allocation never hands out: an IPv6 Subnet-Router
+	// anycast address (low 64 bits zero), which routers answer too.
 	ReasonAddressOutsidePool = "AddressOutsidePool"
 	// ReasonInvalidConfig (Warning, on the ConfigMap): a key is malformed;
 	// the message names the key and value and what keeps serving.
@@ -64,4 +66,13 @@ const (
 	// ReasonAddressClaimConflict (Warning): another manager's IPAddress
 	// claims an address the Service holds.
 	ReasonAddressClaimConflict = "AddressClaimConflict"
+	// ReasonUnknownConfigKey (Normal, on the ConfigMap): a key the
+	// controller does not understand, ignored; the message names it and
+	// the known key it is most likely a typo of.
+	ReasonUnknownConfigKey = "UnknownConfigKey"
+	// ReasonConfigNotice (Normal, on the ConfigMap): a key that is taken,
+	// but maybe not as meant: a CIDR with host bits set, read as the
+	// network it falls in; the message names the key, the entry and the
+	// range it means.
+	ReasonConfigNotice = "ConfigNotice"
 )

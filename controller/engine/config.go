@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -20,8 +21,19 @@ type configState struct {
 	version string
 	// reported holds the messages of the malformed keys last reported, so
 	// that a key that stays malformed is reported once, not again with
-	// every change of another key.
+	// every change of another key; noticed, those of the notices (unknown
+	// keys, CIDRs with host bits).
 	reported map[string]bool
+	noticed  map[string]bool
+	// name is the ConfigMap's "namespace/name", from the last version seen.
+	name string
+}
+
+// NoticeObserver is an Observer that is also told the notices of each
+// ConfigMap version (see allocator.Notice), after ConfigLoaded: the
+// simulator shows them as config rows. An Observer need not be one.
+type NoticeObserver interface {
+	ConfigNotices(notices []allocator.Notice)
 }
 
 // SetConfig loads a new version of the ConfigMap (nil when it does not
@@ -45,15 +57,32 @@ func (e *Engine) SetConfig(ctx context.Context, cm *corev1.ConfigMap) bool {
 func (e *Engine) loadConfig(ctx context.Context, cm *corev1.ConfigMap) {
 	logger := klog.FromContext(ctx)
 	if cm == nil {
-		e.config.cfg, _ = allocator.Parse(nil, nil)
+		name := e.opts.ConfigMap
+		if name == "" {
+			name = e.config.name
+		}
+		why := "ConfigMap not found"
+		if name != "" {
+			why = fmt.Sprintf("ConfigMap %s not found", name)
+		}
+		if e.config.version != "" {
+			logger.Info("ConfigMap deleted: no pools until it is created again; addresses already assigned are kept", "configMap", name)
+		}
+		e.config.cfg = allocator.Missing(why)
 		e.config.version = ""
+		// Created again, it is a new object: whatever it says is new.
+		e.config.reported, e.config.noticed = nil, nil
 		if e.observer != nil {
 			e.observer.ConfigLoaded(nil)
+		}
+		if no, ok := e.observer.(NoticeObserver); ok {
+			no.ConfigNotices(nil)
 		}
 		return
 	}
 	cfg, err := allocator.Parse(cm.Data, e.config.cfg)
 	e.config.cfg, e.config.version = cfg, cm.ResourceVersion
+	e.config.name = cm.Namespace + "/" + cm.Name
 	errs := keyErrors(err)
 	if e.observer != nil {
 		e.observer.ConfigLoaded(errs)
@@ -61,17 +90,52 @@ func (e *Engine) loadConfig(ctx context.Context, cm *corev1.ConfigMap) {
 	logger.Info("ConfigMap loaded", "configMap", klog.KObj(cm), "resourceVersion", cm.ResourceVersion, "invalidKeys", len(errs))
 	// A malformed key is reported once; fixed and broken again, it is
 	// reported again.
-	now := make(map[string]bool, len(errs))
-	for _, ke := range errs {
-		msg := ke.Error()
-		now[msg] = true
-		if e.config.reported[msg] {
-			continue
-		}
+	var fresh []*allocator.KeyError
+	fresh, e.config.reported = once(e.config.reported, errs, (*allocator.KeyError).Error)
+	for _, ke := range fresh {
 		logger.Error(ke, "Invalid ConfigMap key", "configMap", klog.KObj(cm), "key", ke.Key, "value", ke.Value)
-		e.recorder.Event(cm, corev1.EventTypeWarning, decide.ReasonInvalidConfig, msg)
+		e.recorder.Event(cm, corev1.EventTypeWarning, decide.ReasonInvalidConfig, ke.Error())
 	}
-	e.config.reported = now
+	e.reportNotices(ctx, cm, cfg.Notices())
+}
+
+// once returns those of items whose message prev (the messages of the
+// previous ConfigMap version) lacks, and the messages of all items, to
+// pass as prev next time: what a version says is reported once, not again
+// while later versions keep saying it.
+func once[T any](prev map[string]bool, items []T, msg func(T) string) (fresh []T, now map[string]bool) {
+	now = make(map[string]bool, len(items))
+	for _, it := range items {
+		m := msg(it)
+		if !prev[m] {
+			fresh = append(fresh, it)
+		}
+		now[m] = true
+	}
+	return fresh, now
+}
+
+// reportNotices records a Normal Event on cm, and logs a line, for each
+// notice not reported for the previous version: an unknown key
+// (UnknownConfigKey) or a CIDR with host bits (ConfigNotice). mu is held.
+func (e *Engine) reportNotices(ctx context.Context, cm *corev1.ConfigMap, notices []allocator.Notice) {
+	logger := klog.FromContext(ctx)
+	if no, ok := e.observer.(NoticeObserver); ok {
+		no.ConfigNotices(notices)
+	}
+	var fresh []allocator.Notice
+	fresh, e.config.noticed = once(e.config.noticed, notices, allocator.Notice.String)
+	for _, n := range fresh {
+		reason := decide.ReasonConfigNotice
+		switch n.Kind {
+		case allocator.NoticeUnknownKey:
+			reason = decide.ReasonUnknownConfigKey
+			logger.Info("Unknown ConfigMap key, ignored: "+n.Key, "configMap", klog.KObj(cm), "key", n.Key, "didYouMean", n.Meant)
+		case allocator.NoticeHostBits:
+			logger.Info("ConfigMap CIDR with host bits set, read as its network: "+n.Key, "configMap", klog.KObj(cm), "key", n.Key, "entry", n.Entry, "readAs", n.Meant)
+		}
+		e.recorder.Event(cm, corev1.EventTypeNormal, reason, n.String())
+	}
 }
 
 // keyErrors flattens the joined error Parse returns.

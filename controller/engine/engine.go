@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,6 +92,10 @@ type Options struct {
 	// ClaimGrace is how old a claim of ours must be before the repair
 	// deletes it as stale (default 1m, as the API server's own repair).
 	ClaimGrace time.Duration
+	// ConfigMap is the "namespace/name" of the ConfigMap the pools come
+	// from, named in the NoPool failures while it does not exist. When
+	// empty, the name of the last version loaded is used.
+	ConfigMap string
 }
 
 // Engine runs the sync protocol. It is safe for concurrent use: several
@@ -174,19 +179,36 @@ func (e *Engine) Config() *allocator.Config {
 	return e.config.cfg
 }
 
-// waitingKeys returns the keys of the Services waiting for an address, sorted.
+// waitingKeys returns the keys of the Services waiting for an address,
+// oldest first: by creation timestamp as the cache shows it, then by
+// namespace/name (one that the cache no longer shows comes first: its
+// sync only forgets it).
 func (e *Engine) waitingKeys() []string {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	keys := make([]string, 0, len(e.waiting))
 	for k := range e.waiting {
 		keys = append(keys, k)
 	}
-	slices.Sort(keys)
+	e.mu.Unlock()
+	created := make(map[string]time.Time, len(keys))
+	for _, k := range keys {
+		if svc, ok := e.cluster.Cached(k); ok {
+			created[k] = svc.CreationTimestamp.Time
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := created[a].Compare(created[b]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
 	return keys
 }
 
-// wakeWaiting queues every Service waiting for an address.
+// wakeWaiting queues every Service waiting for an address, oldest first,
+// so that the one that has waited longest gets the address that freed up:
+// a queue that hands keys out in the order they were added (the
+// simulator's; the controller's with one worker) serves them in that order.
 func (e *Engine) wakeWaiting() {
 	for _, k := range e.waitingKeys() {
 		e.wake(k)

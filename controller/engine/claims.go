@@ -196,6 +196,11 @@ func (e *Engine) taken(ctx context.Context, key string, d decide.Decision, c Cla
 	e.ledger.WriteFailed(d)
 	e.ledger.Usage().Assign(allocator.Holding{Owner: foreignOwner(c), Addrs: []netip.Addr{c.Addr}, Exclusive: true})
 	e.mu.Unlock()
+	// The claim may have gone (and its ClaimGone passed) while it was
+	// read: the reservation must not outlive it.
+	if cur, ok := e.claims.Get(c.Addr); !ok || (c.ID != "" && cur.ID != c.ID) {
+		e.ClaimGone(c)
+	}
 	e.wake(key)
 }
 
@@ -265,10 +270,18 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 	// loses its fresh claim here.
 	claims := e.claims.List()
 	held := map[netip.Addr][]string{}
+	claimedBy := map[string]bool{}
+	for _, c := range claims {
+		claimedBy[foreignOwner(c)] = true
+	}
+	var gone []string
 	e.mu.Lock()
 	usage := e.ledger.Usage()
 	for _, o := range usage.Owners() {
 		if isForeign(o) {
+			if !claimedBy[o] {
+				gone = append(gone, o) // its claim went unnoticed
+			}
 			continue
 		}
 		h, _ := usage.Holding(o)
@@ -281,7 +294,13 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 			}
 		}
 	}
+	for _, o := range gone {
+		usage.Release(o)
+	}
 	e.mu.Unlock()
+	if len(gone) > 0 {
+		e.wakeWaiting()
+	}
 	claimed := map[netip.Addr]bool{}
 	for _, c := range claims {
 		claimed[c.Addr] = true

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/testenv"
 )
 
 // TestExistingProviderArgs runs the binary with the existing provider's
@@ -42,15 +43,7 @@ func TestExistingProviderArgs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-system"}}, metav1.CreateOptions{}); err != nil {
-		t.Logf("kube-system: %v", err)
-	}
-	if _, err := client.CoreV1().ConfigMaps("kube-system").Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "kubevip", Namespace: "kube-system"},
-		Data:       map[string]string{"cidr-global": "192.0.2.0/28"},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ConfigMap(t, client, map[string]string{"cidr-global": "192.0.2.0/28"})
 
 	health := freePort(t)
 	args := []string{

@@ -105,15 +105,7 @@ func TestLeaderElectionTakeOverAfterKill(t *testing.T) {
 	client, kubeconfig := startEnv(t)
 	bin := buildBinary(t)
 	ctx := context.Background()
-	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-system"}}, metav1.CreateOptions{}); err != nil {
-		t.Logf("kube-system: %v", err)
-	}
-	if _, err := client.CoreV1().ConfigMaps("kube-system").Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "kubevip", Namespace: "kube-system"},
-		Data:       map[string]string{"cidr-global": "192.0.2.0/28"},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ConfigMap(t, client, map[string]string{"cidr-global": "192.0.2.0/28"})
 	replicas := map[string]*replica{}
 	for _, id := range []string{"a", "b"} {
 		replicas[id] = startReplica(t, bin, kubeconfig, id)

@@ -66,12 +66,7 @@ func TestMigrationStepsFromMetalLB(t *testing.T) {
 	}
 
 	// 2. The ConfigMap, then the controller (MetalLB's controller stopped).
-	if _, err := client.CoreV1().ConfigMaps("kube-system").Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "kubevip", Namespace: "kube-system"},
-		Data:       map[string]string{"range-global": "10.60.0.10-10.60.0.20"},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ConfigMap(t, client, map[string]string{"range-global": "10.60.0.10-10.60.0.20"})
 	runCtx, stop := context.WithCancel(klog.NewContext(ctx, logr.Discard()))
 	done := make(chan struct{})
 	go func() {

@@ -3,10 +3,15 @@
 package testenv
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -41,4 +46,21 @@ func Start(t testing.TB) (*rest.Config, string) {
 		t.Fatal(err)
 	}
 	return cfg, path
+}
+
+// ConfigMap creates the kubevip ConfigMap in kube-system (and that
+// namespace, when the control plane has none) with data.
+func ConfigMap(t testing.TB, client kubernetes.Interface, data map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-system"}},
+		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create namespace kube-system: %v", err)
+	}
+	if _, err := client.CoreV1().ConfigMaps("kube-system").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "kubevip", Namespace: "kube-system"},
+		Data:       data,
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create ConfigMap kube-system/kubevip: %v", err)
+	}
 }

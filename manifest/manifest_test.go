@@ -11,7 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/testenv"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/manifest"
 )
@@ -157,5 +159,34 @@ func checkPod(t *testing.T, sts *appsv1.StatefulSet) {
 	}
 	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
 		t.Error("no readiness probe on /readyz")
+	}
+}
+
+// The example ConfigMap parses with no error and no notice, and no two of
+// its namespaces' pools overlap (a Service would otherwise get an address
+// another namespace's pool also hands out).
+func TestExampleConfigMapIsCleanAndPoolsDoNotOverlap(t *testing.T) {
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(manifest.ExampleConfigMap, &cm); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := allocator.Parse(cm.Data, nil)
+	if err != nil {
+		t.Fatalf("the example is malformed: %v", err)
+	}
+	if n := cfg.Notices(); len(n) > 0 {
+		t.Fatalf("the example draws notices: %v", n)
+	}
+	pools := cfg.Pools()
+	for i, p := range pools {
+		for _, q := range pools[i+1:] {
+			for _, r := range p.Ranges() {
+				for _, u := range q.Ranges() {
+					if r.From().Compare(u.To()) <= 0 && u.From().Compare(r.To()) <= 0 {
+						t.Errorf("pools %q (%v) and %q (%v) overlap", p.Name(), r, q.Name(), u)
+					}
+				}
+			}
+		}
 	}
 }

@@ -256,3 +256,30 @@ func TestSharedAddressClaimMovesToTheNextHolder(t *testing.T) {
 	h.delete(h.ns, "first")
 	h.waitClaim(addr, h.ns, "second")
 }
+
+// A Service the user moves off its address gives up that address's claim
+// at once, not after the repair's grace period: a Service waiting for the
+// address is granted it.
+func TestMovedServiceReleasesItsClaimAtOnce(t *testing.T) {
+	t.Cleanup(func() { deleteClaims(t) })
+	h := newHarness(t, map[string]string{"range-global": "10.65.0.5-10.65.0.9"})
+	h.start(func(o *controller.Options) {
+		o.AddressClaims = true
+		o.RepairInterval = time.Hour
+		o.ClaimGrace = time.Hour
+	})
+	h.create("first", withAnnotation(decide.AnnotationLoadBalancerIPs, "10.65.0.5"))
+	h.waitClaim("10.65.0.5", h.ns, "first")
+	h.create("second", withAnnotation(decide.AnnotationLoadBalancerIPs, "10.65.0.5"))
+	h.waitEvent(h.ns, "Service", "second", decide.ReasonAllocationFailed, "Conflict")
+	s := h.get(h.ns, "first")
+	s.Annotations[decide.AnnotationLoadBalancerIPs] = "10.65.0.6"
+	s.Spec.LoadBalancerIP = "10.65.0.6"
+	if _, err := client.CoreV1().Services(h.ns).Update(context.Background(), s, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// (10.65.0.6, which the user wrote, is claimed by the next repair: no
+	// write of ours goes out for first.)
+	h.waitClaim("10.65.0.5", h.ns, "second")
+	h.waitEvent(h.ns, "Service", "second", decide.ReasonAddressAssigned, "10.65.0.5")
+}

@@ -229,6 +229,27 @@ func (e *Engine) releaseClaims(ctx context.Context, key string, addrs []netip.Ad
 	}
 }
 
+// releaseGivenUp releases the claims of the addresses the Service named key
+// held (before) and no longer carries at all: svc, the version just decided
+// on (never older than our own last write), shows the user moved it off
+// them. Without it the claim would stand until the repair's grace period,
+// and a Service waiting for the address would be told Conflict meanwhile.
+func (e *Engine) releaseGivenUp(ctx context.Context, key string, svc *corev1.Service, before, after allocator.Holding) {
+	if e.claims == nil {
+		return
+	}
+	carried := decide.InUse(svc)
+	var gone []netip.Addr
+	for _, a := range slices.Concat(before.Addrs, before.Also) {
+		if !slices.Contains(carried, a) && !slices.Contains(after.Addrs, a) && !slices.Contains(after.Also, a) {
+			gone = append(gone, a)
+		}
+	}
+	if len(gone) > 0 {
+		e.releaseClaims(ctx, key, gone)
+	}
+}
+
 // nextHolder returns the first Service other than key that holds a as its
 // own, or "".
 func (e *Engine) nextHolder(a netip.Addr, key string) string {

@@ -67,6 +67,7 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 	}
 	e.mu.Unlock()
 	if lost(before, after) {
+		e.releaseGivenUp(ctx, key, svc, before, after)
 		// It gave up an address (released, moved, no longer contested):
 		// the Services waiting on it may have it now.
 		e.wakeWaiting()

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -261,7 +262,10 @@ func (c claimStore) Create(_ context.Context, a netip.Addr, owner string) (engin
 		return cl, apierrors.NewAlreadyExists(ipAddresses, a.String())
 	}
 	c.s.cluster.claimSeq++
-	cl := engine.Claim{Addr: a, Owner: owner, Manager: engine.ManagedBy, ID: strconv.Itoa(c.s.cluster.claimSeq)}
+	// Created now: a run lasts far less than the grace period, so no claim
+	// is ever old enough to be taken over as stale (the simulator runs no
+	// repair either), as none is in the seconds a write takes.
+	cl := engine.Claim{Addr: a, Owner: owner, Manager: engine.ManagedBy, ID: strconv.Itoa(c.s.cluster.claimSeq), Created: time.Now()}
 	c.s.cluster.claims[a] = cl
 	return cl, nil
 }

@@ -98,14 +98,28 @@ func (e *Engine) ClaimGone(c Claim) {
 }
 
 // registerClaims reserves, at start, every address claimed by anyone but
-// the Service of ours that holds it; mu is held.
+// a Service of ours. A claim of ours on an address one of our Services
+// holds is left to the repair (it moves the claim to the holder): reserved
+// for a claimant, it would report the holder's own address as a Conflict.
+// mu is held.
 func (e *Engine) registerClaims() {
 	for _, c := range e.claims.List() {
-		if c.Manager == ManagedBy && c.Owner != "" && e.holdsValidly(c.Owner, c.Addr) {
+		if c.Manager == ManagedBy && c.Owner != "" && e.heldByOurs(c.Addr) {
 			continue
 		}
 		e.ledger.Usage().Assign(allocator.Holding{Owner: foreignOwner(c), Addrs: []netip.Addr{c.Addr}, Exclusive: true})
 	}
+}
+
+// heldByOurs reports whether a Service of ours holds a as its own; mu is
+// held.
+func (e *Engine) heldByOurs(a netip.Addr) bool {
+	for _, o := range e.ledger.Usage().Holders(a) {
+		if !isForeign(o) && e.holdsValidly(o, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // holdsValidly reports whether owner holds a as its own in the ledger
@@ -139,6 +153,25 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) ([]ne
 		}
 		if e.mayUse(c, key) {
 			continue
+		}
+		if c.Manager == ManagedBy && c.Owner != "" && time.Since(c.Created) >= e.grace && !e.carriesLive(ctx, c) {
+			// A stale claim of ours (its Service has not carried the
+			// address for the grace period): what the repair would
+			// delete, taken over now rather than reported as a Conflict.
+			if err := e.claims.Delete(ctx, c); err != nil && !apierrors.IsNotFound(err) {
+				return created, nil, fmt.Errorf("claim %s for Service %s: delete the stale claim for %s: %w", a, key, c.Owner, err)
+			}
+			nc, err := e.claims.Create(ctx, a, key)
+			switch {
+			case err == nil:
+				created = append(created, a)
+				continue
+			case !apierrors.IsAlreadyExists(err):
+				return created, nil, fmt.Errorf("claim %s for Service %s: %w", a, key, err)
+			case e.mayUse(nc, key):
+				continue
+			}
+			c = nc
 		}
 		return created, &c, nil
 	}
@@ -275,6 +308,10 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 		claimedBy[foreignOwner(c)] = true
 	}
 	var gone []string
+	// carried adds the Services served on an address they do not hold
+	// (contested, or in Also): a Service carrying an address another
+	// manager claims loses it to that very claim, and is the one to tell.
+	carried := map[netip.Addr][]string{}
 	e.mu.Lock()
 	usage := e.ledger.Usage()
 	for _, o := range usage.Owners() {
@@ -285,11 +322,12 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 			continue
 		}
 		h, _ := usage.Holding(o)
-		if h.Contested {
-			continue
-		}
-		for _, a := range h.Addrs {
-			if !a.IsUnspecified() {
+		for _, a := range slices.Concat(h.Addrs, h.Also) {
+			if a.IsUnspecified() {
+				continue
+			}
+			carried[a] = append(carried[a], o)
+			if !h.Contested && slices.Contains(h.Addrs, a) {
 				held[a] = append(held[a], o)
 			}
 		}
@@ -307,9 +345,9 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 		owners := held[c.Addr]
 		switch {
 		case c.Manager != ManagedBy:
-			if len(owners) > 0 {
+			if len(carried[c.Addr]) > 0 {
 				r.Foreign = append(r.Foreign, c)
-				for _, o := range owners {
+				for _, o := range carried[c.Addr] {
 					if svc, ok := e.cluster.Cached(o); ok {
 						e.recorder.Event(svc, corev1.EventTypeWarning, decide.ReasonAddressClaimConflict, fmt.Sprintf(
 							"address %s is also claimed by %s (IPAddress managed by %s)", c.Addr, foreignOwner(c), c.Manager))

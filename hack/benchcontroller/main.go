@@ -3,8 +3,9 @@
 // Services and prints the time until all have an address, Services per
 // second, the p50/p99 of creation-to-address latency, and the controller's
 // peak memory; next to it, the API server's own limit measured in the same
-// run: N plain Service updates with no controller. `make bench-controller`
-// runs it.
+// run: N plain Service creates and N plain updates with no controller. Each
+// N runs with address claims on and off (-claims), side by side.
+// `make bench-controller` runs it.
 package main
 
 import (
@@ -25,12 +26,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
 
 func main() {
@@ -38,14 +41,26 @@ func main() {
 	concurrency := flag.Int("concurrency", 32, "Parallel client requests when creating and updating.")
 	workers := flag.Int("workers", 8, "The controller's --workers (default: the binary's default).")
 	qps := flag.Int("qps", 1000, "The controller's --kube-api-qps (burst is twice that; default: the binary's default).")
+	claims := flag.String("claims", "on,off", "Comma-separated --address-claims settings to run for each N, side by side.")
 	flag.Parse()
-	if err := run(*sizes, *concurrency, *workers, *qps); err != nil {
+	if err := run(*sizes, *concurrency, *workers, *qps, *claims); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizes string, concurrency, workers, qps int) error {
+func run(sizes string, concurrency, workers, qps int, claimModes string) error {
+	var modes []bool
+	for _, m := range strings.Split(claimModes, ",") {
+		switch strings.TrimSpace(m) {
+		case "on":
+			modes = append(modes, true)
+		case "off":
+			modes = append(modes, false)
+		default:
+			return fmt.Errorf("-claims: %q is neither on nor off", m)
+		}
+	}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return errors.New("KUBEBUILDER_ASSETS is not set: run `make bench-controller`, which installs the control plane")
 	}
@@ -86,7 +101,6 @@ func run(sizes string, concurrency, workers, qps int) error {
 	}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	ctrl := controllerProcess{bin: bin, kubeconfig: kubeconfig, workers: workers, qps: qps}
 	var rows []string
 	for i, f := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -99,26 +113,31 @@ func run(sizes string, concurrency, workers, qps int) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "N=%d: controller assigning %d existing Services...\n", n, n)
-		assign, err := assignExisting(ctx, client, ctrl, ns+"-assign", n, concurrency)
-		if err != nil {
-			return err
+		both := limit.create + limit.update
+		for _, claims := range modes {
+			ctrl := controllerProcess{bin: bin, kubeconfig: kubeconfig, workers: workers, qps: qps, claims: claims}
+			mode := onOff(claims)
+			fmt.Fprintf(os.Stderr, "N=%d, claims %s: controller assigning %d existing Services...\n", n, mode, n)
+			assign, err := assignExisting(ctx, client, ctrl, ns+"-assign-"+mode, n, concurrency)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "N=%d, claims %s: Services created while the controller runs...\n", n, mode)
+			live, err := liveCreate(ctx, client, ctrl, ns+"-live-"+mode, n, concurrency)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, fmt.Sprintf("| %d | %s | %.2fs (%.0f/s) | %.2fs (%.0f/s) | %.2fx | %.2fs + %.2fs = %.2fs | %.2fs (%.0f/s) | %.2fx | %.2fx | %s | %s | %.1f MiB |",
+				n, mode, limit.update.Seconds(), float64(n)/limit.update.Seconds(), assign.total.Seconds(), float64(n)/assign.total.Seconds(),
+				assign.total.Seconds()/limit.update.Seconds(),
+				limit.create.Seconds(), limit.update.Seconds(), both.Seconds(), live.total.Seconds(), float64(n)/live.total.Seconds(),
+				live.total.Seconds()/limit.create.Seconds(), live.total.Seconds()/both.Seconds(),
+				live.p50.Round(time.Millisecond), live.p99.Round(time.Millisecond), float64(max(assign.peakRSS, live.peakRSS))/(1<<20)))
 		}
-		fmt.Fprintf(os.Stderr, "N=%d: Services created while the controller runs...\n", n)
-		live, err := liveCreate(ctx, client, ctrl, ns+"-live", n, concurrency)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, fmt.Sprintf("| %d | %.2fs (%.0f/s) | %.2fs (%.0f/s) | %.2fx | %.2fs (%.0f/s) | %.2fs (%.0f/s) | %.2fx | %s | %s | %.1f MiB |",
-			n, limit.update.Seconds(), float64(n)/limit.update.Seconds(), assign.total.Seconds(), float64(n)/assign.total.Seconds(),
-			assign.total.Seconds()/limit.update.Seconds(),
-			limit.create.Seconds(), float64(n)/limit.create.Seconds(), live.total.Seconds(), float64(n)/live.total.Seconds(),
-			live.total.Seconds()/limit.create.Seconds(),
-			live.p50.Round(time.Millisecond), live.p99.Round(time.Millisecond), float64(max(assign.peakRSS, live.peakRSS))/(1<<20)))
 	}
 	fmt.Printf("controller: --workers=%d --kube-api-qps=%d --kube-api-burst=%d; clients: %d in parallel\n\n", workers, qps, 2*qps, concurrency)
-	fmt.Println("| N | API server limit: N plain updates | controller: N existing Services assigned | ratio | API server limit: N plain creates | N created while running: all assigned after | ratio | p50 create-to-address | p99 | controller peak RSS |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| N | address claims | API server limit: N plain updates | controller: N existing Services assigned | ratio | API server limit: N plain creates + N plain updates | N created while running: all assigned after | ratio to the creates | ratio to creates + updates | p50 create-to-address | p99 | controller peak RSS |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		fmt.Println(r)
 	}
@@ -225,6 +244,14 @@ func freeAddr() string {
 type controllerProcess struct {
 	bin, kubeconfig string
 	workers, qps    int
+	claims          bool
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
 }
 
 // start runs the controller and waits until it is ready.
@@ -232,7 +259,7 @@ func (p controllerProcess) start() (*exec.Cmd, error) {
 	health := freeAddr()
 	cmd := exec.Command(p.bin, "--kubeconfig="+p.kubeconfig, "--leader-elect=false",
 		"--workers="+strconv.Itoa(p.workers), "--kube-api-qps="+strconv.Itoa(p.qps), "--kube-api-burst="+strconv.Itoa(2*p.qps),
-		"--metrics-bind-address=0", "--health-probe-bind-address="+health)
+		"--metrics-bind-address=0", "--health-probe-bind-address="+health, "--address-claims="+strconv.FormatBool(p.claims))
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -272,16 +299,20 @@ func createLB(ctx context.Context, client kubernetes.Interface, ns string, n, c 
 	})
 }
 
-// deleteAll deletes the Services of ns, so that the next round starts from
-// a cluster of the same size.
+// deleteAll deletes the Services of ns, and the controller's address
+// claims, so that the next round starts from a cluster of the same size.
 func deleteAll(ctx context.Context, client kubernetes.Interface, ns string, c int) error {
 	list, err := client.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
 	}
-	return parallel(len(list.Items), c, func(i int) error {
+	if err := parallel(len(list.Items), c, func(i int) error {
 		return client.CoreV1().Services(ns).Delete(ctx, list.Items[i].Name, metav1.DeleteOptions{})
-	})
+	}); err != nil {
+		return err
+	}
+	return client.NetworkingV1().IPAddresses().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{
+		LabelSelector: networkingv1.LabelManagedBy + "=" + engine.ManagedBy})
 }
 
 // watchAssigned records when each Service of ns first carries an address

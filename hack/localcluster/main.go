@@ -78,7 +78,7 @@ func run(ctx context.Context, kubeconfigPath, configMapPath string) error {
 	if err := applyConfigMap(ctx, client, configMapPath); err != nil {
 		return err
 	}
-	ctrl := controller.New(client, controller.Options{})
+	ctrl := controller.New(client, controller.Options{AddressClaims: true}) // as the binary by default
 	done := make(chan error, 1)
 	go func() { done <- ctrl.Run(ctx) }()
 

@@ -24,10 +24,20 @@ const Missing = "KUBEBUILDER_ASSETS is not set: this test needs a real kube-apis
 // config and the path of an administrator's kubeconfig file.
 func Start(t testing.TB) (*rest.Config, string) {
 	t.Helper()
+	return StartWith(t, nil)
+}
+
+// StartWith is Start with kube-apiserver flags set (name without dashes to
+// value), e.g. a wider "service-cluster-ip-range" or a "runtime-config".
+func StartWith(t testing.TB, apiServerFlags map[string]string) (*rest.Config, string) {
+	t.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Fatal(Missing)
 	}
 	env := &envtest.Environment{}
+	for k, v := range apiServerFlags {
+		env.ControlPlane.GetAPIServer().Configure().Set(k, v)
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("start envtest: %v", err)

@@ -467,10 +467,20 @@ func (d Decision) Landed(svc *corev1.Service) bool {
 // spec.loadBalancerIP (it may have been refused), then the older one wins.
 // The others are returned as conflicts, keyed by Service.
 func Rebuild(cfg *allocator.Config, services []*corev1.Service, o Options) (*allocator.Usage, map[string]Decision) {
+	return RebuildClaimed(cfg, services, o, nil)
+}
+
+// RebuildClaimed is Rebuild when the API server's address claims are known:
+// a Service that owns the claim of an address it carries (claimed holds
+// their keys) held it first, and keeps it over an older one.
+func RebuildClaimed(cfg *allocator.Config, services []*corev1.Service, o Options, claimed map[string]bool) (*allocator.Usage, map[string]Decision) {
 	sorted := slices.Clone(services)
-	// Granted first (the annotation), then served (a status), then asked.
+	// Claimed first, then granted (the annotation), then served (a
+	// status), then asked.
 	rank := func(s *corev1.Service) int {
 		switch {
+		case claimed[Key(s)]:
+			return -1
 		case s.Annotations[AnnotationLoadBalancerIPs] != "":
 			return 0
 		case len(s.Status.LoadBalancer.Ingress) > 0:

@@ -145,7 +145,16 @@ func (e *Engine) Start(ctx context.Context, cm *corev1.ConfigMap, services []*co
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.loadConfig(ctx, cm)
-	usage, cs := decide.Rebuild(e.config.cfg, services, e.opts.Decide)
+	var claimed map[string]bool
+	if e.claims != nil {
+		claimed = map[string]bool{}
+		for _, c := range e.claims.List() {
+			if c.Manager == ManagedBy && c.Owner != "" {
+				claimed[c.Owner] = true
+			}
+		}
+	}
+	usage, cs := decide.RebuildClaimed(e.config.cfg, services, e.opts.Decide, claimed)
 	e.ledger = decide.NewLedger(usage, e.opts.Decide.Flaws)
 	if e.claims != nil {
 		e.registerClaims()

@@ -292,7 +292,7 @@ func conflictDetail(h *Holding, req Request) string {
 	case h.Releasing:
 		return "the holder is releasing it; retrying once it has"
 	case h.Exclusive:
-		return "the holder is not managed by this provider (another loadBalancerClass, kube-vip.io/ignore), so it cannot share"
+		return "the holder shares with no one (not managed by this provider, a malformed request, or an address claimed in the API server)"
 	case len(h.Ports) == 0:
 		return "the holder has no ports, so it cannot share"
 	case len(req.Ports) == 0:

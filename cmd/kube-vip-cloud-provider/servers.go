@@ -23,8 +23,8 @@ type servers struct {
 }
 
 // startServers starts the endpoints the options ask for; they stop when ctx
-// is done. ready answers /readyz.
-func startServers(ctx context.Context, o options, reg *prometheus.Registry, ready func() bool) (*servers, error) {
+// is done. ready answers /readyz: nil when ready, else why not.
+func startServers(ctx context.Context, o options, reg *prometheus.Registry, ready func() error) (*servers, error) {
 	s := &servers{}
 	metrics := http.NewServeMux()
 	metrics.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -38,12 +38,12 @@ func startServers(ctx context.Context, o options, reg *prometheus.Registry, read
 }
 
 // healthMux serves /healthz, /readyz and, with --profiling, pprof.
-func healthMux(o options, ready func() bool) *http.ServeMux {
+func healthMux(o options, ready func() error) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "caches not synced", http.StatusServiceUnavailable)
+		if err := ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok"))

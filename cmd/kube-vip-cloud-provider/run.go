@@ -34,7 +34,7 @@ func run(ctx context.Context, o options) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv, err := startServers(ctx, o, reg, r.ready)
+	srv, err := startServers(ctx, o, reg, cs.main, r.ready)
 	defer srv.wait()
 	defer cancel()
 	if err != nil {

@@ -35,8 +35,17 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer c.events.Shutdown()
 
-	if err := c.startClaims(ctx, c.factory); err != nil {
-		return err
+	// The discovery of the claims API takes no context (and may wait 32 s
+	// for an API server that hangs): a stop does not wait for it.
+	claimsStarted := make(chan error, 1)
+	go func() { claimsStarted <- c.startClaims(ctx, c.factory) }()
+	select {
+	case err := <-claimsStarted:
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		return nil // asked to stop before we started: not a failure
 	}
 	c.factory.Start(ctx.Done())
 	c.cmFactor.Start(ctx.Done())

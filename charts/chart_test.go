@@ -229,6 +229,62 @@ func TestValuesShapeTheRender(t *testing.T) {
 			t.Errorf("ServiceMonitor labels %v", sm.GetLabels())
 		}
 	})
+	t.Run("a secure ServiceMonitor scrapes over HTTPS with Prometheus' token", func(t *testing.T) {
+		endpoint := func(t *testing.T, values map[string]any) map[string]any {
+			t.Helper()
+			sm := find(t, render(t, "kvcp-system", values), "ServiceMonitor", "kube-vip-cloud-provider")
+			eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+			if len(eps) != 1 {
+				t.Fatalf("%d endpoints", len(eps))
+			}
+			return eps[0].(map[string]any)
+		}
+		ep := endpoint(t, map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}}})
+		if ep["scheme"] != "https" || ep["bearerTokenFile"] != "/var/run/secrets/kubernetes.io/serviceaccount/token" {
+			t.Errorf("default endpoint %v: want https with the ServiceAccount token", ep)
+		}
+		if skip, _, _ := unstructured.NestedBool(ep, "tlsConfig", "insecureSkipVerify"); !skip {
+			t.Errorf("without a CA the self-signed certificate cannot be verified: %v", ep)
+		}
+		ep = endpoint(t, map[string]any{"metrics": map[string]any{"certSecret": "metrics-tls",
+			"serviceMonitor": map[string]any{"enabled": true, "caSecret": map[string]any{"name": "metrics-ca"}}}})
+		if _, found, _ := unstructured.NestedFieldNoCopy(ep, "tlsConfig", "insecureSkipVerify"); found {
+			t.Errorf("with a CA the certificate must be verified: %v", ep)
+		}
+		if name, _, _ := unstructured.NestedString(ep, "tlsConfig", "ca", "secret", "name"); name != "metrics-ca" {
+			t.Errorf("CA secret %q", name)
+		}
+		if key, _, _ := unstructured.NestedString(ep, "tlsConfig", "ca", "secret", "key"); key != "ca.crt" {
+			t.Errorf("CA key %q", key)
+		}
+		if sn, _, _ := unstructured.NestedString(ep, "tlsConfig", "serverName"); sn != "kube-vip-cloud-provider-metrics.kvcp-system.svc" {
+			t.Errorf("serverName %q", sn)
+		}
+		ep = endpoint(t, map[string]any{"metrics": map[string]any{"secure": false, "serviceMonitor": map[string]any{"enabled": true}}})
+		if ep["scheme"] != "http" || ep["bearerTokenFile"] != nil || ep["tlsConfig"] != nil {
+			t.Errorf("insecure endpoint %v", ep)
+		}
+	})
+	t.Run("metrics.secure false and metrics.certSecret reach the binary", func(t *testing.T) {
+		if args := containerArgs(t, render(t, "kube-system", map[string]any{"metrics": map[string]any{"secure": false}})); !slices.Contains(args, "--metrics-secure=false") {
+			t.Errorf("args %q lack --metrics-secure=false", args)
+		}
+		objs := render(t, "kube-system", map[string]any{"metrics": map[string]any{"certSecret": "metrics-tls"}})
+		dir := "/etc/kube-vip-cloud-provider/metrics-certs"
+		if args := containerArgs(t, objs); !slices.Contains(args, "--metrics-cert-dir="+dir) {
+			t.Errorf("args %q lack --metrics-cert-dir", args)
+		}
+		sts := find(t, objs, "StatefulSet", "kube-vip-cloud-provider")
+		vols, _, _ := unstructured.NestedSlice(sts.Object, "spec", "template", "spec", "volumes")
+		if len(vols) != 1 || fmt.Sprint(vols[0].(map[string]any)["secret"]) != "map[secretName:metrics-tls]" {
+			t.Errorf("volumes %v", vols)
+		}
+		cs, _, _ := unstructured.NestedSlice(sts.Object, "spec", "template", "spec", "containers")
+		mounts, _, _ := unstructured.NestedSlice(cs[0].(map[string]any), "volumeMounts")
+		if len(mounts) != 1 || mounts[0].(map[string]any)["mountPath"] != dir || mounts[0].(map[string]any)["readOnly"] != true {
+			t.Errorf("volumeMounts %v", mounts)
+		}
+	})
 	t.Run("a ServiceMonitor brings its Service", func(t *testing.T) {
 		objs := render(t, "kube-system", map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true}}})
 		find(t, objs, "Service", "kube-vip-cloud-provider-metrics")

@@ -35,13 +35,21 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: eventClient.CoreV1().Events("")})
 	defer c.events.Shutdown()
 
-	if err := c.startClaims(ctx, c.factory); err != nil {
-		return err
+	// The discovery of the claims API takes no context (and may wait 32 s
+	// for an API server that hangs): a stop does not wait for it.
+	claimsStarted := make(chan error, 1)
+	go func() { claimsStarted <- c.startClaims(ctx, c.factory) }()
+	select {
+	case err := <-claimsStarted:
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		return nil // asked to stop before we started: not a failure
 	}
 	c.factory.Start(ctx.Done())
 	c.cmFactor.Start(ctx.Done())
-	defer c.factory.Shutdown()
-	defer c.cmFactor.Shutdown()
+	defer c.stopInformers(logger)
 	logger.Info("Waiting for caches to sync")
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		if ctx.Err() != nil {
@@ -121,6 +129,30 @@ func (c *Controller) Run(ctx context.Context) error {
 	wg.Wait()
 	logger.Info("Stopped")
 	return nil
+}
+
+// informerStopWait bounds how long Run waits for its informers to stop.
+const informerStopWait = time.Second
+
+// stopInformers waits, for up to informerStopWait, for the informers to stop
+// (their context is done). client-go's reflector sleeps out the back-off of
+// a failed watch-list without watching for the stop (up to 30 s when the API
+// server is unreachable): a shutdown must not wait for that; the process
+// exits, or the goroutine ends after its sleep.
+func (c *Controller) stopInformers(logger klog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.factory.Shutdown()
+		c.cmFactor.Shutdown()
+	}()
+	t := time.NewTimer(informerStopWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		logger.Info("Informers still stopping (backing off a failed watch): not waiting for them", "waited", informerStopWait)
+	}
 }
 
 // configMap returns the ConfigMap from the cache, nil when it does not exist.

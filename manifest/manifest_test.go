@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
@@ -120,9 +121,57 @@ func TestManifestAppliesToARealAPIServer(t *testing.T) {
 		{"", "networking.k8s.io", "ipaddresses", "", "watch", true},
 		{"", "networking.k8s.io", "ipaddresses", "", "update", false},
 		{"", "networking.k8s.io", "servicecidrs", "", "list", false},
+		// Secure metrics: who is this token, may it read /metrics.
+		{"", "authentication.k8s.io", "tokenreviews", "", "create", true},
+		{"", "authorization.k8s.io", "subjectaccessreviews", "", "create", true},
+		{"", "authorization.k8s.io", "subjectaccessreviews", "", "list", false},
+		{"", "authentication.k8s.io", "tokenreviews", "", "delete", false},
+		{"", "", "serviceaccounts", "token", "create", false},
 	} {
 		if got := can(a.ns, a.group, a.resource, a.sub, a.verb); got != a.want {
 			t.Errorf("%s %s/%s (sub %q) in %q: allowed=%v, want %v", a.verb, a.group, a.resource, a.sub, a.ns, got, a.want)
+		}
+	}
+
+	// The metrics reader ClusterRole, bound to a scraper: get /metrics and
+	// nothing else.
+	reader, err := client.RbacV1().ClusterRoles().Get(ctx, "kube-vip-cloud-provider-metrics-reader", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reader.Rules) != 1 || len(reader.Rules[0].Resources) != 0 {
+		t.Errorf("the metrics reader grants %+v", reader.Rules)
+	}
+	if _, err := client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "scraper"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: reader.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "prometheus", Namespace: "monitoring"}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mayGet := func(user, path, verb string) bool {
+		rev, err := client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{
+			Spec: authzv1.SubjectAccessReviewSpec{User: user, Groups: []string{"system:serviceaccounts", "system:authenticated"},
+				NonResourceAttributes: &authzv1.NonResourceAttributes{Path: path, Verb: verb}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("SubjectAccessReview: %v", err)
+		}
+		return rev.Status.Allowed
+	}
+	scraper := "system:serviceaccount:monitoring:prometheus"
+	for _, a := range []struct {
+		user, path, verb string
+		want             bool
+	}{
+		{scraper, "/metrics", "get", true},
+		{scraper, "/metrics", "post", false},
+		{scraper, "/debug/pprof/", "get", false},
+		{"system:serviceaccount:monitoring:other", "/metrics", "get", false},
+		{sa, "/metrics", "get", false},
+	} {
+		if got := mayGet(a.user, a.path, a.verb); got != a.want {
+			t.Errorf("%s %s by %s: allowed=%v, want %v", a.verb, a.path, a.user, got, a.want)
 		}
 	}
 }

@@ -19,6 +19,8 @@ type clients struct {
 	// events records Events. It has a client (and so a rate limit) of its
 	// own: Events must not slow down the writes that assign addresses.
 	events kubernetes.Interface
+	// host is the API server's URL.
+	host string
 }
 
 // newClients connects to the cluster the options name.
@@ -35,7 +37,7 @@ func newClients(o options, getenv func(string) string) (clients, error) {
 	if err != nil {
 		return clients{}, fmt.Errorf("create the Event client: %w", err)
 	}
-	return clients{main: main, events: events}, nil
+	return clients{main: main, events: events, host: cfg.Host}, nil
 }
 
 // clientConfig is the config of the clients: the cluster restConfig finds,

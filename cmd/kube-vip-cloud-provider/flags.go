@@ -40,6 +40,8 @@ type options struct {
 	renewDeadline       time.Duration
 	retryPeriod         time.Duration
 	metricsAddr         string
+	metricsSecure       bool
+	metricsCertDir      string
 	healthAddr          string
 	profiling           bool
 	contentionProfiling bool
@@ -123,7 +125,9 @@ func newFlagSet(o *options, getenv func(string) string) (*flagSet, error) {
 	f.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a non-leader waits before taking over an unrenewed Lease.")
 	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader retries renewing before giving up leadership.")
 	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often leader-election actions are retried.")
-	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the /metrics endpoint; empty or 0 disables it.")
+	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8443", "Address of the /metrics endpoint; empty or 0 disables it.")
+	f.BoolVar(&o.metricsSecure, "metrics-secure", true, "Serve /metrics over HTTPS to clients whose bearer token the API server authenticates (TokenReview) and allows to get the non-resource URL /metrics (SubjectAccessReview); false: plain HTTP to anyone.")
+	f.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "Directory with tls.crt and tls.key for /metrics (read again when they change); empty: a self-signed certificate made at start.")
 	f.StringVar(&o.healthAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints; empty or 0 disables them.")
 	f.BoolVar(&o.profiling, "profiling", false, "Serve pprof under /debug/pprof/ on the --health-probe-bind-address (unauthenticated: off by default, unlike the cloud-controller-manager).")
 	f.BoolVar(&o.contentionProfiling, "contention-profiling", false, "Also record block and mutex profiles when --profiling is on.")
@@ -177,6 +181,9 @@ func parseFlags(args []string, getenv func(string) string) (options, *flagSet, e
 	}
 	if o.workers < 1 {
 		return options{}, nil, fmt.Errorf("--workers=%d: must be at least 1", o.workers)
+	}
+	if o.metricsCertDir != "" && !o.metricsSecure {
+		return options{}, nil, fmt.Errorf("--metrics-cert-dir=%q: only with --metrics-secure", o.metricsCertDir)
 	}
 	if o.contentType != "" && !knownContentType(o.contentType) {
 		return options{}, nil, fmt.Errorf("--kube-api-content-type=%q: want application/json or application/vnd.kubernetes.protobuf", o.contentType)

@@ -24,6 +24,12 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			}
 			return ""
 		}},
+		{name: "metrics are secure by default", check: func(o options) string {
+			if !o.metricsSecure || o.metricsAddr != ":8443" || o.metricsCertDir != "" || o.healthAddr != ":8081" {
+				return "metrics not secure on :8443 by default"
+			}
+			return ""
+		}},
 		{name: "environment", env: map[string]string{
 			envvar.ConfigMap: "pools", envvar.Namespace: "lb", envvar.EnableLoadBalancerClass: "true", envvar.LoadBalancerClassName: "example.com/lb"},
 			check: func(o options) string {
@@ -94,6 +100,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "bad boolean in environment", env: map[string]string{envvar.EnableLoadBalancerClass: "yes please"}, wantErr: envvar.EnableLoadBalancerClass},
 		{name: "no workers", args: []string{"--workers=0"}, wantErr: "--workers"},
 		{name: "no qps", args: []string{"--kube-api-qps=0"}, wantErr: "--kube-api-qps"},
+		{name: "a certificate for plain HTTP", args: []string{"--metrics-secure=false", "--metrics-cert-dir=/certs"}, wantErr: "--metrics-cert-dir"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected arguments"},
 	}
 	for _, tc := range tests {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -29,15 +30,22 @@ func run(ctx context.Context, o options) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	r := &runner{opts: o, clients: cs, metrics: controller.NewMetrics(reg)}
+	r := &runner{opts: o, clients: cs, metrics: controller.NewMetrics(reg), probe: newAPIServerProbe(cs.main, cs.host)}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv, err := startServers(ctx, o, reg, r.ready)
+	srv, err := startServers(ctx, o, reg, cs.main, r.ready)
 	defer srv.wait()
 	defer cancel()
 	if err != nil {
 		return err
+	}
+	go r.probe.run(ctx)
+	// Nothing starts before the API server answered: until then the probe
+	// logs why not, /readyz says it, and SIGTERM ends the wait at once.
+	if err := r.probe.waitContacted(ctx); err != nil {
+		klog.FromContext(ctx).Info("Stopped before the API server answered", "server", cs.host)
+		return nil
 	}
 	if !o.leaderElect {
 		return r.runAlone(ctx)
@@ -50,21 +58,29 @@ type runner struct {
 	opts    options
 	clients clients
 	metrics *controller.Metrics
+	probe   *apiServerProbe
 
 	leading atomic.Bool
 	mu      sync.Mutex
 	current *controller.Controller
 }
 
-// ready is /readyz: a standby replica is ready to take over; a leader once
-// its controller's caches are synced.
-func (r *runner) ready() bool {
+// ready is /readyz: nil when ready, else why not. Nobody is ready while
+// the API server does not answer; then a standby replica is ready to take
+// over, and a leader once its controller's caches are synced.
+func (r *runner) ready() error {
+	if err := r.probe.failure(); err != nil {
+		return err
+	}
 	if !r.leading.Load() {
-		return true
+		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.current != nil && r.current.Ready()
+	if r.current == nil || !r.current.Ready() {
+		return errors.New("caches not synced")
+	}
+	return nil
 }
 
 // runController runs one controller until ctx is done; closing abort cuts
@@ -100,11 +116,12 @@ func (r *runner) runLeaderElected(ctx context.Context) error {
 		host, _ := os.Hostname()
 		id = host + "_" + rand.String(8)
 	}
-	lock := &resourcelock.LeaseLock{
+	lock := &stoppingLock{Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: o.leaseNamespace, Name: o.leaseName},
 		Client:     r.clients.main.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}
+	}}
+	defer context.AfterFunc(ctx, func() { lock.stopping.Store(true) })()
 	// The Lease is released only after the controller has drained its
 	// workers: client-go's ReleaseOnCancel alone would release it while a
 	// write may still be in flight, and the next leader's initial list could
@@ -174,4 +191,46 @@ func (r *runner) runLeaderElected(ctx context.Context) error {
 	default:
 	}
 	return runErr
+}
+
+// stoppingLeaseTimeout bounds each request on the Lease once the process is
+// stopping.
+const stoppingLeaseTimeout = time.Second
+
+// stoppingLock is the Lease lock whose requests, once stopping is set, are
+// cut off after stoppingLeaseTimeout: client-go releases the Lease on a
+// context of its own, bounded only by the renew deadline (10 s by default),
+// and SIGTERM must not wait that long for an API server that does not
+// answer. The Lease then expires by itself.
+type stoppingLock struct {
+	resourcelock.Interface
+	stopping atomic.Bool
+}
+
+func (l *stoppingLock) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if l.stopping.Load() {
+		return context.WithTimeout(ctx, stoppingLeaseTimeout)
+	}
+	return ctx, func() {}
+}
+
+// Get reads the Lease.
+func (l *stoppingLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	ctx, cancel := l.bound(ctx)
+	defer cancel()
+	return l.Interface.Get(ctx)
+}
+
+// Create creates the Lease.
+func (l *stoppingLock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	ctx, cancel := l.bound(ctx)
+	defer cancel()
+	return l.Interface.Create(ctx, ler)
+}
+
+// Update writes the Lease (a renewal, or its release).
+func (l *stoppingLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	ctx, cancel := l.bound(ctx)
+	defer cancel()
+	return l.Interface.Update(ctx, ler)
 }

@@ -53,7 +53,7 @@ bench:
 run:
 	@if [ -n "$$KUBECONFIG" ]; then \
 	  echo "Running against the cluster in KUBECONFIG=$$KUBECONFIG, with leader election: while an installed controller leads, this one stands by"; \
-	  $(GO) run ./cmd/kube-vip-cloud-provider --metrics-bind-address=127.0.0.1:8080 --health-probe-bind-address=127.0.0.1:8081; \
+	  $(GO) run ./cmd/kube-vip-cloud-provider --metrics-bind-address=127.0.0.1:8443 --health-probe-bind-address=127.0.0.1:8081; \
 	else \
 	  echo "KUBECONFIG is not set: starting a local control plane"; \
 	  assets=$$(hack/envtest.sh | tail -n 1) && KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/localcluster; \

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authzv1 "k8s.io/api/authorization/v1"
@@ -170,7 +171,14 @@ func TestManifestAppliesToARealAPIServer(t *testing.T) {
 		{"system:serviceaccount:monitoring:other", "/metrics", "get", false},
 		{sa, "/metrics", "get", false},
 	} {
-		if got := mayGet(a.user, a.path, a.verb); got != a.want {
+		// The API server's RBAC authorizer sees the binding just created
+		// a moment later (it reads from a cache): ask again for a while.
+		got := mayGet(a.user, a.path, a.verb)
+		for deadline := time.Now().Add(10 * time.Second); got != a.want && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			got = mayGet(a.user, a.path, a.verb)
+		}
+		if got != a.want {
 			t.Errorf("%s %s by %s: allowed=%v, want %v", a.verb, a.path, a.user, got, a.want)
 		}
 	}

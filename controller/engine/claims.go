@@ -140,7 +140,15 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) ([]ne
 			continue
 		}
 		c, ok := e.claims.Get(a)
-		if !ok {
+		if !ok || (c.Manager == ManagedBy && !e.mayUse(c, key) && e.stale(ctx, c)) {
+			if ok {
+				// A stale claim of ours (its Service has not carried the
+				// address for the grace period): what the repair would
+				// delete, taken over now rather than reported as a Conflict.
+				if err := e.claims.Delete(ctx, c); err != nil && !apierrors.IsNotFound(err) {
+					return created, nil, fmt.Errorf("claim %s for Service %s: delete the stale claim for %s: %w", a, key, c.Owner, err)
+				}
+			}
 			var err error
 			c, err = e.claims.Create(ctx, a, key)
 			switch {
@@ -151,31 +159,18 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) ([]ne
 				return created, nil, fmt.Errorf("claim %s for Service %s: %w", a, key, err)
 			}
 		}
-		if e.mayUse(c, key) {
-			continue
+		if !e.mayUse(c, key) {
+			return created, &c, nil
 		}
-		if c.Manager == ManagedBy && c.Owner != "" && time.Since(c.Created) >= e.grace && !e.carriesLive(ctx, c) {
-			// A stale claim of ours (its Service has not carried the
-			// address for the grace period): what the repair would
-			// delete, taken over now rather than reported as a Conflict.
-			if err := e.claims.Delete(ctx, c); err != nil && !apierrors.IsNotFound(err) {
-				return created, nil, fmt.Errorf("claim %s for Service %s: delete the stale claim for %s: %w", a, key, c.Owner, err)
-			}
-			nc, err := e.claims.Create(ctx, a, key)
-			switch {
-			case err == nil:
-				created = append(created, a)
-				continue
-			case !apierrors.IsAlreadyExists(err):
-				return created, nil, fmt.Errorf("claim %s for Service %s: %w", a, key, err)
-			case e.mayUse(nc, key):
-				continue
-			}
-			c = nc
-		}
-		return created, &c, nil
 	}
 	return created, nil, nil
+}
+
+// stale reports whether c, a claim of ours, may go: older than the grace
+// period (no write can still be on its way relying on it) and its Service,
+// read from the API server, no longer carries the address.
+func (e *Engine) stale(ctx context.Context, c Claim) bool {
+	return c.Owner != "" && time.Since(c.Created) >= e.grace && !e.carriesLive(ctx, c)
 }
 
 // unclaim deletes the claims a write of the Service named key made, when
@@ -355,7 +350,7 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 				}
 			}
 		case slices.Contains(owners, c.Owner):
-		case time.Since(c.Created) < e.grace || e.carriesLive(ctx, c):
+		case !e.stale(ctx, c):
 			// Young (a write may be on its way, maybe another
 			// controller's relying on it), or the cache lags: kept.
 		default:

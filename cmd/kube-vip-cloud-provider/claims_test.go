@@ -40,14 +40,12 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// activeBinary runs the binary without leader election, metrics or health
-// endpoints (so that several run side by side, all active) until the test
-// ends, and waits until its workers have started.
-func activeBinary(t *testing.T, bin, kubeconfig, name string, extra ...string) *lockedBuffer {
+// runBinary starts bin with args until the test ends (killed then, its
+// log shown if the test failed) and returns its log and the channel its
+// exit arrives on (put the error back after reading it), and the process.
+func runBinary(t *testing.T, bin, name string, args []string) (*lockedBuffer, chan error, *exec.Cmd) {
 	t.Helper()
 	log := &lockedBuffer{}
-	args := append([]string{"--kubeconfig=" + kubeconfig, "--leader-elect=false",
-		"--metrics-bind-address=0", "--health-probe-bind-address=0"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -62,6 +60,16 @@ func activeBinary(t *testing.T, bin, kubeconfig, name string, extra ...string) *
 			t.Logf("%s log:\n%s", name, log.String())
 		}
 	})
+	return log, exited, cmd
+}
+
+// activeBinary runs the binary without leader election, metrics or health
+// endpoints (so that several run side by side, all active) until the test
+// ends, and waits until its workers have started.
+func activeBinary(t *testing.T, bin, kubeconfig, name string, extra ...string) *lockedBuffer {
+	t.Helper()
+	log, exited, _ := runBinary(t, bin, name, append([]string{"--kubeconfig=" + kubeconfig, "--leader-elect=false",
+		"--metrics-bind-address=0", "--health-probe-bind-address=0"}, extra...))
 	eventually(t, 60*time.Second, name+" started", func() (bool, string) {
 		select {
 		case err := <-exited:

@@ -66,21 +66,7 @@ func TestExistingProviderArgs(t *testing.T) {
 		// Ours, so that parallel tests do not collide on :8080 and :8081.
 		"--metrics-bind-address=" + freePort(t), "--health-probe-bind-address=" + health,
 	}
-	var log bytes.Buffer
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("binary log:\n%s", log.String())
-		}
-	})
+	log, exited, cmd := runBinary(t, bin, "binary", args)
 
 	no := false
 	if _, err := client.CoreV1().Services("default").Create(ctx, &corev1.Service{

@@ -292,8 +292,17 @@ func TestMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		body = string(b)
-		want := fmt.Sprintf(`kube_vip_cloud_provider_pool_addresses{family="IPv4",pool=%q,state="used"} 2`, h.ns)
-		return strings.Contains(body, want), "no " + want
+		// The counter follows the write's answer, which may come a moment
+		// after the Service shows its address: wait for both.
+		for _, want := range []string{
+			fmt.Sprintf(`kube_vip_cloud_provider_pool_addresses{family="IPv4",pool=%q,state="used"} 2`, h.ns),
+			`kube_vip_cloud_provider_allocations_total 2`,
+		} {
+			if !strings.Contains(body, want) {
+				return false, "no " + want
+			}
+		}
+		return true, ""
 	})
 	for _, want := range []string{
 		fmt.Sprintf(`kube_vip_cloud_provider_pool_addresses{family="IPv4",pool=%q,state="size"} 8`, h.ns),

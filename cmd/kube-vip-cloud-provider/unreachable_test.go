@@ -250,10 +250,15 @@ func TestUnreachableAPIServerIsReportedAndSIGTERMIsQuick(t *testing.T) {
 		if !strings.Contains(r.logText(), `"The API server answers again"`) {
 			t.Error("the recovery is not logged")
 		}
-		l, err := client.CoordinationV1().Leases("kube-system").Get(context.Background(), "kube-vip-cloud-controller", metav1.GetOptions{})
-		if err != nil || l.Spec.HolderIdentity == nil {
-			t.Fatalf("no leader after the API server answered: %v", err)
-		}
+		// Ready means the API server answers; the lease is taken a moment
+		// later, by the elector's first round.
+		eventually(t, 30*time.Second, "a leader once the API server answers", func() (bool, string) {
+			l, err := client.CoordinationV1().Leases("kube-system").Get(context.Background(), "kube-vip-cloud-controller", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			return l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "", "lease without a holder"
+		})
 		proxy.to(t, refuse)
 		r.terminate(t)
 	})

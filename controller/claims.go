@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -99,7 +101,23 @@ func claimOf(ip *networkingv1.IPAddress) (engine.Claim, bool) {
 	if p := ip.Spec.ParentRef; p != nil && p.Group == "" && p.Resource == "services" {
 		cl.Owner = p.Namespace + "/" + p.Name
 	}
+	if cl.Manager == engine.ManagedBy && cl.Owner != "" {
+		cl.Sharers = parseSharers(ip.Annotations[engine.SharersAnnotation])
+	}
 	return cl, true
+}
+
+// parseSharers reads the sharers annotation: "namespace/name" entries,
+// comma-separated; entries that are no such key are skipped.
+func parseSharers(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if ns, name, err := cache.SplitMetaNamespaceKey(s); err == nil && ns != "" && name != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Get implements engine.Claims.
@@ -125,7 +143,7 @@ func (a *claimsAdapter) List() []engine.Claim {
 
 // Create implements engine.Claims: on AlreadyExists it reads the claim
 // that exists from the API server and returns it with the error.
-func (a *claimsAdapter) Create(ctx context.Context, addr netip.Addr, owner string) (engine.Claim, error) {
+func (a *claimsAdapter) Create(ctx context.Context, addr netip.Addr, owner string, sharers []string) (engine.Claim, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(owner)
 	if err != nil {
 		return engine.Claim{}, fmt.Errorf("claim %s: owner %q: %w", addr, owner, err)
@@ -136,6 +154,9 @@ func (a *claimsAdapter) Create(ctx context.Context, addr netip.Addr, owner strin
 			networkingv1.LabelIPAddressFamily: family(addr),
 		}},
 		Spec: networkingv1.IPAddressSpec{ParentRef: &networkingv1.ParentReference{Group: "", Resource: "services", Namespace: ns, Name: name}},
+	}
+	if len(sharers) > 0 {
+		ip.Annotations = map[string]string{engine.SharersAnnotation: strings.Join(sharers, ",")}
 	}
 	created, err := a.c.client.NetworkingV1().IPAddresses().Create(ctx, ip, metav1.CreateOptions{FieldManager: FieldManager})
 	if err == nil {
@@ -154,18 +175,15 @@ func (a *claimsAdapter) Create(ctx context.Context, addr netip.Addr, owner strin
 	return cl, err
 }
 
-// Delete implements engine.Claims, with the claim's UID as a precondition.
+// Delete implements engine.Claims, with the claim's UID as a precondition:
+// a Conflict when another object holds the name by now.
 func (a *claimsAdapter) Delete(ctx context.Context, cl engine.Claim) error {
 	opts := metav1.DeleteOptions{}
 	if cl.ID != "" {
 		uid := types.UID(cl.ID)
 		opts.Preconditions = &metav1.Preconditions{UID: &uid}
 	}
-	err := a.c.client.NetworkingV1().IPAddresses().Delete(ctx, cl.Addr.String(), opts)
-	if apierrors.IsConflict(err) {
-		return nil // another object by now: not ours to delete
-	}
-	return err
+	return a.c.client.NetworkingV1().IPAddresses().Delete(ctx, cl.Addr.String(), opts)
 }
 
 func family(a netip.Addr) string {

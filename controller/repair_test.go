@@ -250,11 +250,36 @@ func TestSharedAddressClaimMovesToTheNextHolder(t *testing.T) {
 	if got := h.addressOf(h.ns, "second"); got != addr {
 		t.Fatalf("second got %q, want the shared %s", got, addr)
 	}
+	h.waitSharers(addr, h.ns+"/second")
+	h.create("third", ports("8080/TCP"))
+	if got := h.addressOf(h.ns, "third"); got != addr {
+		t.Fatalf("third got %q, want the shared %s", got, addr)
+	}
+	h.waitSharers(addr, h.ns+"/second", h.ns+"/third")
 	// Still the first holder's, past a few repairs.
 	time.Sleep(time.Second)
 	h.waitClaim(addr, h.ns, "first")
 	h.delete(h.ns, "first")
 	h.waitClaim(addr, h.ns, "second")
+	h.waitSharers(addr, h.ns+"/third")
+	h.delete(h.ns, "third")
+	h.waitClaim(addr, h.ns, "second")
+	h.waitSharers(addr)
+}
+
+// waitSharers waits until the claim of addr records exactly sharers, in
+// that order.
+func (h *harness) waitSharers(addr string, sharers ...string) {
+	h.t.Helper()
+	want := strings.Join(sharers, ",")
+	h.eventually(15*time.Second, fmt.Sprintf("the claim of %s recording sharers %q", addr, want), func() (bool, string) {
+		ip, err := client.NetworkingV1().IPAddresses().Get(context.Background(), addr, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		got := ip.Annotations[engine.SharersAnnotation]
+		return got == want, fmt.Sprintf("%s=%q", engine.SharersAnnotation, got)
+	})
 }
 
 // A Service the user moves off its address gives up that address's claim

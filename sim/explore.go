@@ -153,9 +153,6 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 			st.Update = &ServiceSpec{Service: live[rng.IntN(len(live))], Annotations: map[string]string{decide.AnnotationIgnore: v}}
 		case r < 16:
 			st.Config = configs[rng.IntN(len(configs))]
-			if active == 2 {
-				st.Config = noSharing(st.Config)
-			}
 		case r < 18:
 			lag := rng.IntN(6)
 			st.Lag = &lag
@@ -171,15 +168,11 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 		case r == 23 && replicas == 2:
 			// Both replicas act as leader (a stale leader, an upgrade),
 			// or the leader alone again.
+			// Sharing stays on: a claim records the Services sharing its
+			// address, so two controllers letting in sharers at once
+			// cannot both succeed.
 			active = 3 - active
 			st.Active = new(active)
-			if active == 2 {
-				// A known limit: a claim names one holder of an address,
-				// not the Services sharing it, so two controllers acting
-				// at once may each let in a sharer whose ports collide
-				// with the other's. Split brains are drawn without sharing.
-				sc.Steps = append(sc.Steps, Step{Config: noSharing(current(sc))})
-			}
 		case r == 24:
 			n := 1 + rng.IntN(2)
 			if rng.IntN(2) == 0 {
@@ -212,27 +205,6 @@ func Random(seed int64, n int, config map[string]string) *Scenario {
 		sc.Steps = append(sc.Steps, st)
 	}
 	return sc
-}
-
-// noSharing returns config without its allow-share-* keys.
-func noSharing(config map[string]string) map[string]string {
-	out := maps.Clone(config)
-	for k := range out {
-		if strings.HasPrefix(k, "allow-share-") {
-			delete(out, k)
-		}
-	}
-	return out
-}
-
-// current returns the config in force at the end of sc's steps so far.
-func current(sc *Scenario) map[string]string {
-	for i := len(sc.Steps) - 1; i >= 0; i-- {
-		if sc.Steps[i].Config != nil {
-			return sc.Steps[i].Config
-		}
-	}
-	return sc.Config
 }
 
 // variants returns config and changes of it an operator might make: a

@@ -12,6 +12,9 @@ import (
 const (
 	flawBudget = 600
 	flawSteps  = 100
+	// sharerSteps is longer: the race of two sharers needs a split brain
+	// over an address shared while it lasts.
+	sharerSteps = 200
 )
 
 // TestTheExplorerCatchesEveryBrokenEngine proves the simulator can fail:
@@ -108,4 +111,28 @@ func TestClaimsKeepTwoActiveControllersApart(t *testing.T) {
 	if caught == 0 {
 		t.Fatalf("without claims, no seed of %d broke an invariant: the model cannot tell what claims prevent", flawBudget)
 	}
+}
+
+// TestSharersOnTheClaimKeepTwoActiveControllersApart: two controllers
+// acting at once each let in a sharer of one address. With the sharers
+// recorded on the address's claim, one of the two fails and decides again
+// knowing the other; with sharers left off the claim (the broken engine),
+// the explorer finds two Services with colliding ports on one address.
+func TestSharersOnTheClaimKeepTwoActiveControllersApart(t *testing.T) {
+	broken := Options{Flaws: decide.Flaws{UnrecordedSharers: true}}
+	for seed := int64(1); seed <= flawBudget; seed++ {
+		sc := Random(seed, sharerSteps, nil)
+		_, err := Run(sc, broken)
+		if err != nil && !IsFailure(err) {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if IsFailure(err) {
+			t.Logf("sharers off the claim: caught at seed %d: %v", seed, err)
+			if _, err := Run(sc, Options{}); err != nil {
+				t.Fatalf("seed %d with sharers on the claim: %v", seed, err)
+			}
+			return
+		}
+	}
+	t.Fatalf("with sharers off the claim, no seed of %d broke an invariant: the model cannot tell what recording them prevents", flawBudget)
 }

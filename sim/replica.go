@@ -257,7 +257,7 @@ func (c claimStore) List() []engine.Claim {
 }
 
 // Create implements engine.Claims.
-func (c claimStore) Create(_ context.Context, a netip.Addr, owner string) (engine.Claim, error) {
+func (c claimStore) Create(_ context.Context, a netip.Addr, owner string, sharers []string) (engine.Claim, error) {
 	if cl, ok := c.s.cluster.claims[a]; ok {
 		return cl, apierrors.NewAlreadyExists(ipAddresses, a.String())
 	}
@@ -265,7 +265,8 @@ func (c claimStore) Create(_ context.Context, a netip.Addr, owner string) (engin
 	// Created now: a run lasts far less than the grace period, so no claim
 	// is ever old enough to be taken over as stale (the simulator runs no
 	// repair either), as none is in the seconds a write takes.
-	cl := engine.Claim{Addr: a, Owner: owner, Manager: engine.ManagedBy, ID: strconv.Itoa(c.s.cluster.claimSeq), Created: time.Now()}
+	cl := engine.Claim{Addr: a, Owner: owner, Sharers: slices.Clone(sharers), Manager: engine.ManagedBy,
+		ID: strconv.Itoa(c.s.cluster.claimSeq), Created: time.Now()}
 	c.s.cluster.claims[a] = cl
 	return cl, nil
 }

@@ -137,11 +137,17 @@ func (a *adapter) Observe(o engine.Outcome) {
 		s.reindex(key)
 		s.row(r, "fail", key, d, o.Events, false)
 	case engine.Held:
-		if d.Err != nil {
+		switch {
+		case d.Err != nil:
 			// Carried but in conflict (a user's doing): reported.
 			s.failed[key] = true
 			s.reindex(key)
-		} else if s.failed[key] {
+		case s.failed[key] && s.active > 1:
+			// Two controllers acting at once may each name a different
+			// loser of a collision users made: the Service counts as
+			// holding only once no one reports it (an update or a write
+			// clears the report). What a write gives is checked apart.
+		case s.failed[key]:
 			delete(s.failed, key)
 			s.reindex(key)
 		}

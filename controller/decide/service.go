@@ -42,6 +42,9 @@ type Flaws struct {
 	// ShareWithUnmanaged lets Services this controller does not manage
 	// share their addresses.
 	ShareWithUnmanaged bool
+	// UnrecordedSharers lets a Service share an address under the claim of
+	// the Service it shares with, without being recorded on the claim.
+	UnrecordedSharers bool
 }
 
 func (o Options) class() string {

@@ -24,6 +24,9 @@ const (
 	// ClusterIPManager marks the claims of the API server's ClusterIP
 	// allocator.
 	ClusterIPManager = "ipallocator.k8s.io"
+	// SharersAnnotation, on a claim of ours, lists the Services that share
+	// its address with the parent ("namespace/name", comma-separated).
+	SharersAnnotation = "kube-vip-cloud-provider.kube-vip.io/sharers"
 )
 
 // Claim is the API server's record that one address is taken: an IPAddress
@@ -33,12 +36,31 @@ type Claim struct {
 	// Owner is the parent Service's "namespace/name"; empty when the
 	// parent is not a Service.
 	Owner string
+	// Sharers are the Services recorded as sharing the address with
+	// Owner. A claim is never changed in place: a new sharer deletes it
+	// and creates it again, so that two controllers admitting sharers at
+	// once cannot both succeed.
+	Sharers []string
 	// Manager is the claim's managed-by label.
 	Manager string
 	// ID is the object's identity (its UID): Delete removes only that one.
 	ID string
 	// Created is when the claim was made.
 	Created time.Time
+}
+
+// holders returns the Services the claim names: its owner, then its
+// sharers.
+func (c Claim) holders() []string {
+	if c.Owner == "" {
+		return nil
+	}
+	return append([]string{c.Owner}, c.Sharers...)
+}
+
+// names reports whether the claim, one of ours, names the Service key.
+func (c Claim) names(key string) bool {
+	return c.Manager == ManagedBy && slices.Contains(c.holders(), key)
 }
 
 // Claims are the address claims: uniqueness enforced by the API server,
@@ -50,10 +72,30 @@ type Claims interface {
 	Get(addr netip.Addr) (Claim, bool)
 	// List returns every claim the cache shows.
 	List() []Claim
-	// Create claims addr for the Service named owner.
-	Create(ctx context.Context, addr netip.Addr, owner string) (Claim, error)
-	// Delete removes the claim c, only if it is still c (its owner).
+	// Create claims addr for the Service named owner, recording sharers
+	// as the Services that share it.
+	Create(ctx context.Context, addr netip.Addr, owner string, sharers []string) (Claim, error)
+	// Delete removes the claim c, only if it is still c (its ID): a
+	// Conflict when another claim of the address has replaced it,
+	// NotFound when there is none.
 	Delete(ctx context.Context, c Claim) error
+}
+
+// goneOrReplaced reports whether a Delete failed because the claim was no longer
+// there: deleted, or replaced by another.
+func goneOrReplaced(err error) bool {
+	return apierrors.IsNotFound(err) || apierrors.IsConflict(err)
+}
+
+// create makes a claim and remembers it as this engine's own.
+func (e *Engine) create(ctx context.Context, a netip.Addr, owner string, sharers []string) (Claim, error) {
+	c, err := e.claims.Create(ctx, a, owner, sharers)
+	if err == nil && c.ID != "" {
+		e.mu.Lock()
+		e.made[c.ID] = true
+		e.mu.Unlock()
+	}
+	return c, err
 }
 
 // foreignOwner is the ledger owner of an address claimed by someone the
@@ -89,6 +131,7 @@ func (e *Engine) ClaimSeen(c Claim) {
 // for one are woken.
 func (e *Engine) ClaimGone(c Claim) {
 	e.mu.Lock()
+	delete(e.made, c.ID)
 	_, held := e.ledger.Usage().Holding(foreignOwner(c))
 	e.ledger.Usage().Release(foreignOwner(c))
 	e.mu.Unlock()
@@ -129,54 +172,211 @@ func (e *Engine) holdsValidly(owner string, a netip.Addr) bool {
 	return ok && !h.Contested && !h.Releasing && slices.Contains(h.Addrs, a)
 }
 
+// otherHolders returns the Services other than key that hold a as their
+// own in the ledger; mu is not held.
+func (e *Engine) otherHolders(a netip.Addr, key string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, o := range e.ledger.Usage().Holders(a) {
+		if o != key && !isForeign(o) && e.holdsValidly(o, a) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// servedOn reports whether the ledger has the Service key holding or
+// served on a; mu is held.
+func (e *Engine) servedOn(key string, a netip.Addr) bool {
+	h, ok := e.ledger.Usage().Holding(key)
+	return ok && (slices.Contains(h.Addrs, a) || slices.Contains(h.Also, a))
+}
+
+// promote makes the Service key a holder of a in the ledger, as an
+// address claim says it is: a moves from what it is only served on to
+// what it holds, and its holding is no longer contested. It reports false
+// when the ledger has key neither holding nor served on a. mu is held.
+func (e *Engine) promote(key string, a netip.Addr) bool {
+	h, _ := e.ledger.Usage().Holding(key)
+	if !e.servedOn(key, a) || h.Exclusive || h.Releasing {
+		return false
+	}
+	if !slices.Contains(h.Addrs, a) {
+		h.Also = slices.DeleteFunc(slices.Clone(h.Also), func(b netip.Addr) bool { return b == a })
+		h.Addrs = append(slices.Clone(h.Addrs), a)
+	}
+	h.Contested = false
+	e.ledger.Usage().Assign(h)
+	return true
+}
+
 // claim makes sure every address the write of d gives is claimed for the
-// Service named key, or held under a claim of a Service it shares with.
-// It returns the addresses it claimed now, the claim of an address someone
-// else holds (taken), or an error that leaves the outcome unknown.
-func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) ([]netip.Addr, *Claim, error) {
-	var created []netip.Addr
+// Service named key, or names it among the sharers of a claim of a Service
+// it shares with. It returns the addresses whose claim it made or joined
+// now, the claim of an address someone else holds (taken), again when the
+// claim told something the decision did not know (or changed under it) and
+// the Service must be decided again, or an error that leaves the outcome
+// unknown.
+func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (claimed []netip.Addr, taken *Claim, again bool, err error) {
 	for _, a := range d.Holding.Addrs {
 		if a.IsUnspecified() {
 			continue
 		}
 		c, ok := e.claims.Get(a)
-		if !ok || (c.Manager == ManagedBy && !e.mayUse(c, key) && e.stale(ctx, c)) {
-			if ok {
-				// A stale claim of ours (its Service has not carried the
-				// address for the grace period): what the repair would
-				// delete, taken over now rather than reported as a Conflict.
-				if err := e.claims.Delete(ctx, c); err != nil && !apierrors.IsNotFound(err) {
-					return created, nil, fmt.Errorf("claim %s for Service %s: delete the stale claim for %s: %w", a, key, c.Owner, err)
-				}
+		if ok && c.Manager == ManagedBy && !c.names(key) && len(e.otherHolders(a, key)) == 0 && e.stale(ctx, c) {
+			// A stale claim of ours (none it names has carried the
+			// address for the grace period): what the repair would
+			// delete, taken over now rather than reported as a Conflict.
+			if err := e.claims.Delete(ctx, c); err != nil && !goneOrReplaced(err) {
+				return claimed, nil, false, fmt.Errorf("claim %s for Service %s: delete the stale claim for %s: %w", a, key, c.Owner, err)
 			}
-			var err error
-			c, err = e.claims.Create(ctx, a, key)
+			ok = false
+		}
+		if !ok {
+			// The Services it shares with (none: it is the owner), as the
+			// ledger knows them; this claim records them.
+			owner, sharers := key, []string(nil)
+			if others := e.otherHolders(a, key); len(others) > 0 {
+				owner, sharers = others[0], append(others[1:], key)
+			}
+			c, err = e.create(ctx, a, owner, sharers)
 			switch {
 			case err == nil:
-				created = append(created, a)
+				claimed = append(claimed, a)
 				continue
 			case !apierrors.IsAlreadyExists(err):
-				return created, nil, fmt.Errorf("claim %s for Service %s: %w", a, key, err)
+				return claimed, nil, false, fmt.Errorf("claim %s for Service %s: %w", a, key, err)
 			}
 		}
-		if !e.mayUse(c, key) {
-			return created, &c, nil
+		switch {
+		case c.names(key):
+		case c.Manager == ManagedBy && c.Owner != "" && len(e.otherHolders(a, key)) > 0 && e.opts.Decide.Flaws.UnrecordedSharers:
+		case c.Manager == ManagedBy && c.Owner != "" && len(e.otherHolders(a, key)) > 0:
+			// The ledger shares a with a Service of ours: the claim must
+			// record key, and may name sharers the ledger does not know.
+			joined, err := e.join(ctx, c, key)
+			if err != nil {
+				return claimed, nil, false, err
+			}
+			if !joined {
+				return claimed, nil, true, nil
+			}
+			claimed = append(claimed, a)
+		default:
+			return claimed, &c, false, nil
 		}
 	}
-	return created, nil, nil
+	return claimed, nil, false, nil
+}
+
+// join adds the Service key to the sharers of c, one of our claims. Every
+// Service c names that the ledger does not know on its address is read
+// from the API server first: one that carries the address, or whose write
+// may still be on its way (c is younger than the grace period), is
+// recorded in the ledger as served on it, with its ports, and join
+// returns false: key must be decided again knowing it (its ports may
+// collide). Otherwise c is replaced by a claim that also names key,
+// deleted by its ID and created again: when another controller changed
+// the claim meanwhile, one of the two fails, and join returns false.
+func (e *Engine) join(ctx context.Context, c Claim, key string) (bool, error) {
+	a := c.Addr
+	var keep []string
+	learned := false
+	for _, u := range c.holders() {
+		if u == key || slices.Contains(keep, u) {
+			continue
+		}
+		e.mu.Lock()
+		valid := e.holdsValidly(u, a)
+		e.mu.Unlock()
+		if valid {
+			keep = append(keep, u)
+			continue
+		}
+		live, err := e.cluster.Live(ctx, u)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue // gone: off the record
+		case err != nil:
+			return false, fmt.Errorf("claim %s for Service %s: read %s, which the claim names: %w", a, key, u, err)
+		}
+		live = live.DeepCopy()
+		if !slices.Contains(decide.InUse(live), a) {
+			if time.Since(c.Created) >= e.grace {
+				continue // it never took the address: off the record
+			}
+			// Admitted by another controller, its write on its way: it
+			// is served on a from now on.
+			live.Status.LoadBalancer.Ingress = append(live.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: a.String()})
+		}
+		// The claim names it: it holds a, with its ports, whatever the
+		// ledger made of it (unknown, or the loser of a contest that the
+		// controller which claimed for it decided the other way).
+		// The ledger does not take it when it is no LoadBalancer (it is
+		// being released), or when it has a newer version of it (which
+		// the write on its way would conflict with): off the record.
+		e.mu.Lock()
+		before := e.servedOn(u, a)
+		e.ledger.Observe(live, e.opts.Decide)
+		learned = e.promote(u, a) || (!before && e.servedOn(u, a)) || learned
+		e.mu.Unlock()
+	}
+	if learned {
+		return false, nil
+	}
+	for _, o := range e.otherHolders(a, key) {
+		if !slices.Contains(keep, o) {
+			keep = append(keep, o)
+		}
+	}
+	return e.replace(ctx, c, append(keep, key))
+}
+
+// replace puts a claim naming holders (the first its owner) in the place
+// of c: c is deleted by its ID, then the new one created. It returns false
+// when another claim of the address came first (c had been replaced, or
+// was recreated meanwhile); an error when the new claim could not be made
+// (the address is then unclaimed until the repair claims it again).
+func (e *Engine) replace(ctx context.Context, c Claim, holders []string) (bool, error) {
+	if err := e.claims.Delete(ctx, c); err != nil {
+		if goneOrReplaced(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("claim %s: replace the claim of %s: %w", c.Addr, strings.Join(c.holders(), ","), err)
+	}
+	if len(holders) == 0 {
+		return true, nil
+	}
+	if _, err := e.create(ctx, c.Addr, holders[0], holders[1:]); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("claim %s for %s: %w", c.Addr, strings.Join(holders, ","), err)
+	}
+	return true, nil
 }
 
 // stale reports whether c, a claim of ours, may go: older than the grace
-// period (no write can still be on its way relying on it) and its Service,
-// read from the API server, no longer carries the address.
+// period (no write can still be on its way relying on it) and no Service
+// it names, read from the API server, carries the address.
 func (e *Engine) stale(ctx context.Context, c Claim) bool {
-	return c.Owner != "" && time.Since(c.Created) >= e.grace && !e.carriesLive(ctx, c)
+	if c.Owner == "" || time.Since(c.Created) < e.grace {
+		return false
+	}
+	for _, u := range c.holders() {
+		if e.carriesLive(ctx, u, c.Addr) {
+			return false
+		}
+	}
+	return true
 }
 
-// unclaim deletes the claims a write of the Service named key made, when
-// that write did not go out or was refused: unless the Service, read from
-// the API server, carries the address after all (another controller's
-// write of the same decision may have landed on the claim).
+// unclaim takes the Service named key off the claims a write of it made
+// or joined, when that write did not go out or was refused: unless the
+// Service, read from the API server, carries the address after all
+// (another controller's write of the same decision may have landed on the
+// claim).
 func (e *Engine) unclaim(ctx context.Context, key string, addrs []netip.Addr) {
 	if len(addrs) == 0 {
 		return
@@ -188,31 +388,43 @@ func (e *Engine) unclaim(ctx context.Context, key string, addrs []netip.Addr) {
 		return // unknown: the repair judges them later
 	}
 	for _, a := range addrs {
-		c, ok := e.claims.Get(a)
-		if slices.Contains(carried, a) || (ok && (c.Owner != key || c.Manager != ManagedBy)) {
+		if slices.Contains(carried, a) {
 			continue
 		}
-		if !ok {
-			c = Claim{Addr: a, Owner: key, Manager: ManagedBy}
-		}
-		if err := e.claims.Delete(ctx, c); err != nil && !apierrors.IsNotFound(err) {
+		if err := e.leave(ctx, key, a); err != nil {
 			klog.FromContext(ctx).Error(err, "Dropping the claim of a write that did not land; the repair will", "service", key, "address", a)
 		}
 	}
 }
 
-// mayUse reports whether the Service named key may hold c's address: the
-// claim is its own, or that of a Service of ours it shares the address with.
-func (e *Engine) mayUse(c Claim, key string) bool {
-	if c.Manager != ManagedBy || c.Owner == "" {
-		return false
-	}
-	if c.Owner == key {
-		return true
+// leave takes the Service named key off the claim of a: the claim goes
+// when key was all it named, moves to the next holder when key owned it
+// (the Services the ledger has holding a, then the sharers it recorded),
+// and is made again without key when key shared it.
+func (e *Engine) leave(ctx context.Context, key string, a netip.Addr) error {
+	c, ok := e.claims.Get(a)
+	if !ok || !c.names(key) {
+		return nil
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.holdsValidly(c.Owner, c.Addr)
+	mine := e.made[c.ID]
+	e.mu.Unlock()
+	if !mine && time.Since(c.Created) < e.grace && e.carriesLive(ctx, key, a) {
+		// Made by another controller (or before a restart) within the
+		// grace period, and key carries a after all: that controller's
+		// write landed, unseen here. The repair judges it once older.
+		return nil
+	}
+	var rest []string
+	for _, o := range slices.Concat(e.otherHolders(a, key), c.holders()) {
+		if o != key && !slices.Contains(rest, o) {
+			rest = append(rest, o)
+		}
+	}
+	if _, err := e.replace(ctx, c, rest); err != nil {
+		return fmt.Errorf("release %s for Service %s: %w", a, key, err)
+	}
+	return nil
 }
 
 // taken undoes the write of d, whose address c holds for someone else: the
@@ -239,35 +451,11 @@ func (e *Engine) releaseClaims(ctx context.Context, key string, addrs []netip.Ad
 	if e.claims == nil {
 		return
 	}
-	logger := klog.FromContext(ctx).WithValues("service", key)
 	for _, a := range addrs {
-		c, ok := e.claims.Get(a)
-		if !ok || c.Manager != ManagedBy || c.Owner != key {
-			continue
-		}
-		if err := e.claims.Delete(ctx, c); err != nil && !apierrors.IsNotFound(err) {
-			logger.Error(err, "Releasing an address claim; the repair will", "address", a)
-			continue
-		}
-		if next := e.nextHolder(a, key); next != "" {
-			if _, err := e.claims.Create(ctx, a, next); err != nil {
-				logger.Error(err, "Moving an address claim to the next holder; the repair will", "address", a, "to", next)
-			}
+		if err := e.leave(ctx, key, a); err != nil {
+			klog.FromContext(ctx).Error(err, "Releasing an address claim; the repair will", "service", key, "address", a)
 		}
 	}
-}
-
-// nextHolder returns the first Service other than key that holds a as its
-// own, or "".
-func (e *Engine) nextHolder(a netip.Addr, key string) string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, o := range e.ledger.Usage().Holders(a) {
-		if o != key && !isForeign(o) && e.holdsValidly(o, a) {
-			return o
-		}
-	}
-	return ""
 }
 
 // RepairReport says what one repair did.
@@ -352,18 +540,19 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 		case slices.Contains(owners, c.Owner):
 		case !e.stale(ctx, c):
 			// Young (a write may be on its way, maybe another
-			// controller's relying on it), or the cache lags: kept.
-		default:
-			if err := e.claims.Delete(ctx, c); err != nil && !apierrors.IsNotFound(err) {
+			// controller's relying on it), or a Service it names carries
+			// the address though the cache does not show it yet: kept.
+		case len(owners) == 0:
+			if err := e.claims.Delete(ctx, c); err != nil && !goneOrReplaced(err) {
 				logger.Error(err, "Repair: deleting a stale address claim", "address", c.Addr, "claimedFor", c.Owner)
 				continue
 			}
-			if len(owners) == 0 {
-				r.Deleted++
-				continue
-			}
-			if _, err := e.claims.Create(ctx, c.Addr, owners[0]); err != nil {
-				logger.Error(err, "Repair: moving an address claim", "address", c.Addr, "to", owners[0])
+			r.Deleted++
+		default:
+			if ok, err := e.replace(ctx, c, owners); !ok {
+				if err != nil {
+					logger.Error(err, "Repair: moving an address claim", "address", c.Addr, "to", owners[0])
+				}
 				continue
 			}
 			r.Moved++
@@ -373,7 +562,7 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 		if claimed[a] {
 			continue
 		}
-		if _, err := e.claims.Create(ctx, a, held[a][0]); err != nil {
+		if _, err := e.create(ctx, a, held[a][0], held[a][1:]); err != nil {
 			if !apierrors.IsAlreadyExists(err) { // claimed meanwhile: the next repair judges it
 				logger.Error(err, "Repair: claiming a held address", "address", a, "for", held[a][0])
 			}
@@ -387,17 +576,14 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 	return r
 }
 
-// carriesLive reports whether the claim's Service, read from the API
-// server, carries its address (or could not be read: kept, to be safe).
-func (e *Engine) carriesLive(ctx context.Context, c Claim) bool {
-	if c.Owner == "" {
-		return false
-	}
-	svc, err := e.cluster.Live(ctx, c.Owner)
+// carriesLive reports whether the Service named key, read from the API
+// server, carries a (or could not be read: kept, to be safe).
+func (e *Engine) carriesLive(ctx context.Context, key string, a netip.Addr) bool {
+	svc, err := e.cluster.Live(ctx, key)
 	if apierrors.IsNotFound(err) {
 		return false
 	}
-	return err != nil || slices.Contains(decide.InUse(svc), c.Addr)
+	return err != nil || slices.Contains(decide.InUse(svc), a)
 }
 
 func sortedAddrs(m map[netip.Addr][]string) []netip.Addr {

@@ -117,6 +117,9 @@ type Engine struct {
 	waiting map[string]bool
 	// seen de-duplicates repeated Events per Service.
 	seen *decide.EventMemory
+	// made holds the IDs of the claims this engine created (until they
+	// are gone): another's young claim is not released on its word.
+	made map[string]bool
 }
 
 // New returns an Engine with an empty ledger and no config; Start fills
@@ -131,6 +134,7 @@ func New(cluster Cluster, recorder Recorder, observer Observer, wake func(key st
 		ledger:  decide.NewLedger(nil, opts.Decide.Flaws),
 		waiting: map[string]bool{},
 		seen:    decide.NewEventMemory(),
+		made:    map[string]bool{},
 	}
 }
 

@@ -124,16 +124,26 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 	var claimed []netip.Addr
 	if e.claims != nil && d.Action == decide.Write {
 		// Only a claim the API server granted lets the write go out.
-		created, taken, err := e.claim(ctx, key, d)
+		created, taken, again, err := e.claim(ctx, key, d)
 		claimed = created
-		if err != nil || taken != nil {
+		if err != nil || taken != nil || again {
 			e.unclaim(ctx, key, created)
 		}
-		if err != nil {
+		if err != nil || again {
 			e.mu.Lock()
 			e.ledger.WriteFailed(d)
 			e.mu.Unlock()
+		}
+		if err != nil {
 			return false, err
+		}
+		if again {
+			// The claim named a sharer the decision did not know, or
+			// another controller changed it meanwhile: decided again,
+			// after a back-off.
+			logger.V(1).Info("The address claim changed the decision; deciding again", "addresses", decide.JoinAddrs(d.Holding.Addrs))
+			e.observe(Outcome{Key: key, What: Rejected, Decision: d, From: svc, Err: errSharers})
+			return true, nil
 		}
 		if taken != nil {
 			e.taken(ctx, key, d, *taken)
@@ -241,6 +251,9 @@ func (e *Engine) settleUncertain(ctx context.Context, key string, pending decide
 			e.mu.Lock()
 			e.ledger.WriteFailed(pending)
 			e.mu.Unlock()
+			if e.claims != nil && pending.Action == decide.Write {
+				e.unclaim(ctx, key, pending.Holding.Addrs) // what it claimed for the write goes
+			}
 			logger.Info("A write whose answer was lost was refused when sent again", "err", err)
 			return live, false, nil
 		}
@@ -277,6 +290,11 @@ func (e *Engine) forget(ctx context.Context, key string) {
 // errClaimed is the error of a write that did not go out: another holds
 // the address in the API server's claims.
 var errClaimed = errors.New("the address is claimed by another (IPAddress)")
+
+// errSharers is the error of a write that did not go out: the address's
+// claim names a sharer the decision did not know of, or changed while the
+// Service was added to it.
+var errSharers = errors.New("the address's claim names sharers the decision did not know of, or changed meanwhile")
 
 // record emits evs on svc, skipping those its last decision recorded
 // already unless force is set, and returns those it emitted.

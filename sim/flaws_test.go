@@ -10,7 +10,7 @@ import (
 // flawSteps steps each) the explorer gets to catch each broken engine; the
 // real engine must pass every one of them.
 const (
-	flawBudget = 600
+	flawBudget = 1000
 	flawSteps  = 100
 )
 

@@ -42,6 +42,9 @@ type Flaws struct {
 	// ShareWithUnmanaged lets Services this controller does not manage
 	// share their addresses.
 	ShareWithUnmanaged bool
+	// Unfair lets any Service take an address that frees up, not the
+	// one that has waited longest (the engine's deferral is off).
+	Unfair bool
 }
 
 func (o Options) class() string {

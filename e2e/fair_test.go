@@ -23,7 +23,7 @@ import (
 // they are created, so that the documented order (creation timestamp, then
 // namespace/name) is the order of creation whatever seconds they fall in.
 func TestFairWaitingServedOldestFirst(t *testing.T) {
-	const waiting, rounds = 20, 5
+	const waiting, rounds = 20, 10
 	addr := "192.0.2.77" // TEST-NET-1: no other spec's
 	s := newSpec(t, map[string]string{"range-NS": addr + "-" + addr})
 	ctx := context.Background()

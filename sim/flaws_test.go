@@ -70,9 +70,10 @@ func TestTheExplorerCatchesEveryBrokenEngine(t *testing.T) {
 // fixed defect fail when the defect is put back.
 func TestDefectScenariosFailOnTheBrokenEngine(t *testing.T) {
 	for file, flaws := range map[string]decide.Flaws{
-		"scenarios/19-unmanaged-never-shared.yaml":            {ShareWithUnmanaged: true},
-		"scenarios/21-refused-write-keeps-users-address.yaml": {ReleaseWholeOn409: true},
-		"scenarios/15-lost-answers.yaml":                      {ForgetLostWrites: true},
+		"scenarios/19-unmanaged-never-shared.yaml":                   {ShareWithUnmanaged: true},
+		"scenarios/21-refused-write-keeps-users-address.yaml":        {ReleaseWholeOn409: true},
+		"scenarios/15-lost-answers.yaml":                             {ForgetLostWrites: true},
+		"scenarios/31-waiting-served-oldest-first-out-of-order.yaml": {Unfair: true},
 	} {
 		sc, err := Load(file)
 		if err != nil {

@@ -258,14 +258,14 @@ func (s *simulator) acting() []*replica {
 func (s *simulator) config() *allocator.Config { return s.replicas[s.leader].engine.Config() }
 
 // play applies one step (its kind's play, in stepKinds), then, unless the
-// step let the controller settle, lets the leader do a seeded amount of
-// work.
+// step let the controller settle or was itself a work item, lets the
+// leader do a seeded amount of work.
 func (s *simulator) play(st Step) error {
 	k, n := kindOf(&st)
 	if n != 1 {
 		return fmt.Errorf("step %d: a step needs exactly one of %s (found %d)", s.step, kindNames(), n)
 	}
-	if err := k.play(s, &st); err != nil || k.settles {
+	if err := k.play(s, &st); err != nil || k.settles || k.works {
 		return err
 	}
 	// A seeded interleaving: the controller gets 0-3 work items in.

@@ -54,6 +54,7 @@ type Step struct {
 	Replicas *int              `json:"replicas,omitempty"`
 	Handover *struct{}         `json:"handover,omitempty"`
 	Active   *int              `json:"active,omitempty"`
+	Sync     *Ref              `json:"sync,omitempty"`
 	Settle   *struct{}         `json:"settle,omitempty"`
 	Expect   *Expect           `json:"expect,omitempty"`
 }

@@ -28,10 +28,14 @@ type stepKind struct {
 	// settles: play lets the controller finish its work, so no seeded
 	// interleaving of work follows the step.
 	settles bool
+	// works: play is itself one work item of the controller's, and no
+	// seeded interleaving follows it either (the scenario orders the
+	// syncs).
+	works bool
 }
 
 // kindCount is the number of step kinds.
-const kindCount = 14
+const kindCount = 15
 
 // stepKinds returns the step kinds, in the order the README lists them.
 // It is an array returned by value, built afresh on each call, so that
@@ -184,6 +188,23 @@ func stepKinds() [kindCount]stepKind {
 				return nil
 			},
 			play: func(s *simulator, st *Step) error { return s.setActive(*st.Active) },
+		},
+		{
+			name: "sync", example: "sync: {service: NS/NAME}", works: true,
+			value: func(st *Step) any { return orNil(st.Sync) },
+			decode: func(st *Step, raw json.RawMessage) error {
+				ref, err := decodeRef(raw)
+				if err != nil {
+					return err
+				}
+				st.Sync = &Ref{Service: ref}
+				return nil
+			},
+			validate: func(st *Step) error {
+				_, _, err := splitRef(st.Sync.Service)
+				return err
+			},
+			play: func(s *simulator, st *Step) error { return s.syncOutOfTurn(st.Sync.Service) },
 		},
 		{
 			name: "settle", example: "settle: {}", bare: true, settles: true,

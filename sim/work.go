@@ -61,6 +61,26 @@ func (s *simulator) workOn(r *replica) (bool, error) {
 	return true, s.process(r, key)
 }
 
+// syncOutOfTurn plays sync: the leader syncs the Service named key at
+// once, ahead of the keys queued before it, as another of the controller's
+// workers (or the work queue's back-off retry) may; its cache first shows
+// every write made so far (a lag set earlier holds none back from it).
+func (s *simulator) syncOutOfTurn(key string) error {
+	r := s.replicas[s.leader]
+	for r.cache.pos < len(s.cluster.log) {
+		if k, ok := r.cache.advance(s.cluster); ok {
+			r.observe(k)
+			r.enqueue(k)
+		}
+	}
+	if r.queued[key] {
+		delete(r.queued, key)
+		r.queue = slices.DeleteFunc(r.queue, func(k string) bool { return k == key })
+	}
+	s.add(Row{Actor: "user", What: "sync", Service: key, Detail: "synced out of turn by controller-" + strconv.Itoa(r.id)})
+	return s.process(r, key)
+}
+
 // process is one sync of key by the controller's own engine. A write that
 // met a conflict or got no answer is retried once the controller is idle,
 // as the work queue's back-off would; a Service that cannot get an address

@@ -135,6 +135,16 @@ func (l *Ledger) undo(d Decision) {
 	l.usage.Assign(h)
 }
 
+// Revert puts back what the Service named key held before a decision the
+// caller will not act on (it gives way to another Service): before, as
+// Usage().Holding returned it (the zero Holding: nothing).
+func (l *Ledger) Revert(key string, before allocator.Holding) {
+	l.usage.Release(key)
+	if before.Owner != "" {
+		l.usage.Assign(before)
+	}
+}
+
 // WriteUncertain records that a write of d got no answer that says whether
 // it landed (a time-out, a dropped connection, a server error). The write
 // may have landed, so its addresses stay reserved: freeing them could give

@@ -45,6 +45,9 @@ type Flaws struct {
 	// UnrecordedSharers lets a Service share an address under the claim of
 	// the Service it shares with, without being recorded on the claim.
 	UnrecordedSharers bool
+	// Unfair lets any Service take an address that frees up, not the
+	// one that has waited longest (the engine's deferral is off).
+	Unfair bool
 }
 
 func (o Options) class() string {

@@ -48,6 +48,7 @@ func (e *Engine) SetConfig(ctx context.Context, cm *corev1.ConfigMap) bool {
 		return false
 	}
 	e.loadConfig(ctx, cm)
+	e.newGeneration() // waiting Services may get an address: oldest first
 	return true
 }
 

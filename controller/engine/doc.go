@@ -1,6 +1,7 @@
 // Package engine is the controller's sync protocol, written once: the
 // ledger of its own writes, the Services waiting for an address, settling a
-// write whose answer was lost (and resending it), wake-ups, the memory of
+// write whose answer was lost (and resending it), wake-ups (the waiting
+// served oldest first, whatever order their syncs come in), the memory of
 // Events already recorded, reporting a malformed ConfigMap key once, and
 // release on delete and type change.
 //

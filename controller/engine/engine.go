@@ -3,8 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -115,6 +113,8 @@ type Engine struct {
 	// waiting holds the Services that could not get an address (or carry
 	// a contested one); they are synced again when an address frees up.
 	waiting map[string]bool
+	// fair records the turns the waiting Services owe (fair.go).
+	fair fairState
 	// seen de-duplicates repeated Events per Service.
 	seen *decide.EventMemory
 	// made holds the IDs of the claims this engine created (until they
@@ -203,26 +203,19 @@ func (e *Engine) waitingKeys() []string {
 		keys = append(keys, k)
 	}
 	e.mu.Unlock()
-	created := make(map[string]time.Time, len(keys))
-	for _, k := range keys {
-		if svc, ok := e.cluster.Cached(k); ok {
-			created[k] = svc.CreationTimestamp.Time
-		}
-	}
-	slices.SortFunc(keys, func(a, b string) int {
-		if c := created[a].Compare(created[b]); c != 0 {
-			return c
-		}
-		return strings.Compare(a, b)
-	})
-	return keys
+	return e.oldestFirst(keys)
 }
 
 // wakeWaiting queues every Service waiting for an address, oldest first,
 // so that the one that has waited longest gets the address that freed up:
 // a queue that hands keys out in the order they were added (the
-// simulator's; the controller's with one worker) serves them in that order.
+// simulator's; the controller's with one worker) serves them in that order,
+// and a new generation makes the syncs keep to it whatever the order they
+// come in (fair.go).
 func (e *Engine) wakeWaiting() {
+	e.mu.Lock()
+	e.newGeneration()
+	e.mu.Unlock()
 	for _, k := range e.waitingKeys() {
 		e.wake(k)
 	}

@@ -21,6 +21,8 @@ import (
 // with back-off too, and logged.
 func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err error) {
 	logger := klog.FromContext(ctx).WithValues("service", key)
+	t := e.beginTurn(key) // oldest first (fair.go)
+	defer t.end()
 	svc, ok := e.cluster.Cached(key)
 	e.mu.Lock()
 	pending, uncertain := e.ledger.Uncertain(key)
@@ -57,6 +59,14 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 		d = e.ledger.DecideLive(e.config.cfg, svc, e.opts.Decide)
 	default:
 		d = e.ledger.Decide(e.config.cfg, svc, e.opts.Decide)
+	}
+	if older := t.yield(svc, d, before, uncertain); older != nil {
+		e.mu.Unlock()
+		logger.V(2).Info("Gives way to older Services waiting for an address", "older", older)
+		for _, k := range older {
+			e.wake(k)
+		}
+		return false, nil
 	}
 	after, _ := e.ledger.Usage().Holding(key)
 	// A Service in conflict waits for the address to free up, whether it

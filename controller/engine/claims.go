@@ -313,13 +313,16 @@ func (e *Engine) join(ctx context.Context, c Claim, key string) (bool, error) {
 		// The claim names it: it holds a, with its ports, whatever the
 		// ledger made of it (unknown, or the loser of a contest that the
 		// controller which claimed for it decided the other way).
+		// Promoted only when it asks for a (annotation, spec): one only
+		// served on it (its status) has moved on, or is moving.
 		// The ledger does not take it when it is no LoadBalancer (it is
 		// being released), or when it has a newer version of it (which
 		// the write on its way would conflict with): off the record.
+		asks, _, _ := decide.Addresses(live)
 		e.mu.Lock()
 		before := e.servedOn(u, a)
 		e.ledger.Observe(live, e.opts.Decide)
-		learned = e.promote(u, a) || (!before && e.servedOn(u, a)) || learned
+		learned = (slices.Contains(asks, a) && e.promote(u, a)) || (!before && e.servedOn(u, a)) || learned
 		e.mu.Unlock()
 	}
 	if learned {

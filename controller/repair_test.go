@@ -308,3 +308,46 @@ func TestMovedServiceReleasesItsClaimAtOnce(t *testing.T) {
 	h.waitClaim("10.65.0.5", h.ns, "second")
 	h.waitEvent(h.ns, "Service", "second", decide.ReasonAddressAssigned, "10.65.0.5")
 }
+
+// A claim that names a sharer the controller does not see on the address
+// (another controller let it in; its write is on its way) counts: a
+// Service asking to share the address with colliding ports is refused,
+// not let in beside it. (With sharers left off the claim, the newcomer is
+// given the address: two Services on one port.)
+func TestClaimedSharerUnseenInTheCacheIsRespected(t *testing.T) {
+	t.Cleanup(func() { deleteClaims(t) })
+	const addr, other = "10.66.0.5", "10.66.0.6"
+	h := newHarness(t, map[string]string{"range-global": addr + "-" + other, "allow-share-global": "true"})
+	h.start(func(o *controller.Options) {
+		withClaims(o)
+		o.ClaimGrace = time.Hour // every claim here is young: a write may be on its way
+	})
+	h.create("first", ports("80/TCP"), withAnnotation(decide.AnnotationLoadBalancerIPs, addr))
+	h.waitClaim(addr, h.ns, "first")
+	h.create("ghost", ports("8080/TCP"), withAnnotation(decide.AnnotationLoadBalancerIPs, other))
+	h.waitClaim(other, h.ns, "ghost")
+	// Another controller let ghost in on addr: its claim now names ghost.
+	ctx := context.Background()
+	if err := client.NetworkingV1().IPAddresses().Delete(ctx, addr, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ip := &networkingv1.IPAddress{
+		ObjectMeta: metav1.ObjectMeta{Name: addr, Labels: map[string]string{networkingv1.LabelManagedBy: engine.ManagedBy},
+			Annotations: map[string]string{engine.SharersAnnotation: h.ns + "/ghost"}},
+		Spec: networkingv1.IPAddressSpec{ParentRef: &networkingv1.ParentReference{Resource: "services", Namespace: h.ns, Name: "first"}},
+	}
+	if _, err := client.NetworkingV1().IPAddresses().Create(ctx, ip, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitSharers(addr, h.ns+"/ghost")
+	h.create("newcomer", ports("8080/TCP"), withAnnotation(decide.AnnotationLoadBalancerIPs, addr))
+	ev := h.waitEvent(h.ns, "Service", "newcomer", decide.ReasonAllocationFailed, "Conflict")
+	if !strings.Contains(ev.Message, h.ns+"/ghost") {
+		t.Errorf("the Conflict does not name the claimed sharer: %q", ev.Message)
+	}
+	time.Sleep(time.Second)
+	h.waitSharers(addr, h.ns+"/ghost")
+	if got := h.get(h.ns, "newcomer").Status.LoadBalancer.Ingress; len(got) > 0 {
+		t.Errorf("newcomer is served on %v", got)
+	}
+}

@@ -186,6 +186,17 @@ func (e *Engine) otherHolders(a netip.Addr, key string) []string {
 	return out
 }
 
+// asks reports whether the Service key, as the cache shows it, asks for a
+// itself (annotation, spec.loadBalancerIP).
+func (e *Engine) asks(key string, a netip.Addr) bool {
+	svc, ok := e.cluster.Cached(key)
+	if !ok {
+		return false
+	}
+	as, _, _ := decide.Addresses(svc)
+	return slices.Contains(as, a)
+}
+
 // servedOn reports whether the ledger has the Service key holding or
 // served on a; mu is held.
 func (e *Engine) servedOn(key string, a netip.Addr) bool {
@@ -255,7 +266,7 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 		case c.Manager == ManagedBy && c.Owner != "" && len(e.otherHolders(a, key)) > 0:
 			// The ledger shares a with a Service of ours: the claim must
 			// record key, and may name sharers the ledger does not know.
-			joined, err := e.join(ctx, c, key)
+			joined, err := e.join(ctx, c, key, e.asks(key, a))
 			if err != nil {
 				return claimed, nil, false, err
 			}
@@ -279,8 +290,16 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 // collide). Otherwise c is replaced by a claim that also names key,
 // deleted by its ID and created again: when another controller changed
 // the claim meanwhile, one of the two fails, and join returns false.
-func (e *Engine) join(ctx context.Context, c Claim, key string) (bool, error) {
+//
+// When key asks for a itself (a user's request that collides with one the
+// claim names), the claim arbitrates once per claim: should the ledger
+// decide against it again (two controllers' views of which came first
+// differ), key's own request stands rather than the two deciding for ever.
+func (e *Engine) join(ctx context.Context, c Claim, key string, asked bool) (bool, error) {
 	a := c.Addr
+	e.mu.Lock()
+	arbitrated := asked && e.arbitrated[key] == c.ID
+	e.mu.Unlock()
 	var keep []string
 	learned := false
 	for _, u := range c.holders() {
@@ -302,7 +321,8 @@ func (e *Engine) join(ctx context.Context, c Claim, key string) (bool, error) {
 			return false, fmt.Errorf("claim %s for Service %s: read %s, which the claim names: %w", a, key, u, err)
 		}
 		live = live.DeepCopy()
-		if !slices.Contains(decide.InUse(live), a) {
+		inFlight := !slices.Contains(decide.InUse(live), a)
+		if inFlight {
 			if time.Since(c.Created) >= e.grace {
 				continue // it never took the address: off the record
 			}
@@ -312,17 +332,22 @@ func (e *Engine) join(ctx context.Context, c Claim, key string) (bool, error) {
 		}
 		// The claim names it: it holds a, with its ports, whatever the
 		// ledger made of it (unknown, or the loser of a contest that the
-		// controller which claimed for it decided the other way).
-		// Promoted only when it asks for a (annotation, spec): one only
-		// served on it (its status) has moved on, or is moving.
-		// The ledger does not take it when it is no LoadBalancer (it is
-		// being released), or when it has a newer version of it (which
-		// the write on its way would conflict with): off the record.
+		// controller which claimed for it decided the other way) when it
+		// asks for a (annotation, spec) or its write is on its way. One
+		// only served on a (its status) has moved on, or is moving: it is
+		// served on a, no more. The ledger does not take it when it is no
+		// LoadBalancer (it is being released), or when it has a newer
+		// version of it (which the write on its way would conflict with):
+		// off the record.
 		asks, _, _ := decide.Addresses(live)
 		e.mu.Lock()
 		before := e.servedOn(u, a)
 		e.ledger.Observe(live, e.opts.Decide)
-		learned = (slices.Contains(asks, a) && e.promote(u, a)) || (!before && e.servedOn(u, a)) || learned
+		promoted := !arbitrated && (inFlight || slices.Contains(asks, a)) && e.promote(u, a)
+		if promoted && asked {
+			e.arbitrated[key] = c.ID
+		}
+		learned = promoted || (!before && e.servedOn(u, a)) || learned
 		e.mu.Unlock()
 	}
 	if learned {

@@ -120,6 +120,9 @@ type Engine struct {
 	// made holds the IDs of the claims this engine created (until they
 	// are gone): another's young claim is not released on its word.
 	made map[string]bool
+	// arbitrated holds, per Service, the claim that last arbitrated a
+	// request of its own against another the claim names.
+	arbitrated map[string]string
 }
 
 // New returns an Engine with an empty ledger and no config; Start fills
@@ -135,6 +138,8 @@ func New(cluster Cluster, recorder Recorder, observer Observer, wake func(key st
 		waiting: map[string]bool{},
 		seen:    decide.NewEventMemory(),
 		made:    map[string]bool{},
+
+		arbitrated: map[string]string{},
 	}
 }
 

@@ -289,6 +289,7 @@ func (e *Engine) forget(ctx context.Context, key string) {
 	h, held := e.ledger.Usage().Holding(key)
 	e.ledger.Forget(key)
 	delete(e.waiting, key)
+	delete(e.arbitrated, key)
 	e.seen.Forget(key)
 	e.mu.Unlock()
 	if held {

@@ -250,6 +250,20 @@ func (e *Engine) settleUncertain(ctx context.Context, key string, pending decide
 		logger.Info("A write whose answer was lost had landed", "addresses", decide.JoinAddrs(pending.Holding.Addrs))
 		e.landed(ctx, key, pending, nil, live, true)
 		return live, false, nil
+	case live.ResourceVersion == pending.Service.ResourceVersion && e.servedByOthers(key, live, pending):
+		// It has not landed, and what it would give is served on by
+		// another Service by now (a user's edit of its status, say):
+		// sent again, it would make a collision. Decided afresh instead;
+		// both writes name this resourceVersion, so at most one lands.
+		e.mu.Lock()
+		e.ledger.WriteFailed(pending)
+		e.mu.Unlock()
+		if e.claims != nil && pending.Action == decide.Write {
+			e.unclaim(ctx, key, pending.Holding.Addrs)
+		}
+		logger.Info("A write whose answer was lost would now give an address another Service is served on; deciding afresh",
+			"addresses", decide.JoinAddrs(pending.Holding.Addrs))
+		return live, false, nil
 	case live.ResourceVersion == pending.Service.ResourceVersion:
 		stored, err := e.cluster.Patch(ctx, live, pending.Service)
 		if apierrors.IsNotFound(err) {
@@ -280,6 +294,32 @@ func (e *Engine) settleUncertain(ctx context.Context, key string, pending decide
 		return stored, true, nil
 	}
 	return live, false, nil
+}
+
+// servedByOthers reports whether an address the write of pending would
+// give svc (one svc, read live, does not carry yet) is by now served on by
+// another Service that cannot share it: one this controller does not
+// manage, one in conflict, or one served on it without holding it.
+func (e *Engine) servedByOthers(key string, svc *corev1.Service, pending decide.Decision) bool {
+	if pending.Action != decide.Write {
+		return false
+	}
+	carried := decide.InUse(svc)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	usage := e.ledger.Usage()
+	for _, a := range pending.Holding.Addrs {
+		if slices.Contains(carried, a) {
+			continue
+		}
+		for _, o := range usage.Holders(a) {
+			h, _ := usage.Holding(o)
+			if o != key && (h.Exclusive || h.Contested || slices.Contains(h.Also, a)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // forget drops a deleted Service; its addresses (and their claims) are

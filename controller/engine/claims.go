@@ -207,7 +207,8 @@ func (e *Engine) servedOn(key string, a netip.Addr) bool {
 // promote makes the Service key a holder of a in the ledger, as an
 // address claim says it is: a moves from what it is only served on to
 // what it holds, and its holding is no longer contested. It reports false
-// when the ledger has key neither holding nor served on a. mu is held.
+// when the ledger has key neither holding nor served on a, or has it
+// holding exclusively or releasing (never a sharer). mu is held.
 func (e *Engine) promote(key string, a netip.Addr) bool {
 	h, _ := e.ledger.Usage().Holding(key)
 	if !e.servedOn(key, a) || h.Exclusive || h.Releasing {

@@ -134,6 +134,9 @@ func (e *Engine) ClaimGone(c Claim) {
 	delete(e.made, c.ID)
 	_, held := e.ledger.Usage().Holding(foreignOwner(c))
 	e.ledger.Usage().Release(foreignOwner(c))
+	if held {
+		e.newGeneration() // freed now: the waiting owe a turn from here
+	}
 	e.mu.Unlock()
 	if held {
 		e.wakeWaiting()
@@ -463,6 +466,7 @@ func (e *Engine) taken(ctx context.Context, key string, d decide.Decision, c Cla
 		"claimedFor", c.Owner, "managedBy", c.Manager)
 	e.mu.Lock()
 	e.ledger.WriteFailed(d)
+	e.waitAgain(key, d)
 	e.ledger.Usage().Assign(allocator.Holding{Owner: foreignOwner(c), Addrs: []netip.Addr{c.Addr}, Exclusive: true})
 	e.mu.Unlock()
 	// The claim may have gone (and its ClaimGone passed) while it was
@@ -546,6 +550,9 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 	}
 	for _, o := range gone {
 		usage.Release(o)
+	}
+	if len(gone) > 0 {
+		e.newGeneration()
 	}
 	e.mu.Unlock()
 	if len(gone) > 0 {

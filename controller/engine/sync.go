@@ -69,6 +69,12 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 		return false, nil
 	}
 	after, _ := e.ledger.Usage().Holding(key)
+	if len(given(before, after)) > 0 {
+		// Freed in the ledger now: the waiting Services owe a turn from
+		// this moment, not from the wake-up that follows the claims'
+		// release (a sync in between must not jump the queue).
+		e.newGeneration()
+	}
 	// A Service in conflict waits for the address to free up, whether it
 	// holds nothing (Fail) or carries the contested address (Hold).
 	contested := d.Action == decide.Hold && d.Err != nil
@@ -116,6 +122,16 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 	return false, nil
 }
 
+// waitAgain puts the Service named key back among those waiting for an
+// address when the write of d, which would have given it one, did not go
+// out (its address's claim said no): it keeps its place in the
+// oldest-first order. mu is held.
+func (e *Engine) waitAgain(key string, d decide.Decision) {
+	if d.Action == decide.Write && d.Allocated {
+		e.waiting[key] = true
+	}
+}
+
 // given returns the addresses before had that after lacks.
 func given(before, after allocator.Holding) []netip.Addr {
 	in := func(a netip.Addr) bool { return slices.Contains(after.Addrs, a) || slices.Contains(after.Also, a) }
@@ -142,6 +158,7 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 		if err != nil || again {
 			e.mu.Lock()
 			e.ledger.WriteFailed(d)
+			e.waitAgain(key, d)
 			e.mu.Unlock()
 		}
 		if err != nil {
@@ -170,6 +187,9 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 		e.mu.Lock()
 		if rejected {
 			e.ledger.WriteFailed(d)
+			if d.Action == decide.Write && d.Allocated {
+				e.newGeneration() // what it would have taken is free now
+			}
 			// What the cache shows it carrying now (the user's edit
 			// that made the write fail) stays reserved.
 			if cached, ok := e.cluster.Cached(key); ok && !e.opts.Decide.Flaws.ReleaseWholeOn409 {
@@ -198,6 +218,9 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 	}
 	e.mu.Lock()
 	e.ledger.Written(d, stored.ResourceVersion)
+	if d.Action == decide.Release {
+		e.newGeneration() // freed now (see SyncService)
+	}
 	e.mu.Unlock()
 	e.landed(ctx, key, d, svc, stored, false)
 	return false, nil
@@ -328,6 +351,9 @@ func (e *Engine) forget(ctx context.Context, key string) {
 	e.mu.Lock()
 	h, held := e.ledger.Usage().Holding(key)
 	e.ledger.Forget(key)
+	if held {
+		e.newGeneration() // freed now (see SyncService)
+	}
 	delete(e.waiting, key)
 	delete(e.arbitrated, key)
 	e.seen.Forget(key)

@@ -259,6 +259,12 @@ func TestUnreachableAPIServerIsReportedAndSIGTERMIsQuick(t *testing.T) {
 			}
 			return l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "", "lease without a holder"
 		})
+		// Started as a whole (discovery, caches, workers) before the API
+		// server goes away again: this part is about SIGTERM, not about a
+		// start cut short.
+		eventually(t, 30*time.Second, "the workers started", func() (bool, string) {
+			return strings.Contains(r.logText(), "Started workers"), "no \"Started workers\" in its log yet"
+		})
 		proxy.to(t, refuse)
 		r.terminate(t)
 	})

@@ -27,6 +27,9 @@ type replica struct {
 	engine *engine.Engine
 	queue  []string
 	queued map[string]bool
+	// live holds the newest copy of each Service the controller read from
+	// the API server itself (Live): it may be newer than its cache.
+	live map[string]*corev1.Service
 }
 
 // newReplica starts the controller process named controller-id: it lists
@@ -34,7 +37,7 @@ type replica struct {
 // Services with the ConfigMap as it is now (without the last good values a
 // predecessor kept in memory), and queues every key.
 func (s *simulator) newReplica(id int) *replica {
-	r := &replica{id: id, cache: newCache(), queued: map[string]bool{}}
+	r := &replica{id: id, cache: newCache(), queued: map[string]bool{}, live: map[string]*corev1.Service{}}
 	a := &adapter{s: s, r: r}
 	o := engine.Options{Decide: s.dopts}
 	if !s.opts.NoClaims {
@@ -160,8 +163,10 @@ var (
 func (a *adapter) Live(_ context.Context, key string) (*corev1.Service, error) {
 	svc, ok := a.s.cluster.services[key]
 	if !ok {
+		delete(a.r.live, key)
 		return nil, apierrors.NewNotFound(servicesResource, key)
 	}
+	a.r.live[key] = svc
 	return svc, nil
 }
 

@@ -304,14 +304,25 @@ func (s *simulator) servedOn(svc *corev1.Service) []netip.Addr {
 }
 
 // known returns the Service named key as the controller could know it:
-// as its own last write left it, else as its cache shows it (nil when it
-// shows none). A user's change the cache has not shown yet is a race the
+// as its own last write left it, else as the newer of its cache and its
+// last read from the API server itself (nil when neither shows it). A user's change the cache has not shown yet is a race the
 // controller cannot see; it is judged once the controller has settled.
 func (s *simulator) known(r *replica, key string) *corev1.Service {
 	if s.controllersDoing(key) {
 		return s.cluster.services[key]
 	}
-	return r.cache.services[key]
+	cached := r.cache.services[key]
+	if live := r.live[key]; live != nil && (cached == nil || rv(live) > rv(cached)) {
+		return live // read from the API server itself, newer than the cache
+	}
+	return cached
+}
+
+// rv is a stored Service's resourceVersion as a number (the simulated
+// API server counts them).
+func rv(svc *corev1.Service) int64 {
+	n, _ := strconv.ParseInt(svc.ResourceVersion, 10, 64)
+	return n
 }
 
 // mayShare reports whether other, as the controller could know it, may

@@ -415,6 +415,7 @@ func (e *Engine) unclaim(ctx context.Context, key string, addrs []netip.Addr) {
 	}
 	var carried []netip.Addr
 	if live, err := e.cluster.Live(ctx, key); err == nil {
+		e.Observe(live)
 		carried = decide.InUse(live)
 	} else if !apierrors.IsNotFound(err) {
 		return // unknown: the repair judges them later
@@ -619,7 +620,11 @@ func (e *Engine) carriesLive(ctx context.Context, key string, a netip.Addr) bool
 	if apierrors.IsNotFound(err) {
 		return false
 	}
-	return err != nil || slices.Contains(decide.InUse(svc), a)
+	if err != nil {
+		return true
+	}
+	e.Observe(svc) // fresher than the cache: what it is served on is in use now
+	return slices.Contains(decide.InUse(svc), a)
 }
 
 func sortedAddrs(m map[netip.Addr][]string) []netip.Addr {

@@ -305,8 +305,9 @@ func (s *simulator) servedOn(svc *corev1.Service) []netip.Addr {
 
 // known returns the Service named key as the controller could know it:
 // as its own last write left it, else as the newer of its cache and its
-// last read from the API server itself (nil when neither shows it). A user's change the cache has not shown yet is a race the
-// controller cannot see; it is judged once the controller has settled.
+// last read from the API server itself (nil when neither shows it). A
+// user's change neither has shown yet is a race the controller cannot
+// see; it is judged once the controller has settled.
 func (s *simulator) known(r *replica, key string) *corev1.Service {
 	if s.controllersDoing(key) {
 		return s.cluster.services[key]

@@ -239,7 +239,14 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 			continue
 		}
 		c, ok := e.claims.Get(a)
-		if ok && c.Manager == ManagedBy && !c.names(key) && len(e.otherHolders(a, key)) == 0 && e.stale(ctx, c) {
+		// The Services of ours the ledger has holding a besides key:
+		// looked up once, and only when the claim does not name key
+		// already (the common case of a write needs nothing more).
+		var others []string
+		if !ok || !c.names(key) {
+			others = e.otherHolders(a, key)
+		}
+		if ok && c.Manager == ManagedBy && !c.names(key) && len(others) == 0 && e.stale(ctx, c) {
 			// A stale claim of ours (none it names has carried the
 			// address for the grace period): what the repair would
 			// delete, taken over now rather than reported as a Conflict.
@@ -252,8 +259,8 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 			// The Services it shares with (none: it is the owner), as the
 			// ledger knows them; this claim records them.
 			owner, sharers := key, []string(nil)
-			if others := e.otherHolders(a, key); len(others) > 0 {
-				owner, sharers = others[0], append(others[1:], key)
+			if len(others) > 0 {
+				owner, sharers = others[0], append(slices.Clone(others[1:]), key)
 			}
 			c, err = e.create(ctx, a, owner, sharers)
 			switch {
@@ -266,11 +273,11 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 		}
 		switch {
 		case c.names(key):
-		case c.Manager == ManagedBy && c.Owner != "" && len(e.otherHolders(a, key)) > 0 && e.opts.Decide.Flaws.UnrecordedSharers:
-		case c.Manager == ManagedBy && c.Owner != "" && len(e.otherHolders(a, key)) > 0:
+		case c.Manager == ManagedBy && c.Owner != "" && len(others) > 0 && e.opts.Decide.Flaws.UnrecordedSharers:
+		case c.Manager == ManagedBy && c.Owner != "" && len(others) > 0:
 			// The ledger shares a with a Service of ours: the claim must
 			// record key, and may name sharers the ledger does not know.
-			joined, err := e.join(ctx, c, key, e.asks(key, a))
+			joined, err := e.join(ctx, c, key, others, e.asks(key, a))
 			if err != nil {
 				return claimed, nil, false, err
 			}
@@ -285,7 +292,9 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 	return claimed, nil, false, nil
 }
 
-// join adds the Service key to the sharers of c, one of our claims. Every
+// join adds the Service key to the sharers of c, one of our claims
+// (others: the Services the ledger has holding its address besides key,
+// recorded too). Every
 // Service c names that the ledger does not know on its address is read
 // from the API server first: one that carries the address, or whose write
 // may still be on its way (c is younger than the grace period), is
@@ -299,7 +308,7 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 // claim names), the claim arbitrates once per claim: should the ledger
 // decide against it again (two controllers' views of which came first
 // differ), key's own request stands rather than the two deciding for ever.
-func (e *Engine) join(ctx context.Context, c Claim, key string, asked bool) (bool, error) {
+func (e *Engine) join(ctx context.Context, c Claim, key string, others []string, asked bool) (bool, error) {
 	a := c.Addr
 	e.mu.Lock()
 	arbitrated := asked && e.arbitrated[key] == c.ID
@@ -357,7 +366,8 @@ func (e *Engine) join(ctx context.Context, c Claim, key string, asked bool) (boo
 	if learned {
 		return false, nil
 	}
-	for _, o := range e.otherHolders(a, key) {
+	// Nothing learned: the ledger is as when others was looked up.
+	for _, o := range others {
 		if !slices.Contains(keep, o) {
 			keep = append(keep, o)
 		}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/testenv"
 )
 
 // The control plane is shared by every test of the package: starting it
@@ -259,21 +260,12 @@ func (h *harness) create(name string, opts ...svcOpt) *corev1.Service {
 // calling created after each (when not nil).
 func (h *harness) createBurst(n int, created func()) {
 	h.t.Helper()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			h.create(fmt.Sprintf("s%03d", i))
-			if created != nil {
-				created()
-			}
-		}(i)
-	}
-	wg.Wait()
+	testenv.Each(n, 16, func(i int) {
+		h.create(fmt.Sprintf("s%03d", i))
+		if created != nil {
+			created()
+		}
+	})
 }
 
 func (h *harness) get(ns, name string) *corev1.Service {

@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/testenv"
 )
 
 var keep = flag.Bool("keep", false, "keep the kind cluster after the run (E2E_PROVIDER=kind)")
@@ -516,18 +517,7 @@ func TestTwoHundredServicesAtOnceAllDistinct(t *testing.T) {
 	// announces none of them.
 	s := newSpec(t, map[string]string{"cidr-NS": pool})
 	start := time.Now()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 20)
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			s.createBare(fmt.Sprintf("s%03d", i))
-		}()
-	}
-	wg.Wait()
+	testenv.Each(n, 20, func(i int) { s.createBare(fmt.Sprintf("s%03d", i)) })
 	created := time.Since(start)
 	var list *corev1.ServiceList
 	s.g.Eventually(func() (int, error) {

@@ -116,26 +116,17 @@ func burst(t *testing.T, client kubernetes.Interface, ns string, n int) {
 		t.Fatal(err)
 	}
 	no := false
-	var wg sync.WaitGroup
 	errs := make(chan error, n)
-	sem := make(chan struct{}, 32)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			_, err := client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s%03d", i)},
-				Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: &no,
-					Ports: []corev1.ServicePort{{Port: 80}}},
-			}, metav1.CreateOptions{})
-			if err != nil {
-				errs <- err
-			}
-		}(i)
-	}
-	wg.Wait()
+	testenv.Each(n, 32, func(i int) {
+		_, err := client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s%03d", i)},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, AllocateLoadBalancerNodePorts: &no,
+				Ports: []corev1.ServicePort{{Port: 80}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			errs <- err
+		}
+	})
 	close(errs)
 	for err := range errs {
 		t.Fatalf("create: %v", err)

@@ -163,17 +163,18 @@ steps:
 	}
 }
 
-// The README's scenario example is what users copy first: it must replay.
+// The scenario example of docs/simulator.md (examples/scenario.yaml) is
+// what users copy first: it must replay.
 func TestReadmeScenarioExampleReplays(t *testing.T) {
-	raw, err := os.ReadFile("../README.md")
+	raw, err := os.ReadFile("../docs/simulator.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(raw), "### Scenario format")
+	_, section, ok := strings.Cut(string(raw), "## Scenario format")
 	_, example, ok2 := strings.Cut(section, "```yaml\n")
 	example, _, ok3 := strings.Cut(example, "```")
 	if !ok || !ok2 || !ok3 {
-		t.Fatal("no yaml example under \"### Scenario format\" in the README")
+		t.Fatal("no yaml example under \"## Scenario format\" in docs/simulator.md")
 	}
 	sc, err := ParseScenario([]byte(example))
 	if err != nil {

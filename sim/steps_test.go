@@ -12,13 +12,13 @@ import (
 
 // TestEveryStepKindIsWholeAndDocumented: each kind of the table reads its
 // own example back as a step of that kind, writes it back the same, and
-// is a row of the README's step table.
+// is a row of the step table of docs/simulator.md.
 func TestEveryStepKindIsWholeAndDocumented(t *testing.T) {
-	raw, err := os.ReadFile("../README.md")
+	raw, err := os.ReadFile("../docs/simulator.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, _ := strings.Cut(string(raw), "### Scenario format")
+	_, section, _ := strings.Cut(string(raw), "## Scenario format")
 	seen := map[string]bool{}
 	for _, k := range stepKinds() {
 		t.Run(k.name, func(t *testing.T) {
@@ -43,7 +43,7 @@ func TestEveryStepKindIsWholeAndDocumented(t *testing.T) {
 				t.Fatalf("written back as\n%s\nit reads as %+v (%v)", written, again, err)
 			}
 			if !strings.Contains(section, "| `"+k.name+":") && !strings.Contains(section, "`"+k.name+": ") {
-				t.Errorf("the README's scenario format does not document %s", k.name)
+				t.Errorf("the scenario format of docs/simulator.md does not document %s", k.name)
 			}
 			// A bare list item is accepted exactly for the kinds that say so.
 			_, err = ParseScenario([]byte("steps:\n  - " + k.name + "\n"))

@@ -18,7 +18,7 @@ import (
 	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/testenv"
 )
 
-// TestMigrationStepsFromMetalLB replays the README's migration steps on a
+// TestMigrationStepsFromMetalLB replays docs/migration.md's steps on a
 // real API server: Services as MetalLB left them (addresses in their
 // status, some asked for in metallb.io/loadBalancerIPs); 1. plan the new
 // ConfigMap against the cluster: every Service keeps its address; 2. create

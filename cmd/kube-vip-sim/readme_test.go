@@ -8,19 +8,19 @@ import (
 	"testing"
 )
 
-// TestReadmeSnippetRunsAsWritten: the README's simulator snippet builds
+// TestReadmeSnippetRunsAsWritten: the simulator snippet of docs/simulator.md builds
 // the binary where its commands then call it, every command is one the
 // binary has, and the ones that need only the repository's files run.
 func TestReadmeSnippetRunsAsWritten(t *testing.T) {
-	raw, err := os.ReadFile("../../README.md")
+	raw, err := os.ReadFile("../../docs/simulator.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(raw), "## The simulator: `kube-vip-sim`")
+	_, section, ok := strings.Cut(string(raw), "# The simulator: `kube-vip-sim`")
 	_, snippet, ok2 := strings.Cut(section, "```sh\n")
 	snippet, _, ok3 := strings.Cut(snippet, "```")
 	if !ok || !ok2 || !ok3 {
-		t.Fatal("no sh snippet in the README's simulator section")
+		t.Fatal("no sh snippet in docs/simulator.md")
 	}
 	built, ran := false, 0
 	for _, line := range strings.Split(snippet, "\n") {

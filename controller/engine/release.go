@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+// unclaim takes the Service named key off the claims a write of it made
+// or joined, when that write did not go out or was refused: unless the
+// Service, read from the API server, carries the address after all
+// (another controller's write of the same decision may have landed on the
+// claim).
+func (e *Engine) unclaim(ctx context.Context, key string, addrs []netip.Addr) {
+	if len(addrs) == 0 {
+		return
+	}
+	var carried []netip.Addr
+	if live, err := e.cluster.Live(ctx, key); err == nil {
+		e.Observe(live)
+		carried = decide.InUse(live)
+	} else if !apierrors.IsNotFound(err) {
+		return // unknown: the repair judges them later
+	}
+	for _, a := range addrs {
+		if slices.Contains(carried, a) {
+			continue
+		}
+		if err := e.leave(ctx, key, a); err != nil {
+			klog.FromContext(ctx).Error(err, "Dropping the claim of a write that did not land; the repair will", "service", key, "address", a)
+		}
+	}
+}
+
+// leave takes the Service named key off the claim of a: the claim goes
+// when key was all it named, moves to the next holder when key owned it
+// (the Services the ledger has holding a, then the sharers it recorded),
+// and is made again without key when key shared it.
+func (e *Engine) leave(ctx context.Context, key string, a netip.Addr) error {
+	c, ok := e.claims.Get(a)
+	if !ok || !c.names(key) {
+		return nil
+	}
+	e.mu.Lock()
+	mine := e.made[c.ID]
+	e.mu.Unlock()
+	if !mine && time.Since(c.Created) < e.grace && e.carriesLive(ctx, key, a) {
+		// Made by another controller (or before a restart) within the
+		// grace period, and key carries a after all: that controller's
+		// write landed, unseen here. The repair judges it once older.
+		return nil
+	}
+	var rest []string
+	for _, o := range slices.Concat(e.otherHolders(a, key), c.holders()) {
+		if o != key && !slices.Contains(rest, o) {
+			rest = append(rest, o)
+		}
+	}
+	if _, err := e.replace(ctx, c, rest); err != nil {
+		return fmt.Errorf("release %s for Service %s: %w", a, key, err)
+	}
+	return nil
+}
+
+// releaseClaims gives up the claims the Service named key held on addrs,
+// once the write that frees them has landed (or it is gone). A shared
+// address's claim moves to the next Service that holds it.
+func (e *Engine) releaseClaims(ctx context.Context, key string, addrs []netip.Addr) {
+	if e.claims == nil {
+		return
+	}
+	for _, a := range addrs {
+		if err := e.leave(ctx, key, a); err != nil {
+			klog.FromContext(ctx).Error(err, "Releasing an address claim; the repair will", "service", key, "address", a)
+		}
+	}
+}

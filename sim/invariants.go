@@ -1,0 +1,286 @@
+package sim
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+)
+
+// reindex updates the indexes for key from the store: holders, the
+// managed Services holding an address in their annotation (not reported as
+// failed); carriers, every Service served on an address (InUse).
+func (s *simulator) reindex(key string) {
+	for _, a := range s.held[key] {
+		delete(s.holders[a], key)
+		s.touched[a] = true
+	}
+	delete(s.held, key)
+	for _, a := range s.carried[key] {
+		delete(s.carriers[a], key)
+	}
+	delete(s.carried, key)
+	svc, ok := s.cluster.services[key]
+	if !ok {
+		return
+	}
+	if decide.IsLoadBalancer(svc) || svc.Labels[decide.LabelImplementation] == decide.ImplementationKubeVIP {
+		for _, a := range decide.InUse(svc) {
+			if s.carriers[a] == nil {
+				s.carriers[a] = map[string]bool{}
+			}
+			s.carriers[a][key] = true
+		}
+		s.carried[key] = decide.InUse(svc)
+	}
+	if s.failed[key] || !decide.Managed(svc, s.dopts) || svc.Annotations[decide.AnnotationLoadBalancerIPs] == "" {
+		return
+	}
+	as, _, err := decide.Addresses(svc)
+	if err != nil {
+		return
+	}
+	for _, a := range as {
+		if a.IsUnspecified() {
+			continue
+		}
+		if s.holders[a] == nil {
+			s.holders[a] = map[string]bool{}
+		}
+		s.holders[a][key] = true
+		s.touched[a] = true
+	}
+	s.held[key] = as
+}
+
+// checkTouched checks the addresses whose holders changed in this step: no
+// address is held by two Services unless their ports allow it.
+func (s *simulator) checkTouched() error {
+	addrs := make([]netip.Addr, 0, len(s.touched))
+	for a := range s.touched {
+		addrs = append(addrs, a)
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	s.touched = map[netip.Addr]bool{}
+	for _, a := range addrs {
+		keys := sortedKeys(s.holders[a])
+		for i := 0; i < len(keys); i++ {
+			for j := i + 1; j < len(keys); j++ {
+				p, q := s.cluster.services[keys[i]], s.cluster.services[keys[j]]
+				pp, qp := decide.Ports(p), decide.Ports(q)
+				if len(pp) == 0 || len(qp) == 0 || collide(pp, qp) {
+					return s.invariant(fmt.Sprintf("address %s is held by two Services that may not share (ports %v and %v)", a, pp, qp), keys[i], keys[j])
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func collide[T comparable](a, b []T) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// servedOn returns the addresses a load-balancer may serve svc on: its
+// status, and what it asks for. kube-vip reads the annotation first, so
+// for a managed Service a spec.loadBalancerIP beside an annotation is
+// stale, not served; another load-balancer may read either.
+func (s *simulator) servedOn(svc *corev1.Service) []netip.Addr {
+	all := decide.InUse(svc)
+	if !decide.Managed(svc, s.dopts) || svc.Annotations[decide.AnnotationLoadBalancerIPs] == "" {
+		return all
+	}
+	stale, err := netip.ParseAddr(strings.TrimSpace(svc.Spec.LoadBalancerIP))
+	if err != nil || slices.Contains(decide.StatusAddresses(svc), stale.Unmap()) {
+		return all
+	}
+	for _, e := range strings.Split(svc.Annotations[decide.AnnotationLoadBalancerIPs], ",") {
+		if a, err := netip.ParseAddr(strings.TrimSpace(e)); err == nil && a.Unmap() == stale.Unmap() {
+			return all
+		}
+	}
+	return slices.DeleteFunc(all, func(a netip.Addr) bool { return a == stale.Unmap() })
+}
+
+// known returns the Service named key as the controller could know it:
+// as its own last write left it, else as the newer of its cache and its
+// last read from the API server itself (nil when neither shows it). A
+// user's change neither has shown yet is a race the controller cannot
+// see; it is judged once the controller has settled.
+func (s *simulator) known(r *replica, key string) *corev1.Service {
+	if s.controllersDoing(key) {
+		return s.cluster.services[key]
+	}
+	cached := r.cache.services[key]
+	if live := r.live[key]; live != nil && (cached == nil || rv(live) > rv(cached)) {
+		return live // read from the API server itself, newer than the cache
+	}
+	return cached
+}
+
+// rv is a stored Service's resourceVersion as a number (the simulated
+// API server counts them).
+func rv(svc *corev1.Service) int64 {
+	n, _ := strconv.ParseInt(svc.ResourceVersion, 10, 64)
+	return n
+}
+
+// mayShare reports whether other, as the controller could know it, may
+// share a with the Service after: a managed LoadBalancer whose request is
+// valid, with ports that do not collide; for an automatic address it must
+// also hold a (annotation, spec.loadBalancerIP, or adopted from status), for an
+// automatic address also in the same pool, both namespaces allowing it.
+func (s *simulator) mayShare(cfg *allocator.Config, after, other *corev1.Service, a netip.Addr, auto bool) (bool, string) {
+	if !decide.Managed(other, s.dopts) {
+		return false, "the other is not managed by this controller"
+	}
+	as, _, err := decide.Addresses(other)
+	if err == nil && len(as) == 0 {
+		as = decide.StatusAddresses(other) // adopted, as the controller does
+	}
+	if err != nil || !decide.OnePerFamily(as) {
+		return false, "the other's request is not valid"
+	}
+	if auto && !slices.Contains(as, a) {
+		// Served on it still (its status, a stale spec.loadBalancerIP),
+		// but no longer holding it: shared on request only.
+		return false, "the other does not hold it"
+	}
+	pp, op := decide.Ports(after), decide.Ports(other)
+	if len(pp) == 0 || len(op) == 0 || collide(pp, op) {
+		return false, fmt.Sprintf("ports %v and %v", pp, op)
+	}
+	if !auto {
+		return true, ""
+	}
+	pool := cfg.PoolFor(after.Namespace)
+	if !cfg.AllowShare(after.Namespace) || !cfg.AllowShare(other.Namespace) {
+		return false, "sharing is not allowed"
+	}
+	if cfg.PoolFor(other.Namespace) != pool {
+		return false, "they draw from different pools"
+	}
+	return true, ""
+}
+
+// followsPolicy reports whether a change of the annotation only follows
+// the Service's ipFamilyPolicy: a dual-stack policy adds an address of the
+// other family, keeping the one it had; SingleStack releases the address
+// of the family it no longer wants, keeping the other. Nothing else may
+// move.
+func followsPolicy(before, after *corev1.Service) bool {
+	was, _, err1 := decide.Addresses(before)
+	now, _, err2 := decide.Addresses(after)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	policy := corev1.IPFamilyPolicySingleStack
+	if after.Spec.IPFamilyPolicy != nil {
+		policy = *after.Spec.IPFamilyPolicy
+	}
+	switch {
+	case policy != corev1.IPFamilyPolicySingleStack && len(was) == 1 && len(now) == 2:
+		return slices.Contains(now, was[0]) && now[0].Is4() != now[1].Is4()
+	case policy == corev1.IPFamilyPolicySingleStack && len(was) == 2 && len(now) == 1:
+		return slices.Contains(was, now[0])
+	}
+	return false
+}
+
+// checkWrite checks one controller write. Every address it gives is one
+// no other Service is served on (annotation of any Service, managed or
+// not, valid or not; spec.loadBalancerIP; status.loadBalancer.ingress),
+// unless both are managed holders that may share it; an automatic address
+// is inside the Service's pool. No Service that is still a LoadBalancer
+// loses or changes the address it held.
+func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Service, d decide.Decision) error {
+	old := before.Annotations[decide.AnnotationLoadBalancerIPs]
+	now := after.Annotations[decide.AnnotationLoadBalancerIPs]
+	if old != "" && old != now && decide.IsLoadBalancer(after) && !followsPolicy(before, after) {
+		return s.invariant(fmt.Sprintf("the controller changed the address of a LoadBalancer from %s to %q", old, now), key)
+	}
+	if d.Action != decide.Write || old == now {
+		// Nothing changed in what the Service carries (a label, a
+		// finalizer): the write gave it nothing new.
+		return nil
+	}
+	served := decide.StatusAddresses(before)
+	had, _, _ := decide.Addresses(before)
+	for _, a := range d.Holding.Addrs {
+		if a.IsUnspecified() || slices.Contains(served, a) {
+			continue // adopted: a load-balancer serves it on a already
+		}
+		if old != "" && slices.Contains(had, a) {
+			continue // it carried a already: the write gives it nothing new
+		}
+		for _, other := range sortedKeys(s.carriers[a]) {
+			if other == key || (s.resending && !s.controllersDoing(other)) {
+				continue
+			}
+			o := s.known(r, other)
+			if o == nil || !slices.Contains(s.servedOn(o), a) {
+				continue // it could not know, or no one serves o there
+			}
+			if !decide.IsLoadBalancer(o) {
+				continue // no longer a LoadBalancer: not served
+			}
+			if ok, why := s.mayShare(r.engine.Config(), after, o, a, d.Allocated); !ok {
+				return s.invariant(fmt.Sprintf("address %s is held by two Services that may not share: the controller gave it while the other is served on it (%s)", a, why), key, other)
+			}
+		}
+	}
+	if !d.Allocated {
+		return nil
+	}
+	// The writer's config: with two active controllers, each has its own.
+	pool := r.engine.Config().PoolFor(after.Namespace)
+	for _, a := range d.Holding.Addrs {
+		if a.IsUnspecified() && pool != nil && pool.DHCP() {
+			continue
+		}
+		if pool == nil || !pool.Contains(a) {
+			return s.invariant(fmt.Sprintf("automatically assigned %s is outside the Service's pool", a), key)
+		}
+		if allocator.SubnetRouterAnycast(a) {
+			return s.invariant(fmt.Sprintf("automatically assigned %s is a Subnet-Router anycast address", a), key)
+		}
+	}
+	return nil
+}
+
+// checkQuiet runs once the controller has settled: every managed
+// LoadBalancer has an address or a reported reason, and a requested
+// address is honoured or reported.
+func (s *simulator) checkQuiet() error {
+	for _, key := range s.cluster.keys() {
+		svc := s.cluster.services[key]
+		if !decide.Managed(svc, s.dopts) {
+			continue
+		}
+		as, _, err := decide.Addresses(svc)
+		reported := s.failed[key] && hasReason(s.events[key], decide.ReasonAllocationFailed)
+		if err == nil && svc.Annotations[decide.AnnotationLoadBalancerIPs] != "" {
+			continue
+		}
+		if reported {
+			continue
+		}
+		what := "has no address and no reported reason"
+		if err == nil && len(as) > 0 {
+			what = fmt.Sprintf("requested %s, neither honoured nor reported", decide.JoinAddrs(as))
+		}
+		return s.invariant("once quiet, a LoadBalancer "+what, key)
+	}
+	return nil
+}

@@ -1,12 +1,7 @@
-# Static binary on distroless: no shell, non-root.
-FROM golang:1.26 AS build
-WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
-COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/kube-vip-cloud-provider ./cmd/kube-vip-cloud-provider
-
-FROM gcr.io/distroless/static:nonroot
-COPY --from=build /out/kube-vip-cloud-provider /kube-vip-cloud-provider
+# The controller's image: the static binary `make image` builds (CGO off),
+# on an empty base, running as a non-root user. Nothing is pulled, so it
+# builds where no registry is reachable. Build it with `make image`.
+FROM scratch
+COPY bin/kube-vip-cloud-provider /kube-vip-cloud-provider
 USER 65532:65532
 ENTRYPOINT ["/kube-vip-cloud-provider"]

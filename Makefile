@@ -9,7 +9,7 @@ IMAGE     ?= kube-vip-cloud-provider:dev
 BIN       := bin
 comma     := ,
 
-.PHONY: all build test lint unit envtest fuzz bench bench-controller run sim image e2e e2e-local kube-vip clean
+.PHONY: all build test lint unit envtest fuzz bench bench-controller run sim image e2e e2e-local kube-vip kind-image clean
 
 all: build
 
@@ -85,21 +85,29 @@ kube-vip:
 	cd "$(KUBE_VIP_SOURCE)" && GOFLAGS= GOWORK=off CGO_ENABLED=0 $(GO) build -o "$(abspath $(BIN))/kube-vip" .
 	@echo "make kube-vip: built $(abspath $(BIN))/kube-vip; run the e2e with it as root: KUBE_VIP_BINARY=$(abspath $(BIN))/kube-vip make e2e-local"
 
-## e2e: the same suite on a kind cluster (Docker, kind, kubectl); KEEP=1 keeps it.
-e2e:
-	@command -v docker >/dev/null || { echo "make e2e: docker is not installed: install Docker Engine (https://docs.docker.com/engine/install/)"; exit 1; }
-	@docker info >/dev/null 2>&1 || { echo "make e2e: no Docker engine is running (docker info fails): start one, e.g. sudo systemctl start docker"; exit 1; }
-	@command -v kind >/dev/null || { echo "make e2e: kind is not installed: go install sigs.k8s.io/kind@v0.31.0"; exit 1; }
-	@command -v kubectl >/dev/null || { echo "make e2e: kubectl is not installed: https://kubernetes.io/docs/tasks/tools/"; exit 1; }
-	@echo "e2e: kind cluster kvcp-e2e from kind/cluster.yaml, image kube-vip-cloud-provider:e2e (make image), kube-vip from kind/kube-vip.yaml"
+## kind-image: the kind node image of `make e2e`, from Debian packages and Go
+## source only, nothing pulled (hack/kindimage/build.sh; KUBE_VIP_SOURCE is a
+## copy of kube-vip's source). About an hour the first time; cached after
+## under ~/.cache/kube-vip-cloud-provider/kind, so a rerun takes seconds.
+kind-image:
+	@command -v docker >/dev/null || { echo "make kind-image: docker is not installed: install Docker Engine (https://docs.docker.com/engine/install/)"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make kind-image: no Docker engine is running (docker info fails): start one, e.g. sudo systemctl start docker"; exit 1; }
+	@KUBE_VIP_SOURCE="$(if $(KUBE_VIP_SOURCE),$(abspath $(KUBE_VIP_SOURCE)))" hack/kindimage/build.sh >/dev/null
+
+## e2e: the same suite on a kind cluster made from the node image of
+## `make kind-image` (Docker and root); KEEP=1 keeps the cluster.
+e2e: kind-image
+	@echo "e2e: kind cluster kvcp-e2e from kind/cluster.yaml, the controller's image kube-vip-cloud-provider:e2e (make image), kube-vip from kind/kube-vip.yaml"
 	@echo "e2e: the cluster is deleted at the end$(if $(KEEP),; KEEP=1: it is kept), also on failure or Ctrl-C"
 	E2E_PROVIDER=kind $(GO) test -count=1 -v -timeout 40m ./e2e/ -args $(if $(KEEP),-keep)
 
-## image: the controller's container image (needs a Docker engine).
+## image: the controller's container image (needs a Docker engine): the
+## static binary on an empty base, so nothing is pulled.
 image:
 	@command -v docker >/dev/null || { echo "make image: docker is not installed (https://docs.docker.com/engine/install/)"; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine is running (docker info fails); start one first"; exit 1; }
-	docker build -t $(IMAGE) .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/kube-vip-cloud-provider ./cmd/kube-vip-cloud-provider
+	DOCKER_BUILDKIT=0 docker build -q -t $(IMAGE) .
 
 clean:
 	rm -rf $(BIN)

@@ -51,6 +51,11 @@ func closeCluster() {
 }
 
 func TestMain(m *testing.M) {
+	// Started by kind as docker (the docker shim, on a host that refuses
+	// --privileged): be that, and nothing else.
+	if IsDockerShim() {
+		os.Exit(DockerShim(os.Args[1:]))
+	}
 	flag.Parse()
 	// Ctrl-C or SIGTERM, even while the cluster comes up, still tears it
 	// down (processes, network namespaces, the kind cluster).

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -20,12 +21,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
@@ -39,9 +42,26 @@ const (
 	// KindImage is the controller's image, built by `make image` and
 	// loaded into the nodes.
 	KindImage = "kube-vip-cloud-provider:e2e"
-	// echoImage serves HTTP behind every Service the suite reaches.
-	echoImage = "registry.k8s.io/e2e-test-images/agnhost:2.53"
+	// echoImage serves HTTP behind every Service the suite reaches
+	// (hack/kindimage/echo, preloaded in the node image).
+	echoImage = "kvcp.local/echo:dev"
+	// DefaultNodeImage is the node image `make kind-image` builds.
+	DefaultNodeImage = "kvcp.local/node:v1.37.2"
+	// NodeImageEnv names another node image.
+	NodeImageEnv = "E2E_KIND_IMAGE"
+	// kindAuditLog is where the control plane's API server writes its
+	// audit log (kind/cluster.yaml).
+	kindAuditLog = "/var/log/kubernetes/kvcp-audit.log"
 )
+
+// NodeImage is the node image of the run: $E2E_KIND_IMAGE, else
+// DefaultNodeImage.
+func NodeImage() string {
+	if v := os.Getenv(NodeImageEnv); v != "" {
+		return v
+	}
+	return DefaultNodeImage
+}
 
 // Kind is a kind cluster with the controller installed from the manifest
 // and kube-vip as a DaemonSet in ARP services mode (kind/kube-vip.yaml).
@@ -54,11 +74,14 @@ type Kind struct {
 	v4, v6     string
 	keep       bool
 	created    bool
+	// lost is the node LoseNode stopped, until it is back.
+	lost string
 }
 
 // Missing names what `make e2e` needs and does not find, with how to get
-// it; "" when Docker's client is installed and its engine runs. kind
-// itself is a Go library of the suite, kubectl is not needed.
+// it; "" when Docker's client is installed, its engine runs and has the
+// node image. kind itself is a Go library of the suite, kubectl is not
+// needed on the host (the node image has its own).
 func Missing() string {
 	if _, err := exec.LookPath("docker"); err != nil {
 		return "docker is not installed: install Docker Engine (https://docs.docker.com/engine/install/), then start it"
@@ -66,6 +89,10 @@ func Missing() string {
 	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
 		return "the Docker engine is not running (`docker info` fails: " + strings.TrimSpace(lastLine(string(out))) +
 			"): start it (e.g. `sudo systemctl start docker`) or point DOCKER_HOST at one"
+	}
+	if out, err := exec.Command("docker", "image", "inspect", "--format", "{{.Id}}", NodeImage()).CombinedOutput(); err != nil {
+		return fmt.Sprintf("the kind node image %s is not in Docker (%s): build it with `make kind-image KUBE_VIP_SOURCE=<a copy of kube-vip's source>` "+
+			"(about an hour the first time, cached after; see docs/e2e.md)", NodeImage(), strings.TrimSpace(lastLine(string(out))))
 	}
 	return ""
 }
@@ -94,6 +121,13 @@ func NewKind(ctx context.Context, keep bool) (*Kind, error) {
 		return nil, err
 	}
 	k.kubeconfig = filepath.Join(k.dir, "kubeconfig")
+	shim, err := installDockerShim(k.dir)
+	if err != nil {
+		return nil, fmt.Errorf("the e2e docker shim: %w", err)
+	}
+	if shim != "" {
+		fmt.Println("e2e:", shim)
+	}
 	k.provider = cluster.NewProvider(cluster.ProviderWithLogger(kindcmd.NewLogger()), cluster.ProviderWithDocker())
 	fail := func(err error) (*Kind, error) { _ = k.Close(); return nil, err }
 
@@ -107,10 +141,12 @@ func NewKind(ctx context.Context, keep bool) (*Kind, error) {
 			return fail(err)
 		}
 	}
-	fmt.Printf("e2e: creating kind cluster %s from kind/cluster.yaml\n", KindCluster)
+	fmt.Printf("e2e: creating kind cluster %s from kind/cluster.yaml with the node image %s\n", KindCluster, NodeImage())
 	k.created = true
+	created := time.Now()
 	if err := k.provider.Create(KindCluster,
 		cluster.CreateWithConfigFile(filepath.Join(k.root, "kind", "cluster.yaml")),
+		cluster.CreateWithNodeImage(NodeImage()),
 		cluster.CreateWithKubeconfigPath(k.kubeconfig),
 		cluster.CreateWithWaitForReady(3*time.Minute),
 		cluster.CreateWithDisplayUsage(false), cluster.CreateWithDisplaySalutation(false)); err != nil {
@@ -120,7 +156,8 @@ func NewKind(ctx context.Context, keep bool) (*Kind, error) {
 		return fail(err)
 	}
 	k.client = kubernetes.NewForConfigOrDie(k.cfg)
-	for _, step := range []func(context.Context) error{k.buildAndLoad, k.pools, k.install} {
+	fmt.Printf("e2e: kind cluster created, every node ready, after %v\n", time.Since(created).Round(time.Second))
+	for _, step := range []func(context.Context) error{k.coreDNS, k.buildAndLoad, k.pools, k.install} {
 		if err := step(ctx); err != nil {
 			return fail(err)
 		}
@@ -194,9 +231,11 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
-// install applies the ConfigMap (the example's, with the kind pool), the
-// controller's manifest (running the loaded image) and kube-vip, and waits
-// until both run.
+// install applies the ConfigMap (the example's, with the kind pool),
+// manifest/kube-vip-cloud-controller.yaml with `kubectl apply -f` (run on
+// the control-plane node, with the node image's kubectl; only the image is
+// changed, to the one just built and loaded) and kind/kube-vip.yaml, and
+// waits until the controller and kube-vip run.
 func (k *Kind) install(ctx context.Context) error {
 	cm, err := manifest.Objects(manifest.ExampleConfigMap)
 	if err != nil {
@@ -204,23 +243,6 @@ func (k *Kind) install(ctx context.Context) error {
 	}
 	for _, u := range cm {
 		if err := unstructured.SetNestedStringMap(u.Object, map[string]string{"cidr-global": k.v4}, "data"); err != nil {
-			return err
-		}
-	}
-	ctrl, err := manifest.Objects(manifest.CloudController)
-	if err != nil {
-		return err
-	}
-	for _, u := range ctrl {
-		if u.GetKind() != "StatefulSet" {
-			continue
-		}
-		cs, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
-		for _, c := range cs {
-			c.(map[string]any)["image"] = KindImage
-			c.(map[string]any)["imagePullPolicy"] = "Never"
-		}
-		if err := unstructured.SetNestedSlice(u.Object, cs, "spec", "template", "spec", "containers"); err != nil {
 			return err
 		}
 	}
@@ -232,24 +254,140 @@ func (k *Kind) install(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kind/kube-vip.yaml: %w", err)
 	}
-	fmt.Println("e2e: applying the ConfigMap, manifest/kube-vip-cloud-controller.yaml and kind/kube-vip.yaml")
-	objs := append(append(cm, ctrl...), kv...)
-	if err := manifest.Apply(ctx, k.cfg, objs, metav1.PatchOptions{FieldManager: "e2e"}); err != nil {
+	fmt.Println("e2e: applying the ConfigMap and kind/kube-vip.yaml")
+	if err := manifest.Apply(ctx, k.cfg, append(cm, kv...), metav1.PatchOptions{FieldManager: "e2e"}); err != nil {
+		return err
+	}
+	ctrl, err := ControllerManifest(manifest.CloudController, KindImage)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("e2e: kubectl apply -f manifest/kube-vip-cloud-controller.yaml (image %s)\n", KindImage)
+	if err := k.kubectl(ctx, bytes.NewReader(ctrl), "apply", "-f", "-"); err != nil {
 		return err
 	}
 	fmt.Println("e2e: waiting for the controller and kube-vip to run")
-	return wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+	return k.waitInstalled(ctx)
+}
+
+// ControllerManifest is the manifest with its image replaced by image,
+// never pulled; an error if the manifest names no image to replace.
+func ControllerManifest(raw []byte, image string) ([]byte, error) {
+	re := regexp.MustCompile(`(?m)^(\s+image:) \S+\n(\s+imagePullPolicy:) \S+$`)
+	if len(re.FindAll(raw, -1)) != 1 {
+		return nil, errors.New("manifest/kube-vip-cloud-controller.yaml: want exactly one container image followed by its imagePullPolicy")
+	}
+	return re.ReplaceAll(raw, []byte("${1} "+image+"\n${2} Never")), nil
+}
+
+// kubectl runs the control-plane node's kubectl as the cluster's admin.
+func (k *Kind) kubectl(ctx context.Context, stdin io.Reader, args ...string) error {
+	cp, err := k.controlPlane()
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	cmd := cp.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig=/etc/kubernetes/admin.conf"}, args...)...)
+	cmd.SetStdout(&out).SetStderr(&out)
+	if stdin != nil {
+		cmd.SetStdin(stdin)
+	}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kubectl %s on %s: %w: %s", strings.Join(args, " "), cp, err, out.String())
+	}
+	fmt.Print(out.String())
+	return nil
+}
+
+func (k *Kind) controlPlane() (nodes.Node, error) {
+	ns, err := k.provider.ListInternalNodes(KindCluster)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range ns {
+		if r, err := n.Role(); err == nil && r == "control-plane" {
+			return n, nil
+		}
+	}
+	return nil, fmt.Errorf("no control-plane node in kind cluster %s", KindCluster)
+}
+
+// waitInstalled waits until the controller's StatefulSet and kube-vip's
+// DaemonSet are ready.
+func (k *Kind) waitInstalled(ctx context.Context) error {
+	var why string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		sts, err := k.client.AppsV1().StatefulSets("kube-system").Get(ctx, "kube-vip-cloud-provider", metav1.GetOptions{})
 		if err != nil {
+			why = err.Error()
 			return false, nil
 		}
 		ds, err := k.client.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-vip-ds", metav1.GetOptions{})
 		if err != nil {
+			why = err.Error()
 			return false, nil
 		}
-		return sts.Status.ReadyReplicas >= 1 && ds.Status.DesiredNumberScheduled > 0 &&
+		why = fmt.Sprintf("controller %d/%d ready, kube-vip %d/%d", sts.Status.ReadyReplicas, ptrOr(sts.Spec.Replicas, 1),
+			ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
+		return sts.Status.ReadyReplicas >= ptrOr(sts.Spec.Replicas, 1) && ds.Status.DesiredNumberScheduled > 0 &&
 			ds.Status.NumberReady == ds.Status.DesiredNumberScheduled, nil
 	})
+	if err != nil {
+		return fmt.Errorf("the controller and kube-vip are not ready after 3m: %s", why)
+	}
+	return nil
+}
+
+func ptrOr(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// corefileForward is the forward block of kubeadm's Corefile.
+var corefileForward = regexp.MustCompile(`(?m)^[ \t]*forward \. /etc/resolv\.conf[^\n]*\{[^}]*\}[ \t]*\n`)
+
+// coreDNS drops the upstream from CoreDNS's Corefile and waits for
+// CoreDNS to be ready. Its upstream would be the node's resolver, Docker's
+// embedded DNS at 127.0.0.11, which answers inside the node's network
+// namespace only: from the CoreDNS pod it is unreachable, and nothing
+// outside the cluster is reachable here anyway. Cluster names resolve.
+func (k *Kind) coreDNS(ctx context.Context) error {
+	cms := k.client.CoreV1().ConfigMaps("kube-system")
+	cm, err := cms.Get(ctx, "coredns", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("CoreDNS's ConfigMap: %w", err)
+	}
+	core := cm.Data["Corefile"]
+	if !corefileForward.MatchString(core) {
+		return fmt.Errorf("CoreDNS's Corefile has no forward . /etc/resolv.conf block to drop:\n%s", core)
+	}
+	cm.Data["Corefile"] = corefileForward.ReplaceAllString(core, "")
+	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("update CoreDNS's Corefile: %w", err)
+	}
+	// New pods read the new Corefile at once.
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kvcp.e2e/corefile":%q}}}}}`, time.Now().Format(time.RFC3339Nano))
+	if _, err := k.client.AppsV1().Deployments("kube-system").Patch(ctx, "coredns", types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("restart CoreDNS: %w", err)
+	}
+	fmt.Println("e2e: CoreDNS: no upstream (the node's 127.0.0.11 is unreachable from pods); waiting for it to be ready")
+	var why string
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		d, err := k.client.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+		if err != nil {
+			why = err.Error()
+			return false, nil
+		}
+		why = fmt.Sprintf("%d updated, %d ready of %d", d.Status.UpdatedReplicas, d.Status.ReadyReplicas, ptrOr(d.Spec.Replicas, 1))
+		return d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas == ptrOr(d.Spec.Replicas, 1) &&
+			d.Status.ReadyReplicas == ptrOr(d.Spec.Replicas, 1) && d.Status.Replicas == d.Status.UpdatedReplicas, nil
+	})
+	if err != nil {
+		return fmt.Errorf("CoreDNS not ready after 3m: %s", why)
+	}
+	return nil
 }
 
 // Name implements Cluster.
@@ -311,8 +449,8 @@ func (k *Kind) Prepare(ctx context.Context, svc *corev1.Service) error {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{
-					Name: "echo", Image: echoImage,
-					Args:  []string{"netexec", "--http-port=8080"},
+					Name: "echo", Image: echoImage, ImagePullPolicy: corev1.PullNever,
+					Args:  []string{"-listen=:8080"},
 					Ports: []corev1.ContainerPort{{ContainerPort: 8080}},
 				}}},
 			},

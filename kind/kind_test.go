@@ -14,8 +14,9 @@ func TestClusterConfigDecodesStrictly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What the e2e relies on: dual-stack Services, and a worker beside the
-	// control plane for kube-vip's DaemonSet and the echo Deployment.
+	// What the e2e relies on: dual-stack Services, two workers beside the
+	// control plane for kube-vip's DaemonSet (one to lose, one to take
+	// over), and no kindnetd (the node image brings its own pod network).
 	if c.Networking.IPFamily != v1alpha4.DualStackFamily {
 		t.Errorf("ipFamily %q, want %q", c.Networking.IPFamily, v1alpha4.DualStackFamily)
 	}
@@ -23,8 +24,17 @@ func TestClusterConfigDecodesStrictly(t *testing.T) {
 	for _, n := range c.Nodes {
 		roles = append(roles, string(n.Role))
 	}
-	if got := strings.Join(roles, ","); got != "control-plane,worker" {
-		t.Errorf("node roles %s, want control-plane,worker", got)
+	if got := strings.Join(roles, ","); got != "control-plane,worker,worker" {
+		t.Errorf("node roles %s, want control-plane,worker,worker", got)
+	}
+	if !c.Networking.DisableDefaultCNI {
+		t.Error("disableDefaultCNI is off: kind would apply kindnetd, which the node image has not")
+	}
+	patches := strings.Join(c.KubeadmConfigPatches, "\n")
+	for _, want := range []string{"imageRepository: kvcp.local", "failCgroupV1: false", "audit-log-path"} {
+		if !strings.Contains(patches, want) {
+			t.Errorf("the kubeadm patches lack %q", want)
+		}
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
 
 // Run starts the informers, rebuilds the ledger from the Services (the
@@ -70,7 +70,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list Services: %w", err)
 	}
-	holding, conflicts := c.engine.Start(ctx, cm, svcs)
+	holding, conflicts := c.engine.Start(ctx, cm, svcs) // queues every Service
 	// Services that reached the cache after the list above were observed
 	// by the old ledger: observe what the cache holds now.
 	if now, err := c.services.List(labels.Everything()); err == nil {
@@ -79,9 +79,6 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 	}
 	logger.Info("Ledger rebuilt from the cluster", "services", len(svcs), "holding", holding, "conflicts", conflicts)
-	for _, s := range svcs {
-		c.queue.Add(queueKey{service: decide.Key(s)})
-	}
 	c.ready.Store(true)
 	defer c.ready.Store(false)
 	go c.repairClaims(ctx)
@@ -177,7 +174,7 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		return false
 	}
 	start := time.Now()
-	retry, err := c.sync(ctx, key)
+	res, err := c.sync(ctx, key)
 	if c.opts.Metrics != nil {
 		c.opts.Metrics.observeReconcile(time.Since(start), err)
 	}
@@ -185,7 +182,9 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	case err != nil:
 		klog.FromContext(ctx).Error(err, "Sync failed, will retry", "key", key)
 		c.queue.AddRateLimited(key)
-	case retry:
+	case res == engine.BackOff, res == engine.Wait:
+		// A waiting Service is woken when an address frees up, and
+		// retried with back-off as well (the compatibility contract).
 		c.queue.AddRateLimited(key)
 	default:
 		c.queue.Forget(key)
@@ -193,31 +192,22 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	return true
 }
 
-// sync handles one key; retry asks for a back-off retry without an error.
-func (c *Controller) sync(ctx context.Context, key queueKey) (retry bool, err error) {
+// sync handles one key and says what to do with it next.
+func (c *Controller) sync(ctx context.Context, key queueKey) (engine.Result, error) {
 	if key.config {
-		return false, c.syncConfig(ctx)
+		return engine.Done, c.syncConfig(ctx)
 	}
 	return c.engine.SyncService(ctx, key.service)
 }
 
-// syncConfig loads a new version of the ConfigMap; then every Service is
-// synced again.
+// syncConfig loads a new version of the ConfigMap; the engine then wakes
+// every Service.
 func (c *Controller) syncConfig(ctx context.Context) error {
 	cm, err := c.configMap()
 	if err != nil {
 		return err
 	}
-	if !c.engine.SetConfig(ctx, cm) {
-		return nil
-	}
-	svcs, err := c.services.List(labels.Everything())
-	if err != nil {
-		return err
-	}
-	for _, s := range svcs {
-		c.queue.Add(queueKey{service: decide.Key(s)})
-	}
+	c.engine.SetConfig(ctx, cm)
 	return nil
 }
 

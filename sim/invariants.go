@@ -203,8 +203,10 @@ func followsPolicy(before, after *corev1.Service) bool {
 // not, valid or not; spec.loadBalancerIP; status.loadBalancer.ingress),
 // unless both are managed holders that may share it; an automatic address
 // is inside the Service's pool. No Service that is still a LoadBalancer
-// loses or changes the address it held.
-func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Service, d decide.Decision) error {
+// loses or changes the address it held. resent is set for a write of
+// unknown outcome sent again: it may collide only with Services the
+// controller itself wrote last.
+func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Service, d decide.Decision, resent bool) error {
 	old := before.Annotations[decide.AnnotationLoadBalancerIPs]
 	now := after.Annotations[decide.AnnotationLoadBalancerIPs]
 	if old != "" && old != now && decide.IsLoadBalancer(after) && !followsPolicy(before, after) {
@@ -225,7 +227,7 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 			continue // it carried a already: the write gives it nothing new
 		}
 		for _, other := range sortedKeys(s.carriers[a]) {
-			if other == key || (s.resending && !s.controllersDoing(other)) {
+			if other == key || (resent && !s.controllersDoing(other)) {
 				continue
 			}
 			o := s.known(r, other)

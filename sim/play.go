@@ -51,12 +51,7 @@ func (s *simulator) deleteService(key string) error {
 func (s *simulator) deleteConfigMap() {
 	s.add(Row{Actor: "user", What: "delete", Detail: "ConfigMap kube-system/kubevip"})
 	s.data, s.cmDeleted = nil, true
-	r := s.replicas[s.leader]
-	if r.engine.SetConfig(s.ctx, nil) {
-		for _, k := range sortedKeys(r.cache.services) {
-			r.enqueue(k)
-		}
-	}
+	s.replicas[s.leader].engine.SetConfig(s.ctx, nil) // wakes every Service
 }
 
 // changeConfig plays config: the data is replaced; the leader loads it.
@@ -117,11 +112,7 @@ func (s *simulator) setActive(n int) error {
 	s.add(Row{Actor: "user", What: "active", Detail: fmt.Sprintf("%d controller(s) act at once", n)})
 	for _, r := range s.acting() {
 		// A running controller's informer has the ConfigMap in force.
-		if r.engine.SetConfig(s.ctx, s.configMap()) {
-			for _, k := range sortedKeys(r.cache.services) {
-				r.enqueue(k)
-			}
-		}
+		r.engine.SetConfig(s.ctx, s.configMap()) // wakes every Service
 	}
 	return nil
 }

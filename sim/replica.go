@@ -45,10 +45,7 @@ func (s *simulator) newReplica(id int) *replica {
 	}
 	r.engine = engine.New(a, a, a, r.enqueue, o)
 	r.cache.sync(s.cluster)
-	r.engine.Start(s.ctx, s.configMap(), r.cache.list())
-	for _, k := range sortedKeys(r.cache.services) {
-		r.enqueue(k)
-	}
+	r.engine.Start(s.ctx, s.configMap(), r.cache.list()) // queues every key
 	return r
 }
 
@@ -90,17 +87,18 @@ func (r *replica) observe(key string) {
 	}
 }
 
-// catchUp delivers every write the cache has not shown yet, as an
-// informer that catches up does.
-func (r *replica) catchUp(c *cluster) {
-	for {
-		k, ok := r.cache.advance(c)
-		if !ok {
-			return
-		}
+// deliver shows r's cache the cluster's writes up to the log position upTo
+// (at most all of them), as its informer does: each Service shown is
+// observed and queued. It reports whether it delivered any.
+func (r *replica) deliver(c *cluster, upTo int) bool {
+	did := false
+	for r.cache.pos < min(upTo, len(c.log)) {
+		k, _ := r.cache.advance(c)
 		r.observe(k)
 		r.enqueue(k)
+		did = true
 	}
+	return did
 }
 
 func (r *replica) enqueue(key string) {
@@ -197,7 +195,7 @@ func (a *adapter) Patch(_ context.Context, from, to *corev1.Service) (*corev1.Se
 		s.add(Row{Actor: a.actor(), What: "conflict", Service: key, Message: "stale resourceVersion"})
 		// The watch event of the change that made the write fail comes
 		// in before the 409 does: the informer catches up.
-		a.r.catchUp(s.cluster)
+		a.r.deliver(s.cluster, len(s.cluster.log))
 		return nil, apierrors.NewConflict(servicesResource, key, errStale)
 	}
 	if s.lost > 0 {

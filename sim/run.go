@@ -13,7 +13,6 @@ import (
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
-	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
 
 // simulator holds one run's state.
@@ -51,13 +50,10 @@ type simulator struct {
 	// granted holds, per Service, the resourceVersion of the controller's
 	// last write of it.
 	granted map[string]string
-	// resending is set while a write of unknown outcome is sent again.
-	resending bool
 	// landedLost is the Service a write stored whose answer was lost.
 	landedLost *corev1.Service
-	// outcome is what the last sync ended in; broken, an invariant it broke.
-	outcome engine.What
-	broken  error
+	// broken is an invariant the last sync's writes broke.
+	broken error
 	// holders indexes, per address, the Services the store shows holding
 	// it (annotation present, last decision not a failure).
 	holders map[netip.Addr]map[string]bool
@@ -156,11 +152,7 @@ func (s *simulator) setConfig(data map[string]string) {
 		return // the first replica loads it as it starts
 	}
 	for _, r := range s.acting() {
-		if r.engine.SetConfig(s.ctx, s.configMap()) {
-			for _, k := range sortedKeys(r.cache.services) {
-				r.enqueue(k)
-			}
-		}
+		r.engine.SetConfig(s.ctx, s.configMap()) // wakes every Service
 	}
 }
 

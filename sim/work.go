@@ -31,18 +31,11 @@ func (s *simulator) work() (bool, error) {
 // workOn lets replica r do one thing.
 func (s *simulator) workOn(r *replica) (bool, error) {
 	// The informer delivers every write older than the lag at once...
-	for r.cache.pos < len(s.cluster.log)-s.lag {
-		if k, ok := r.cache.advance(s.cluster); ok {
-			r.observe(k)
-			r.enqueue(k)
-		}
-	}
+	r.deliver(s.cluster, len(s.cluster.log)-s.lag)
 	key, ok := r.pop()
 	if !ok {
 		// ...and, when the controller is idle, the rest one by one.
-		if k, ok := r.cache.advance(s.cluster); ok {
-			r.observe(k)
-			r.enqueue(k)
+		if r.deliver(s.cluster, r.cache.pos+1) {
 			return true, nil
 		}
 		if len(s.retry) > 0 {
@@ -63,12 +56,7 @@ func (s *simulator) workOn(r *replica) (bool, error) {
 // every write made so far (a lag set earlier holds none back from it).
 func (s *simulator) syncOutOfTurn(key string) error {
 	r := s.replicas[s.leader]
-	for r.cache.pos < len(s.cluster.log) {
-		if k, ok := r.cache.advance(s.cluster); ok {
-			r.observe(k)
-			r.enqueue(k)
-		}
-	}
+	r.deliver(s.cluster, len(s.cluster.log))
 	if r.queued[key] {
 		delete(r.queued, key)
 		r.queue = slices.DeleteFunc(r.queue, func(k string) bool { return k == key })
@@ -77,19 +65,20 @@ func (s *simulator) syncOutOfTurn(key string) error {
 	return s.process(r, key)
 }
 
-// process is one sync of key by the controller's own engine. A write that
-// met a conflict or got no answer is retried once the controller is idle,
-// as the work queue's back-off would; a Service that cannot get an address
-// waits to be woken, as it does in the controller.
+// process is one sync of key by the controller's own engine, whose Result
+// it follows: BackOff (or an error) is retried once the controller is
+// idle, as the work queue's back-off would; Wait parks the key until the
+// engine wakes it (the work queue's back-off retries it too, but a retry
+// that finds nothing freed changes nothing); Done forgets it.
 func (s *simulator) process(r *replica, key string) error {
 	// What a write of an earlier sync left behind (a resend whose answer
 	// was lost) is not this sync's.
-	s.outcome, s.broken, s.landedLost = "", nil, nil
-	retry, err := r.engine.SyncService(s.ctx, key)
+	s.broken, s.landedLost = nil, nil
+	res, err := r.engine.SyncService(s.ctx, key)
 	if s.broken != nil {
 		return s.broken
 	}
-	if err != nil || (retry && s.outcome != engine.Failed && s.outcome != engine.Held) {
+	if err != nil || res == engine.BackOff {
 		s.retry = append(s.retry, key)
 	}
 	return nil
@@ -99,7 +88,6 @@ func (s *simulator) process(r *replica, key string) error {
 // checks of each write the controller made.
 func (a *adapter) Observe(o engine.Outcome) {
 	s, r, key, d := a.s, a.r, o.Key, o.Decision
-	s.outcome = o.What
 	for _, e := range d.Events {
 		if o.What != engine.Rejected && o.What != engine.Uncertain {
 			s.events[key] = append(s.events[key], e)
@@ -123,10 +111,8 @@ func (a *adapter) Observe(o engine.Outcome) {
 			// collide; nor can it answer for what users did since it was
 			// decided.
 			checked.Allocated = false
-			s.resending = true
 		}
-		err := s.checkWrite(r, key, o.From, o.Stored, checked)
-		s.resending = false
+		err := s.checkWrite(r, key, o.From, o.Stored, checked, o.Resent)
 		if err != nil && s.broken == nil {
 			s.broken = err
 		}
@@ -141,7 +127,7 @@ func (a *adapter) Observe(o engine.Outcome) {
 		// the controller made of the silence.
 		if stored := s.landedLost; stored != nil {
 			s.landedLost = nil
-			if err := s.checkWrite(r, key, o.From, stored, d); err != nil && s.broken == nil {
+			if err := s.checkWrite(r, key, o.From, stored, d, false); err != nil && s.broken == nil {
 				s.broken = err
 			}
 			s.res.Writes++

@@ -38,17 +38,19 @@ type NoticeObserver interface {
 
 // SetConfig loads a new version of the ConfigMap (nil when it does not
 // exist) and reports its malformed keys. It returns false when cm is the
-// version in force: nothing changed. On true, every Service should be
-// synced again: waiting ones may get an address, and those whose address
-// left the pool get a Warning.
+// version in force: nothing changed. On true, it wakes every Service the
+// cache shows (in key order) for a sync: waiting ones may get an address,
+// and those whose address left the pool get a Warning.
 func (e *Engine) SetConfig(ctx context.Context, cm *corev1.ConfigMap) bool {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if cm != nil && e.config.cfg != nil && cm.ResourceVersion == e.config.version {
+		e.mu.Unlock()
 		return false
 	}
 	e.loadConfig(ctx, cm)
 	e.newGeneration() // waiting Services may get an address: oldest first
+	e.mu.Unlock()
+	e.wakeAll(e.cluster.List())
 	return true
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -148,9 +149,29 @@ func New(cluster Cluster, recorder Recorder, observer Observer, wake func(key st
 func (e *Engine) UseClaims(c Claims) { e.claims = c }
 
 // Start loads the ConfigMap (nil when there is none) and rebuilds the
-// ledger from services, the cluster being the only state. It returns how
-// many Services hold addresses and how many carry one in conflict.
+// ledger from services, the cluster being the only state; then it wakes
+// every one of them (in key order) for a sync. It returns how many
+// Services hold addresses and how many carry one in conflict.
 func (e *Engine) Start(ctx context.Context, cm *corev1.ConfigMap, services []*corev1.Service) (holding, conflicts int) {
+	holding, conflicts = e.rebuild(ctx, cm, services)
+	e.wakeAll(services)
+	return holding, conflicts
+}
+
+// wakeAll wakes every one of services for a sync, in key order.
+func (e *Engine) wakeAll(services []*corev1.Service) {
+	keys := make([]string, 0, len(services))
+	for _, s := range services {
+		keys = append(keys, decide.Key(s))
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		e.wake(k)
+	}
+}
+
+// rebuild is Start's part under the lock.
+func (e *Engine) rebuild(ctx context.Context, cm *corev1.ConfigMap, services []*corev1.Service) (holding, conflicts int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.loadConfig(ctx, cm)

@@ -15,11 +15,42 @@ import (
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
+// Result tells an adapter what to do with a key after its sync, as
+// MetalLB's SyncState does; the adapters follow it and nothing else.
+type Result int
+
+const (
+	// Done: nothing is left to do until the Service (or the config)
+	// changes; the key is forgotten.
+	Done Result = iota
+	// Wait: the Service waits for an address (none is free, or the one it
+	// carries is contested). The engine wakes it when an address frees up
+	// or the config changes; the controller also retries it with back-off,
+	// as the compatibility contract says.
+	Wait
+	// BackOff: retry after a back-off (a write met a conflict, or the
+	// decision must be made again). A sync that returns an error asks for
+	// this too.
+	BackOff
+)
+
+// String returns the Result's name.
+func (r Result) String() string {
+	switch r {
+	case Done:
+		return "Done"
+	case Wait:
+		return "Wait"
+	case BackOff:
+		return "BackOff"
+	}
+	return fmt.Sprintf("Result(%d)", int(r))
+}
+
 // SyncService brings the Service named key ("namespace/name") to what it
-// should have. retry asks for a retry with back-off (a Service that cannot
-// get an address now, or a write that met a conflict); an error is retried
-// with back-off too, and logged.
-func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err error) {
+// should have, and says what to do with the key next. An error is retried
+// with back-off (the Result is then BackOff), and logged.
+func (e *Engine) SyncService(ctx context.Context, key string) (Result, error) {
 	logger := klog.FromContext(ctx).WithValues("service", key)
 	t := e.beginTurn(key) // oldest first (fair.go)
 	defer t.end()
@@ -31,21 +62,24 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 		// Our last write of it may have landed or not: the cache cannot
 		// tell (it may just lag), the API server can.
 		live, settled, err := e.settleUncertain(ctx, key, pending)
-		if settled || err != nil {
-			return apierrors.IsConflict(err), ignoreConflict(err)
+		if err != nil {
+			return BackOff, ignoreConflict(err) // a conflict: retried, not logged
+		}
+		if settled {
+			return Done, nil
 		}
 		svc, ok = live, true
 	}
 	if !ok {
 		e.forget(ctx, key)
 		logger.V(2).Info("Service deleted")
-		return false, nil
+		return Done, nil
 	}
 
 	e.mu.Lock()
 	if !uncertain && e.ledger.Stale(svc) && !e.opts.Decide.Flaws.NoLedger {
 		e.mu.Unlock()
-		return false, nil // the cache will show our write and queue it again
+		return Done, nil // the cache will show our write and queue it again
 	}
 	before, _ := e.ledger.Usage().Holding(key)
 	wasWaiting := e.waiting[key]
@@ -66,7 +100,7 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 		for _, k := range older {
 			e.wake(k)
 		}
-		return false, nil
+		return Done, nil
 	}
 	after, _ := e.ledger.Usage().Holding(key)
 	if len(given(before, after)) > 0 {
@@ -103,23 +137,24 @@ func (e *Engine) SyncService(ctx context.Context, key string) (retry bool, err e
 	switch d.Action {
 	case decide.Write, decide.Release:
 		if d.Service == nil {
-			return false, nil
+			return Done, nil
 		}
 		return e.write(ctx, key, svc, d)
 	case decide.Fail:
 		evs := e.record(svc, key, d.Events, false)
 		e.observe(Outcome{Key: key, What: Failed, Decision: d, Events: evs})
 		logger.V(1).Info("No address", "reason", d.Err)
-		return true, nil
+		return Wait, nil
 	case decide.Hold:
 		evs := e.record(svc, key, d.Events, false)
 		e.observe(Outcome{Key: key, What: Held, Decision: d, Events: evs})
 		if d.Err != nil {
 			logger.V(1).Info("Address in conflict", "reason", d.Err)
+			return Wait, nil // a contested address: woken when it frees up
 		}
-		return d.Err != nil, nil // a contested address: retried with back-off too
+		return Done, nil
 	}
-	return false, nil
+	return Done, nil
 }
 
 // waitAgain puts the Service named key back among those waiting for an
@@ -145,7 +180,7 @@ func given(before, after allocator.Holding) []netip.Addr {
 }
 
 // write sends the write of d, made against svc, and settles the ledger.
-func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d decide.Decision) (bool, error) {
+func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d decide.Decision) (Result, error) {
 	logger := klog.FromContext(ctx).WithValues("service", key)
 	var claimed []netip.Addr
 	if e.claims != nil && d.Action == decide.Write {
@@ -162,7 +197,7 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 			e.mu.Unlock()
 		}
 		if err != nil {
-			return false, err
+			return BackOff, err
 		}
 		if again {
 			// The claim named a sharer the decision did not know, or
@@ -170,12 +205,12 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 			// after a back-off.
 			logger.V(1).Info("The address claim changed the decision; deciding again", "addresses", decide.JoinAddrs(d.Holding.Addrs))
 			e.observe(Outcome{Key: key, What: Rejected, Decision: d, From: svc, Err: errSharers})
-			return true, nil
+			return BackOff, nil
 		}
 		if taken != nil {
 			e.taken(ctx, key, d, *taken)
 			e.observe(Outcome{Key: key, What: Rejected, Decision: d, From: svc, Err: errClaimed})
-			return false, nil
+			return Done, nil
 		}
 	}
 	stored, err := e.cluster.Patch(ctx, svc, d.Service)
@@ -209,12 +244,12 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 		}
 		switch {
 		case apierrors.IsNotFound(err):
-			return false, nil
+			return Done, nil
 		case apierrors.IsConflict(err):
 			logger.V(2).Info("Service changed while we wrote it; retrying")
-			return true, nil
+			return BackOff, nil
 		}
-		return false, fmt.Errorf("update Service %s: %w", key, err)
+		return BackOff, fmt.Errorf("update Service %s: %w", key, err)
 	}
 	e.mu.Lock()
 	e.ledger.Written(d, stored.ResourceVersion)
@@ -223,7 +258,7 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 	}
 	e.mu.Unlock()
 	e.landed(ctx, key, d, svc, stored, false)
-	return false, nil
+	return Done, nil
 }
 
 // landed tells what a write of d did, once it is known to have landed:

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 )
 
@@ -36,16 +37,21 @@ type AuditEvent struct {
 	} `json:"responseStatus"`
 }
 
-// readAudit parses an audit log (one JSON event a line); a line still
-// being written is left out.
+// readAudit parses an audit log file.
 func readAudit(path string) ([]AuditEvent, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	return parseAudit(f)
+}
+
+// parseAudit parses an audit log (one JSON event a line); a line still
+// being written is left out.
+func parseAudit(r io.Reader) ([]AuditEvent, error) {
 	var out []AuditEvent
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
 	for sc.Scan() {
 		var e AuditEvent

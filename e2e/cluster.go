@@ -61,6 +61,29 @@ type Auditor interface {
 	Requests() ([]AuditEvent, error)
 }
 
+// NodeLoser is a cluster with several nodes running kube-vip, where one
+// can be lost (kind).
+type NodeLoser interface {
+	// SpreadEchoes is Prepare with a backend on every node that runs
+	// kube-vip.
+	SpreadEchoes(ctx context.Context, svc *corev1.Service) error
+	// NodesAdvertising names the nodes addr is on.
+	NodesAdvertising(ctx context.Context, addr netip.Addr) ([]string, error)
+	// LoseNode stops, at once, the node addr is on, and names it.
+	LoseNode(ctx context.Context, addr netip.Addr) (string, error)
+	// RestoreNode brings the lost node back and waits until it and
+	// everything installed run again.
+	RestoreNode(ctx context.Context) error
+}
+
+// ChartInstaller is a cluster the Helm chart can be installed on, in
+// place of the manifest's controller (kind).
+type ChartInstaller interface {
+	// InstallChart installs the chart with pool as its global pool, and
+	// returns how to uninstall it (and bring the manifest's back).
+	InstallChart(ctx context.Context, pool string) (uninstall func(context.Context) error, err error)
+}
+
 // Provider is the E2E_PROVIDER of this run ("local" when unset).
 func Provider() string {
 	if p := os.Getenv("E2E_PROVIDER"); p != "" {

@@ -415,7 +415,8 @@ func TestControllerRestartChangesNoAddress(t *testing.T) {
 	s.advertised("new", after)
 }
 
-// TestControllerActsAsItsServiceAccount reads the API server's audit log:
+// TestControllerActsAsItsServiceAccount reads the API server's audit log
+// (the local API server's, or kind's control plane's):
 // every request the controller process made was made as the manifest's
 // ServiceAccount, it includes the write that assigned the address, and
 // neither the controller nor kube-vip (with the RBAC of kind/kube-vip.yaml)

@@ -319,6 +319,13 @@ func TestEngineBadKeyDoesNotFlipGoodKey(t *testing.T) {
 // Service cannot be served from a DHCP pool (the old controller gave it
 // 0.0.0.0); an IPv4 one gets the marker.
 func TestEngineDHCPFamily(t *testing.T) {
+	if _, ok := cl.(NodeLoser); ok {
+		// kube-vip.io/ignore would hide the Services from the controller
+		// too (it honours it), and kube-vip has no per-Service opt-out.
+		t.Skipf("on the %s cluster the real kube-vip serves every Service: it answers the 0.0.0.0 marker by running a DHCP client "+
+			"on the node's eth0, the kind Docker network has no DHCP server, and kube-vip's service loop stalls waiting for a lease, "+
+			"so later specs would fail for kube-vip's sake; the controller's side of this spec runs on the local cluster", cl.Name())
+	}
 	if _, v6 := cl.Pools(); v6 == "" {
 		t.Skipf("the %s cluster has no IPv6 Service range", cl.Name())
 	}

@@ -24,8 +24,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
@@ -33,6 +37,7 @@ import (
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 
+	"github.com/kvcp-dev/kube-vip-cloud-provider/charts"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/manifest"
 )
 
@@ -196,9 +201,10 @@ func (k *Kind) buildAndLoad(ctx context.Context) error {
 	return nil
 }
 
-// pools carves the last /26 (and /120) of the kind Docker network's
+// pools carves the last /24 (and /120) of the kind Docker network's
 // subnets: addresses the host reaches on-link, away from the low end
-// Docker hands to containers.
+// Docker hands to containers. The specs' pools are slices of it at
+// offsets up to about 150.
 func (k *Kind) pools(ctx context.Context) error {
 	out, err := exec.CommandContext(ctx, "docker", "network", "inspect", "kind", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}").CombinedOutput()
 	if err != nil {
@@ -209,14 +215,14 @@ func (k *Kind) pools(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		if p.Addr().Is4() && p.Bits() <= 26 {
-			k.v4 = netip.PrefixFrom(lastAddr(p), 26).Masked().String()
+		if p.Addr().Is4() && p.Bits() <= 23 {
+			k.v4 = netip.PrefixFrom(lastAddr(p), 24).Masked().String()
 		} else if p.Addr().Is6() && p.Bits() <= 120 {
 			k.v6 = netip.PrefixFrom(lastAddr(p), 120).Masked().String()
 		}
 	}
 	if k.v4 == "" {
-		return fmt.Errorf("no IPv4 subnet of /26 or wider on the kind network: %q", out)
+		return fmt.Errorf("no IPv4 subnet of /23 or wider on the kind network: %q", out)
 	}
 	fmt.Printf("e2e: pools from the kind network: %s %s\n", k.v4, k.v6)
 	return nil
@@ -470,6 +476,9 @@ func (k *Kind) nodeAddrs() (map[string][]netip.Addr, error) {
 	}
 	out := map[string][]netip.Addr{}
 	for _, n := range ns {
+		if n.String() == k.lost {
+			continue // stopped: it advertises nothing
+		}
 		lines, err := kindexec.OutputLines(n.Command("ip", "-o", "addr", "show", "dev", "eth0"))
 		if err != nil {
 			return nil, fmt.Errorf("ip addr on %s: %w", n, err)
@@ -613,10 +622,231 @@ func (k *Kind) Close() error {
 	return k.provider.Delete(KindCluster, k.kubeconfig)
 }
 
+// Requests implements Auditor: the control plane's audit log
+// (kind/cluster.yaml turns it on).
+func (k *Kind) Requests() ([]AuditEvent, error) {
+	cp, err := k.controlPlane()
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := cp.Command("cat", kindAuditLog).SetStdout(&out).Run(); err != nil {
+		return nil, fmt.Errorf("read %s on %s: %w", kindAuditLog, cp, err)
+	}
+	return parseAudit(&out)
+}
+
+// nodeIsWorker says whether a node runs kube-vip (kind/kube-vip.yaml).
+func nodeIsWorker(n nodes.Node) bool {
+	r, err := n.Role()
+	return err == nil && r == "worker"
+}
+
+// NodesAdvertising implements NodeLoser.
+func (k *Kind) NodesAdvertising(_ context.Context, addr netip.Addr) ([]string, error) {
+	all, err := k.nodeAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for n, as := range all {
+		if slices.Contains(as, addr) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// LoseNode implements NodeLoser: kills (SIGKILL) the node container on
+// whose eth0 addr is, as a power loss would.
+func (k *Kind) LoseNode(ctx context.Context, addr netip.Addr) (string, error) {
+	on, err := k.NodesAdvertising(ctx, addr)
+	if err != nil {
+		return "", err
+	}
+	if len(on) != 1 {
+		return "", fmt.Errorf("%s is on nodes %v, want exactly one", addr, on)
+	}
+	k.lost = on[0]
+	if out, err := exec.CommandContext(ctx, "docker", "kill", on[0]).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("docker kill %s: %v: %s", on[0], err, out)
+	}
+	return on[0], nil
+}
+
+// RestoreNode implements NodeLoser: starts the lost node again and waits
+// until it is Ready, kube-vip runs on it, and the controller runs.
+func (k *Kind) RestoreNode(ctx context.Context) error {
+	if k.lost == "" {
+		return nil
+	}
+	name := k.lost
+	if out, err := exec.CommandContext(ctx, "docker", "start", name).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker start %s: %v: %s", name, err, out)
+	}
+	k.lost = ""
+	var why string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 4*time.Minute, true, func(ctx context.Context) (bool, error) {
+		n, err := k.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			why = err.Error()
+			return false, nil
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				why = fmt.Sprintf("node %s Ready=%s (%s)", name, c.Status, c.Message)
+				return c.Status == corev1.ConditionTrue, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s not Ready 4m after docker start: %s", name, why)
+	}
+	return k.waitInstalled(ctx)
+}
+
+// SpreadEchoes implements NodeLoser: like Prepare, with one echo pod on
+// each worker, so the Service keeps a backend when one worker is lost.
+func (k *Kind) SpreadEchoes(ctx context.Context, svc *corev1.Service) error {
+	ns, err := k.provider.ListInternalNodes(KindCluster)
+	if err != nil {
+		return err
+	}
+	workers := int32(0)
+	for _, n := range ns {
+		if nodeIsWorker(n) {
+			workers++
+		}
+	}
+	if err := k.Prepare(ctx, svc); err != nil {
+		return err
+	}
+	patch := fmt.Sprintf(`{"spec":{"replicas":%d,"template":{"spec":{"topologySpreadConstraints":[{"maxSkew":1,"topologyKey":"kubernetes.io/hostname",`+
+		`"whenUnsatisfiable":"DoNotSchedule","labelSelector":{"matchLabels":{"app":%q}},`+
+		`"nodeAffinityPolicy":"Honor","nodeTaintsPolicy":"Honor"}]}}}}`, workers, svc.Name)
+	_, err = k.client.AppsV1().Deployments(svc.Namespace).Patch(ctx, svc.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+	return err
+}
+
+// helmRelease is where the chart spec installs the chart.
+var helmRelease = charts.Release{Name: "kvcp-helm", Namespace: "kvcp-helm"}
+
+// InstallChart implements ChartInstaller: stops the manifest's controller
+// (two controllers serving the same Services would contend), renders
+// charts/kube-vip-cloud-provider as `helm template` does (the chart's own
+// tests' way, charts.Render) with the image under test and pool as its
+// ConfigMap's cidr-global, applies it in namespace kvcp-helm, and waits for
+// its controller to be ready. The returned func uninstalls it and brings
+// the manifest's controller back.
+func (k *Kind) InstallChart(ctx context.Context, pool string) (func(context.Context) error, error) {
+	repo, tag, _ := strings.Cut(KindImage, ":")
+	objs, err := charts.Render(filepath.Join(k.root, "charts", "kube-vip-cloud-provider"), helmRelease, map[string]any{
+		"image":     map[string]any{"repository": repo, "tag": tag, "pullPolicy": "Never"},
+		"configMap": map[string]any{"data": map[string]any{"cidr-global": pool}},
+		"rbac": map[string]any{"clusterRoleName": "kvcp-helm", "clusterRoleBindingName": "kvcp-helm",
+			"metricsReaderClusterRoleName": "kvcp-helm-metrics-reader"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var sts string
+	for _, o := range objs {
+		if o.GetKind() == "StatefulSet" {
+			sts = o.GetName()
+		}
+	}
+	if sts == "" {
+		return nil, errors.New("the chart renders no StatefulSet")
+	}
+	if err := k.scaleController(ctx, 0); err != nil {
+		return nil, err
+	}
+	uninstall := func(ctx context.Context) error {
+		if err := deleteObjects(ctx, k.cfg, objs); err != nil {
+			return err
+		}
+		if err := k.client.CoreV1().Namespaces().Delete(ctx, helmRelease.Namespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		return k.scaleController(ctx, 1)
+	}
+	if _, err := k.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: helmRelease.Namespace}},
+		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return uninstall, err
+	}
+	fmt.Printf("e2e: installing the chart as release %s in %s (StatefulSet %s)\n", helmRelease.Name, helmRelease.Namespace, sts)
+	if err := manifest.Apply(ctx, k.cfg, objs, metav1.PatchOptions{FieldManager: "e2e-helm"}); err != nil {
+		return uninstall, err
+	}
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		s, err := k.client.AppsV1().StatefulSets(helmRelease.Namespace).Get(ctx, sts, metav1.GetOptions{})
+		return err == nil && s.Status.ReadyReplicas >= 1, nil
+	})
+	if err != nil {
+		return uninstall, fmt.Errorf("the chart's controller is not ready after 3m")
+	}
+	return uninstall, nil
+}
+
+// deleteObjects deletes objects, last first (`kubectl delete -f`); one
+// already gone is no error.
+func deleteObjects(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) error {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	for i := len(objs) - 1; i >= 0; i-- {
+		u := objs[i]
+		gvk := u.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", gvk.Kind, u.GetName(), err)
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+		if ns := u.GetNamespace(); ns != "" {
+			ri = dyn.Resource(m.Resource).Namespace(ns)
+		}
+		if err := ri.Delete(ctx, u.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete %s %s: %w", gvk.Kind, u.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// scaleController scales the manifest's StatefulSet and waits until it
+// runs that many ready pods (and no other).
+func (k *Kind) scaleController(ctx context.Context, n int32) error {
+	patch := fmt.Sprintf(`{"spec":{"replicas":%d}}`, n)
+	if _, err := k.client.AppsV1().StatefulSets("kube-system").Patch(ctx, "kube-vip-cloud-provider", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("scale the controller to %d: %w", n, err)
+	}
+	return wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		s, err := k.client.AppsV1().StatefulSets("kube-system").Get(ctx, "kube-vip-cloud-provider", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		if n == 0 {
+			_, err := k.client.CoreV1().Pods("kube-system").Get(ctx, "kube-vip-cloud-provider-0", metav1.GetOptions{})
+			return s.Status.Replicas == 0 && apierrors.IsNotFound(err), nil
+		}
+		return s.Status.ReadyReplicas == n && s.Status.Replicas == n, nil
+	})
+}
+
 var (
-	_ Cluster    = (*Kind)(nil)
-	_ Cluster    = (*Local)(nil)
-	_ Advertiser = (*Kind)(nil)
-	_ Advertiser = (*kubeVIP)(nil)
-	_ Auditor    = (*Local)(nil)
+	_ ChartInstaller = (*Kind)(nil)
+	_ Cluster        = (*Kind)(nil)
+	_ Auditor        = (*Kind)(nil)
+	_ NodeLoser      = (*Kind)(nil)
+	_ Cluster        = (*Local)(nil)
+	_ Advertiser     = (*Kind)(nil)
+	_ Advertiser     = (*kubeVIP)(nil)
+	_ Auditor        = (*Local)(nil)
 )

@@ -31,13 +31,14 @@ const AllCaps = uint64(1)<<len(capNames) - 1
 // no --privileged, for a host whose capability bounding set bnd lacks
 // some capability: Docker refuses --privileged there ("unable to apply
 // caps"), as --privileged asks for all of them. `run --privileged` becomes
-// --cap-add of every capability bnd has (of those Docker 20.10 knows), seccomp, AppArmor and the masked
-// /proc paths unconfined, and every device allowed to the container's
-// device cgroup (the node's own containers need them), with /dev/kmsg
-// (the kubelet reads it) when hasKmsg. `exec --privileged` loses the flag:
-// the exec'd process gets the container's capabilities. Nothing else
-// changes; a command needing no rewrite comes back as it is, and so does
-// every command when bnd has every capability.
+// --cap-add of every capability bnd has (of those Docker 20.10 knows),
+// seccomp, AppArmor and the masked /proc paths unconfined, and every device
+// allowed to the container's device cgroup (the node's own containers need
+// them), with /dev/kmsg (the kubelet reads it) when hasKmsg.
+// `exec --privileged` loses the flag: the exec'd process gets the
+// container's capabilities. Nothing else changes; a command needing no
+// rewrite comes back as it is, and so does every command when bnd has
+// every capability.
 func Unprivileged(args []string, bnd uint64, hasKmsg bool) []string {
 	if bnd&AllCaps == AllCaps || len(args) == 0 {
 		return args

@@ -101,7 +101,7 @@ func claimOf(ip *networkingv1.IPAddress) (engine.Claim, bool) {
 	if p := ip.Spec.ParentRef; p != nil && p.Group == "" && p.Resource == "services" {
 		cl.Owner = p.Namespace + "/" + p.Name
 	}
-	if cl.Manager == engine.ManagedBy && cl.Owner != "" {
+	if cl.Ours() {
 		cl.Sharers = parseSharers(ip.Annotations[engine.SharersAnnotation])
 	}
 	return cl, true

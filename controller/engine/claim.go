@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 
-	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
@@ -74,8 +73,8 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 		}
 		switch {
 		case c.names(key):
-		case c.Manager == ManagedBy && c.Owner != "" && len(others) > 0 && e.opts.Decide.Flaws.UnrecordedSharers:
-		case c.Manager == ManagedBy && c.Owner != "" && len(others) > 0:
+		case c.Ours() && len(others) > 0 && e.opts.Decide.Flaws.UnrecordedSharers:
+		case c.Ours() && len(others) > 0:
 			// The ledger shares a with a Service of ours: the claim must
 			// record key, and may name sharers the ledger does not know.
 			joined, err := e.join(ctx, c, key, others, e.asks(key, a))
@@ -208,7 +207,7 @@ func (e *Engine) taken(ctx context.Context, key string, d decide.Decision, c Cla
 	e.mu.Lock()
 	e.ledger.WriteFailed(d)
 	e.waitAgain(key, d)
-	e.ledger.Usage().Assign(allocator.Holding{Owner: foreignOwner(c), Addrs: []netip.Addr{c.Addr}, Exclusive: true})
+	e.reserveFor(c)
 	e.mu.Unlock()
 	// The claim may have gone (and its ClaimGone passed) while it was
 	// read: the reservation must not outlive it.

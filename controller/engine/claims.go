@@ -51,6 +51,10 @@ func (c Claim) holders() []string {
 	return append([]string{c.Owner}, c.Sharers...)
 }
 
+// Ours reports whether the claim is one this provider made for one of its
+// Services (managed by ManagedBy, its parent a Service).
+func (c Claim) Ours() bool { return c.Manager == ManagedBy && c.Owner != "" }
+
 // names reports whether the claim, one of ours, names the Service key.
 func (c Claim) names(key string) bool {
 	return c.Manager == ManagedBy && slices.Contains(c.holders(), key)

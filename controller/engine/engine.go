@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -118,6 +119,9 @@ type Engine struct {
 	fair fairState
 	// seen de-duplicates repeated Events per Service.
 	seen *decide.EventMemory
+	// claimants holds the ledger owners that stand for claims (claimant),
+	// as opposed to Services.
+	claimants map[string]bool
 	// made holds the IDs of the claims this engine created (until they
 	// are gone): another's young claim is not released on its word.
 	made map[string]bool
@@ -139,6 +143,8 @@ func New(cluster Cluster, recorder Recorder, observer Observer, wake func(key st
 		waiting: map[string]bool{},
 		seen:    decide.NewEventMemory(),
 		made:    map[string]bool{},
+
+		claimants: map[string]bool{},
 
 		arbitrated: map[string]string{},
 	}
@@ -179,13 +185,14 @@ func (e *Engine) rebuild(ctx context.Context, cm *corev1.ConfigMap, services []*
 	if e.claims != nil {
 		claimed = map[string]bool{}
 		for _, c := range e.claims.List() {
-			if c.Manager == ManagedBy && c.Owner != "" {
+			if c.Ours() {
 				claimed[c.Owner] = true
 			}
 		}
 	}
 	usage, cs := decide.RebuildClaimed(e.config.cfg, services, e.opts.Decide, claimed)
 	e.ledger = decide.NewLedger(usage, e.opts.Decide.Flaws)
+	e.claimants = map[string]bool{}
 	if e.claims != nil {
 		e.registerClaims()
 	}
@@ -230,6 +237,23 @@ func (e *Engine) waitingKeys() []string {
 	}
 	e.mu.Unlock()
 	return e.oldestFirst(keys)
+}
+
+// freeLocked marks the moment the ledger frees an address: the Services
+// waiting for one owe a turn from here, not from the wake-up that follows
+// (a sync in between must not jump the queue, fair.go). mu is held; the
+// caller calls free once it has released mu.
+func (e *Engine) freeLocked() { e.newGeneration() }
+
+// free completes freeing what the Service named key gave up (key empty:
+// what a claimant gave up): the claims key held on addrs go (a shared
+// address's claim moves to the next holder), and the Services waiting for
+// an address are woken. mu is not held.
+func (e *Engine) free(ctx context.Context, key string, addrs []netip.Addr) {
+	if len(addrs) > 0 {
+		e.releaseClaims(ctx, key, addrs)
+	}
+	e.wakeWaiting()
 }
 
 // wakeWaiting queues every Service waiting for an address, oldest first,

@@ -59,7 +59,7 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 	held := map[netip.Addr][]string{}
 	claimedBy := map[string]bool{}
 	for _, c := range claims {
-		claimedBy[foreignOwner(c)] = true
+		claimedBy[claimant(c)] = true
 	}
 	var gone []string
 	// carried adds the Services served on an address they do not hold
@@ -69,7 +69,7 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 	e.mu.Lock()
 	usage := e.ledger.Usage()
 	for _, o := range usage.Owners() {
-		if isForeign(o) {
+		if e.claimants[o] {
 			if !claimedBy[o] {
 				gone = append(gone, o) // its claim went unnoticed
 			}
@@ -87,14 +87,14 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 		}
 	}
 	for _, o := range gone {
-		usage.Release(o)
+		e.releaseClaimant(o)
 	}
 	if len(gone) > 0 {
-		e.newGeneration()
+		e.freeLocked()
 	}
 	e.mu.Unlock()
 	if len(gone) > 0 {
-		e.wakeWaiting()
+		e.free(ctx, "", nil)
 	}
 	claimed := map[netip.Addr]bool{}
 	for _, c := range claims {
@@ -107,7 +107,7 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 				for _, o := range carried[c.Addr] {
 					if svc, ok := e.cluster.Cached(o); ok {
 						e.recorder.Event(svc, corev1.EventTypeWarning, decide.ReasonAddressClaimConflict, fmt.Sprintf(
-							"address %s is also claimed by %s (IPAddress managed by %s)", c.Addr, foreignOwner(c), c.Manager))
+							"address %s is also claimed by %s (IPAddress managed by %s)", c.Addr, claimant(c), c.Manager))
 					}
 				}
 			}

@@ -1,18 +1,21 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
-// foreignOwner is the ledger owner of an address claimed by someone the
-// ledger does not know as its holder.
-func foreignOwner(c Claim) string {
+// claimant is the ledger owner that stands for c, a claim of an address
+// by someone the ledger does not know as its holder (another manager, the
+// ClusterIP allocator, a Service that is not ours): the address is in
+// use, never handed out. The engine tells these owners from Services by
+// its record of them (Engine.claimants), not by how they are spelt.
+func claimant(c Claim) string {
 	switch {
 	case c.Manager == ClusterIPManager:
 		return fmt.Sprintf("the ClusterIP %s (the pool overlaps the service CIDR)", c.Addr)
@@ -22,19 +25,29 @@ func foreignOwner(c Claim) string {
 	return fmt.Sprintf("IPAddress %s (managed by %s)", c.Addr, c.Manager)
 }
 
-// isForeign reports whether a ledger owner stands for a claim.
-func isForeign(owner string) bool {
-	return !strings.Contains(owner, "/") || strings.Contains(owner, " ")
+// reserveFor reserves c's address in the ledger for its claimant; mu is
+// held.
+func (e *Engine) reserveFor(c Claim) {
+	o := claimant(c)
+	e.claimants[o] = true
+	e.ledger.Usage().Assign(allocator.Holding{Owner: o, Addrs: []netip.Addr{c.Addr}, Exclusive: true})
+}
+
+// releaseClaimant drops the ledger owner o, one that stood for a claim;
+// mu is held.
+func (e *Engine) releaseClaimant(o string) {
+	delete(e.claimants, o)
+	e.ledger.Usage().Release(o)
 }
 
 // ClaimSeen tells the engine that the cache shows c. An address claimed by
 // anyone but one of this provider's Services is in use: never handed out.
 func (e *Engine) ClaimSeen(c Claim) {
-	if c.Manager == ManagedBy && c.Owner != "" {
+	if c.Ours() {
 		return // one of ours: the ledger knows it from the Service
 	}
 	e.mu.Lock()
-	e.ledger.Usage().Assign(allocator.Holding{Owner: foreignOwner(c), Addrs: []netip.Addr{c.Addr}, Exclusive: true})
+	e.reserveFor(c)
 	e.mu.Unlock()
 }
 
@@ -44,14 +57,14 @@ func (e *Engine) ClaimSeen(c Claim) {
 func (e *Engine) ClaimGone(c Claim) {
 	e.mu.Lock()
 	delete(e.made, c.ID)
-	_, held := e.ledger.Usage().Holding(foreignOwner(c))
-	e.ledger.Usage().Release(foreignOwner(c))
+	_, held := e.ledger.Usage().Holding(claimant(c))
+	e.releaseClaimant(claimant(c))
 	if held {
-		e.newGeneration() // freed now: the waiting owe a turn from here
+		e.freeLocked()
 	}
 	e.mu.Unlock()
 	if held {
-		e.wakeWaiting()
+		e.free(context.Background(), "", nil)
 	}
 }
 
@@ -62,10 +75,10 @@ func (e *Engine) ClaimGone(c Claim) {
 // mu is held.
 func (e *Engine) registerClaims() {
 	for _, c := range e.claims.List() {
-		if c.Manager == ManagedBy && c.Owner != "" && e.heldByOurs(c.Addr) {
+		if c.Ours() && e.heldByOurs(c.Addr) {
 			continue
 		}
-		e.ledger.Usage().Assign(allocator.Holding{Owner: foreignOwner(c), Addrs: []netip.Addr{c.Addr}, Exclusive: true})
+		e.reserveFor(c)
 	}
 }
 
@@ -73,7 +86,7 @@ func (e *Engine) registerClaims() {
 // held.
 func (e *Engine) heldByOurs(a netip.Addr) bool {
 	for _, o := range e.ledger.Usage().Holders(a) {
-		if !isForeign(o) && e.holdsValidly(o, a) {
+		if !e.claimants[o] && e.holdsValidly(o, a) {
 			return true
 		}
 	}
@@ -94,7 +107,7 @@ func (e *Engine) otherHolders(a netip.Addr, key string) []string {
 	defer e.mu.Unlock()
 	var out []string
 	for _, o := range e.ledger.Usage().Holders(a) {
-		if o != key && !isForeign(o) && e.holdsValidly(o, a) {
+		if o != key && !e.claimants[o] && e.holdsValidly(o, a) {
 			out = append(out, o)
 		}
 	}

@@ -104,10 +104,7 @@ func (e *Engine) SyncService(ctx context.Context, key string) (Result, error) {
 	}
 	after, _ := e.ledger.Usage().Holding(key)
 	if len(given(before, after)) > 0 {
-		// Freed in the ledger now: the waiting Services owe a turn from
-		// this moment, not from the wake-up that follows the claims'
-		// release (a sync in between must not jump the queue).
-		e.newGeneration()
+		e.freeLocked() // freed in the ledger now
 	}
 	// A Service in conflict waits for the address to free up, whether it
 	// holds nothing (Fail) or carries the contested address (Hold).
@@ -130,8 +127,7 @@ func (e *Engine) SyncService(ctx context.Context, key string) (Result, error) {
 	if gone := given(before, after); len(gone) > 0 {
 		// It gave up an address (released, moved, no longer contested):
 		// its claim goes, and the Services waiting on it may have it now.
-		e.releaseClaims(ctx, key, gone)
-		e.wakeWaiting()
+		e.free(ctx, key, gone)
 	}
 
 	switch d.Action {
@@ -223,7 +219,7 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 		if rejected {
 			e.ledger.WriteFailed(d)
 			if d.Action == decide.Write && d.Allocated {
-				e.newGeneration() // what it would have taken is free now
+				e.freeLocked() // what it would have taken is free now
 			}
 			// What the cache shows it carrying now (the user's edit
 			// that made the write fail) stays reserved.
@@ -240,7 +236,7 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 		}
 		e.observe(Outcome{Key: key, What: what, Decision: d, From: svc, Err: err})
 		if rejected && d.Action == decide.Write && d.Allocated {
-			e.wakeWaiting() // what it would have taken is free again
+			e.free(ctx, key, nil) // what it would have taken is free again (it made no claim that stands)
 		}
 		switch {
 		case apierrors.IsNotFound(err):
@@ -254,7 +250,7 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 	e.mu.Lock()
 	e.ledger.Written(d, stored.ResourceVersion)
 	if d.Action == decide.Release {
-		e.newGeneration() // freed now (see SyncService)
+		e.freeLocked()
 	}
 	e.mu.Unlock()
 	e.landed(ctx, key, d, svc, stored, false)
@@ -277,8 +273,7 @@ func (e *Engine) landed(ctx context.Context, key string, d decide.Decision, from
 	evs := e.record(stored, key, d.Events, true)
 	e.observe(Outcome{Key: key, What: Written, Decision: d, From: from, Stored: stored, Resent: resent, Events: evs})
 	if d.Action == decide.Release {
-		e.releaseClaims(ctx, key, d.Holding.Addrs)
-		e.wakeWaiting()
+		e.free(ctx, key, d.Holding.Addrs)
 	}
 }
 
@@ -387,15 +382,14 @@ func (e *Engine) forget(ctx context.Context, key string) {
 	h, held := e.ledger.Usage().Holding(key)
 	e.ledger.Forget(key)
 	if held {
-		e.newGeneration() // freed now (see SyncService)
+		e.freeLocked()
 	}
 	delete(e.waiting, key)
 	delete(e.arbitrated, key)
 	e.seen.Forget(key)
 	e.mu.Unlock()
 	if held {
-		e.releaseClaims(ctx, key, h.Addrs)
-		e.wakeWaiting()
+		e.free(ctx, key, h.Addrs)
 	}
 }
 

@@ -9,12 +9,12 @@ IMAGE     ?= kube-vip-cloud-provider:dev
 BIN       := bin
 comma     := ,
 
-.PHONY: all build test lint unit envtest fuzz bench bench-controller run sim image e2e e2e-local kube-vip kind-image clean
+.PHONY: all build test lint unit envtest fuzz bench bench-controller run run-cluster metrics kubectl sim image e2e e2e-local kube-vip kind-image clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/ ./cmd/... ./hack/localcluster
 
 ## lint: gofmt and go vet must be clean.
 lint:
@@ -48,16 +48,27 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./allocator/... ./sim/...
 
-## run: the controller against $$KUBECONFIG's cluster, or, with none, against
-## a local control plane with the example ConfigMap and a few Services.
-run:
-	@if [ -n "$$KUBECONFIG" ]; then \
-	  echo "Running against the cluster in KUBECONFIG=$$KUBECONFIG, with leader election: while an installed controller leads, this one stands by"; \
-	  $(GO) run ./cmd/kube-vip-cloud-provider --metrics-bind-address=127.0.0.1:8443 --health-probe-bind-address=127.0.0.1:8081; \
-	else \
-	  echo "KUBECONFIG is not set: starting a local control plane"; \
-	  assets=$$(hack/envtest.sh | tail -n 1) && KUBEBUILDER_ASSETS="$$assets" $(GO) run ./hack/localcluster; \
-	fi
+## run: a local control plane (kube-apiserver and etcd), the example
+## ConfigMap and the controller binary, until Ctrl-C (which exits 0);
+## NO_CONTROLLER=1 starts the cluster alone. See docs/local-cluster.md.
+run: build
+	@command -v kubectl >/dev/null || echo "make run: kubectl is not on your PATH: use $$(hack/kubectl.sh | tail -n 1) (built from source)"
+	@assets=$$(hack/envtest.sh | tail -n 1) && KUBEBUILDER_ASSETS="$$assets" $(BIN)/localcluster
+
+## run-cluster: the controller against $$KUBECONFIG's cluster, with leader
+## election: while an installed controller leads, this one stands by.
+run-cluster: build
+	@[ -n "$$KUBECONFIG" ] || { echo "make run-cluster: set KUBECONFIG to the cluster to run against (make run starts a local one)"; exit 1; }
+	$(BIN)/kube-vip-cloud-provider --metrics-bind-address=127.0.0.1:8443 --health-probe-bind-address=127.0.0.1:8081
+
+## metrics: scrape the /metrics of make run's controller with a
+## ServiceAccount's token, as Prometheus would (hack/metrics.sh).
+metrics:
+	@hack/metrics.sh
+
+## kubectl: build kubectl of the control plane's version (prints its path).
+kubectl:
+	@hack/kubectl.sh | tail -n 1
 
 ## bench-controller: N Services against a real API server (figures in the README).
 bench-controller:

@@ -74,6 +74,9 @@ type harness struct {
 	lastStart controller.Options
 	// client, when set, is the controller's client instead of the shared one.
 	client kubernetes.Interface
+	// logs, when set, collects the controller's log lines at the default
+	// verbosity (what an operator sees without -v).
+	logs *logLines
 }
 
 var nsSeq struct {
@@ -164,6 +167,9 @@ func (h *harness) start(mod func(*controller.Options)) {
 	logger := logr.Discard()
 	if os.Getenv("KVCP_TEST_LOG") != "" {
 		logger = ktesting.NewLogger(h.t, ktesting.NewConfig(ktesting.Verbosity(2)))
+	}
+	if h.logs != nil {
+		logger = h.logs.logger()
 	}
 	h.ctx, h.stop = context.WithCancel(klog.NewContext(context.Background(), logger))
 	h.done = make(chan struct{})

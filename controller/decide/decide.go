@@ -128,7 +128,7 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 		return Decision{}
 	}
 	if err != nil {
-		return failed(svc, err, "InvalidRequest: "+err.Error())
+		return failed(svc, err, refusal(cfg, usage, svc, err, ""))
 	}
 	if len(addrs) == 0 {
 		if st := StatusAddresses(svc); len(st) > 0 {
@@ -145,7 +145,7 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 	}
 	res, err := usage.Allocate(cfg, Request(svc, nil))
 	if err != nil {
-		return failed(svc, err, err.Error())
+		return failed(svc, err, refusal(cfg, usage, svc, err, ""))
 	}
 	out := svc.DeepCopy()
 	setAnnotation(out, AnnotationLoadBalancerIPs, JoinAddrs(res.Addrs))
@@ -199,7 +199,7 @@ func keep(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, ad
 		// spec.loadBalancerIP, and the status) stays in use: reported,
 		// but never handed to a third Service; the Service that held it
 		// first keeps it.
-		return failed(svc, err, fmt.Sprintf("%s (from %s)", err, src))
+		return failed(svc, err, refusal(cfg, usage, svc, err, src))
 	}
 	d := Decision{Action: Hold, Holding: Holding(svc, res.Addrs)}
 	// With a DHCP pool the real address comes from a DHCP server, so being

@@ -125,7 +125,7 @@ func TestADeletedConfigMapIsLoggedAndNamedInNoPool(t *testing.T) {
 	h.f.put(lb("b", nil))
 	h.sync(t, "ns/b")
 	h.sync(t, "ns/a")
-	want := []string{"ns/b AllocationFailed: NoPool: ConfigMap kube-system/kubevip not found"}
+	want := []string{"ns/b AllocationFailed: NoPool: ConfigMap kube-system/kubevip not found; create it: the Service gets an address as soon as it has a pool"}
 	if got := h.eventsOf(decide.ReasonAllocationFailed); !slices.Equal(got, want) {
 		t.Errorf("events %q, want %q", got, want)
 	}
@@ -146,7 +146,7 @@ func TestADeletedConfigMapIsLoggedAndNamedInNoPool(t *testing.T) {
 	if _, err := e.SyncService(context.Background(), "ns/c"); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"ns/c AllocationFailed: NoPool: ConfigMap lb/pools not found"}; !slices.Equal(rec.events, want) {
+	if want := []string{"ns/c AllocationFailed: NoPool: ConfigMap lb/pools not found; create it: the Service gets an address as soon as it has a pool"}; !slices.Equal(rec.events, want) {
 		t.Errorf("events %q, want %q", rec.events, want)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 
@@ -106,8 +105,9 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 				r.Foreign = append(r.Foreign, c)
 				for _, o := range carried[c.Addr] {
 					if svc, ok := e.cluster.Cached(o); ok {
-						e.recorder.Event(svc, corev1.EventTypeWarning, decide.ReasonAddressClaimConflict, fmt.Sprintf(
-							"address %s is also claimed by %s (IPAddress managed by %s)", c.Addr, claimant(c), c.Manager))
+						e.emit(ctx, svc, o, []decide.Event{{Type: decide.EventWarning, Reason: decide.ReasonAddressClaimConflict, Message: fmt.Sprintf(
+							"address %s is also claimed by %s (IPAddress managed by %s); delete that IPAddress if the address is this Service's, or move the Service to another address",
+							c.Addr, claimant(c), c.Manager)}})
 					}
 				}
 			}

@@ -137,12 +137,12 @@ func (e *Engine) SyncService(ctx context.Context, key string) (Result, error) {
 		}
 		return e.write(ctx, key, svc, d)
 	case decide.Fail:
-		evs := e.record(svc, key, d.Events, false)
+		evs := e.record(ctx, svc, key, d.Events, false)
 		e.observe(Outcome{Key: key, What: Failed, Decision: d, Events: evs})
 		logger.V(1).Info("No address", "reason", d.Err)
 		return Wait, nil
 	case decide.Hold:
-		evs := e.record(svc, key, d.Events, false)
+		evs := e.record(ctx, svc, key, d.Events, false)
 		e.observe(Outcome{Key: key, What: Held, Decision: d, Events: evs})
 		if d.Err != nil {
 			logger.V(1).Info("Address in conflict", "reason", d.Err)
@@ -270,7 +270,7 @@ func (e *Engine) landed(ctx context.Context, key string, d decide.Decision, from
 	default:
 		logger.V(2).Info("Finalizer removed", "finalizer", decide.FinalizerLoadBalancerCleanup)
 	}
-	evs := e.record(stored, key, d.Events, true)
+	evs := e.record(ctx, stored, key, d.Events, true)
 	e.observe(Outcome{Key: key, What: Written, Decision: d, From: from, Stored: stored, Resent: resent, Events: evs})
 	if d.Action == decide.Release {
 		e.free(ctx, key, d.Holding.Addrs)
@@ -403,15 +403,26 @@ var errClaimed = errors.New("the address is claimed by another (IPAddress)")
 var errSharers = errors.New("the address's claim names sharers the decision did not know of, or changed meanwhile")
 
 // record emits evs on svc, skipping those its last decision recorded
-// already unless force is set, and returns those it emitted.
-func (e *Engine) record(svc *corev1.Service, key string, evs []decide.Event, force bool) []decide.Event {
+// already unless force is set, and returns those it emitted. A Warning is
+// logged too, at the default verbosity: a refusal must not read like
+// success in the log either (a retry that records nothing new logs
+// nothing new).
+func (e *Engine) record(ctx context.Context, svc *corev1.Service, key string, evs []decide.Event, force bool) []decide.Event {
 	e.mu.Lock()
 	evs = e.seen.Fresh(key, evs, force)
 	e.mu.Unlock()
+	e.emit(ctx, svc, key, evs)
+	return evs
+}
+
+// emit records evs on svc, the Service named key, and logs the Warnings.
+func (e *Engine) emit(ctx context.Context, svc *corev1.Service, key string, evs []decide.Event) {
 	for _, ev := range evs {
 		e.recorder.Event(svc, ev.Type, ev.Reason, ev.Message)
+		if ev.Type == decide.EventWarning {
+			klog.FromContext(ctx).Info("Warning", "service", key, "reason", ev.Reason, "message", ev.Message)
+		}
 	}
-	return evs
 }
 
 // ignoreConflict returns err unless it is a conflict, which is retried

@@ -23,8 +23,26 @@ import (
 // claimsAdapter keeps the engine's address claims as networking.k8s.io/v1
 // IPAddress objects, one per address, named by it.
 type claimsAdapter struct {
-	c      *Controller
-	lister networkinglisters.IPAddressLister
+	c       *Controller
+	lister  networkinglisters.IPAddressLister
+	indexer cache.Indexer
+}
+
+// byHolder indexes our claims by the Services they name (owner and
+// sharers).
+const byHolder = "holder"
+
+// holderKeys is the index function of byHolder.
+func holderKeys(obj interface{}) ([]string, error) {
+	ip, ok := obj.(*networkingv1.IPAddress)
+	if !ok {
+		return nil, nil
+	}
+	cl, ok := claimOf(ip)
+	if !ok || !cl.Ours() {
+		return nil, nil
+	}
+	return append([]string{cl.Owner}, cl.Sharers...), nil
 }
 
 // claimsAvailable reports whether the API server serves IPAddress objects
@@ -62,7 +80,10 @@ func (c *Controller) startClaims(ctx context.Context, factory informers.SharedIn
 		return nil
 	}
 	inf := factory.Networking().V1().IPAddresses()
-	a := &claimsAdapter{c: c, lister: inf.Lister()}
+	if err := inf.Informer().AddIndexers(cache.Indexers{byHolder: holderKeys}); err != nil {
+		return fmt.Errorf("index the address claims: %w", err)
+	}
+	a := &claimsAdapter{c: c, lister: inf.Lister(), indexer: inf.Informer().GetIndexer()}
 	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj interface{}) { a.seen(obj) },
 		UpdateFunc: func(_, obj interface{}) { a.seen(obj) },
@@ -136,6 +157,20 @@ func (a *claimsAdapter) List() []engine.Claim {
 	for _, ip := range ips {
 		if cl, ok := claimOf(ip); ok {
 			out = append(out, cl)
+		}
+	}
+	return out
+}
+
+// Naming implements engine.Claims.
+func (a *claimsAdapter) Naming(key string) []engine.Claim {
+	objs, _ := a.indexer.ByIndex(byHolder, key) // the index exists
+	out := make([]engine.Claim, 0, len(objs))
+	for _, o := range objs {
+		if ip, ok := o.(*networkingv1.IPAddress); ok {
+			if cl, ok := claimOf(ip); ok {
+				out = append(out, cl)
+			}
 		}
 	}
 	return out

@@ -137,3 +137,21 @@ func TestSharersOnTheClaimKeepTwoActiveControllersApart(t *testing.T) {
 	}
 	t.Fatalf("with sharers off the claim, no seed of %d broke an invariant: the model cannot tell what recording them prevents", flawBudget)
 }
+
+// TestClaimsOfDeletedServicesScenarioFailsOnTheBrokenEngine: scenario 33
+// (Services deleted while no controller ran) needs the claims; with claims
+// younger than the grace period kept although no Service they name exists
+// (the broken engine), the address stays blocked and an invariant breaks.
+func TestClaimsOfDeletedServicesScenarioFailsOnTheBrokenEngine(t *testing.T) {
+	const file = "scenarios/33-deleted-while-down.yaml"
+	sc, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(sc, Options{}); err != nil {
+		t.Fatalf("%s with the real engine: %v", file, err)
+	}
+	if _, err := Run(sc, Options{Flaws: decide.Flaws{OrphanClaimsWait: true}}); !IsFailure(err) {
+		t.Errorf("%s with claims of deleted Services kept while young: %v, want a failed expect or a broken invariant", file, err)
+	}
+}

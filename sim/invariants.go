@@ -284,5 +284,26 @@ func (s *simulator) checkQuiet() error {
 		}
 		return s.invariant("once quiet, a LoadBalancer "+what, key)
 	}
+	return s.checkClaims()
+}
+
+// checkClaims runs once the controller has settled: no address is claimed
+// only for Services that do not exist (deleted while no controller ran,
+// say). None of them can receive a write, so the claim blocks the address
+// for nothing.
+func (s *simulator) checkClaims() error {
+	if s.opts.NoClaims {
+		return nil
+	}
+	for _, c := range (claimStore{s}).List() {
+		if !c.Ours() {
+			continue
+		}
+		holders := append([]string{c.Owner}, c.Sharers...)
+		if slices.ContainsFunc(holders, func(k string) bool { _, ok := s.cluster.services[k]; return ok }) {
+			continue
+		}
+		return s.invariant(fmt.Sprintf("once quiet, address %s is claimed only for Services that do not exist", c.Addr), holders...)
+	}
 	return nil
 }

@@ -51,16 +51,47 @@ func (s *simulator) deleteService(key string) error {
 func (s *simulator) deleteConfigMap() {
 	s.add(Row{Actor: "user", What: "delete", Detail: "ConfigMap kube-system/kubevip"})
 	s.data, s.cmDeleted = nil, true
+	if s.stopped {
+		return
+	}
 	s.replicas[s.leader].engine.SetConfig(s.ctx, nil) // wakes every Service
 }
 
 // changeConfig plays config: the data is replaced; the leader loads it.
 func (s *simulator) changeConfig(data map[string]string) { s.setConfig(data) }
 
-// restart plays restart: the leader's process starts afresh.
+// restart plays restart: the leader's process starts afresh; after a
+// stop, every replica's.
 func (s *simulator) restart() {
 	s.add(Row{Actor: "user", What: "restart"})
+	if s.stopped {
+		s.stopped = false
+		for i, r := range s.replicas {
+			s.replicas[i] = s.newReplica(r.id)
+		}
+		return
+	}
 	s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
+}
+
+// stop plays stop: every controller process stops (it does no work, and
+// hears of nothing) until a restart starts them afresh.
+func (s *simulator) stop() error {
+	if s.stopped {
+		return fmt.Errorf("step %d (stop): the controller is stopped already", s.step)
+	}
+	s.stopped = true
+	s.active = 1
+	s.add(Row{Actor: "user", What: "stop"})
+	return nil
+}
+
+// running reports an error for a step that needs a running controller.
+func (s *simulator) running(kind string) error {
+	if s.stopped {
+		return fmt.Errorf("step %d (%s): the controller is stopped: restart it first", s.step, kind)
+	}
+	return nil
 }
 
 // setLag plays lag.
@@ -105,6 +136,9 @@ func (s *simulator) setReplicas(n int) {
 // stale leader that keeps writing after losing its Lease, or an old and a
 // new controller side by side during an upgrade); with 1, the leader alone.
 func (s *simulator) setActive(n int) error {
+	if err := s.running("active"); err != nil {
+		return err
+	}
 	if n == 2 && len(s.replicas) < 2 {
 		return fmt.Errorf("step %d (active): needs replicas: 2 first", s.step)
 	}
@@ -119,6 +153,9 @@ func (s *simulator) setActive(n int) error {
 
 // handover plays handover.
 func (s *simulator) handover() error {
+	if err := s.running("handover"); err != nil {
+		return err
+	}
 	if len(s.replicas) < 2 {
 		return fmt.Errorf("step %d (handover): needs replicas: 2 first", s.step)
 	}

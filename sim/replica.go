@@ -259,6 +259,17 @@ func (c claimStore) List() []engine.Claim {
 	return out
 }
 
+// Naming implements engine.Claims.
+func (c claimStore) Naming(key string) []engine.Claim {
+	var out []engine.Claim
+	for _, cl := range c.List() {
+		if cl.Ours() && (cl.Owner == key || slices.Contains(cl.Sharers, key)) {
+			out = append(out, cl)
+		}
+	}
+	return out
+}
+
 // Create implements engine.Claims.
 func (c claimStore) Create(_ context.Context, a netip.Addr, owner string, sharers []string) (engine.Claim, error) {
 	if cl, ok := c.s.cluster.claims[a]; ok {

@@ -38,6 +38,9 @@ type simulator struct {
 	// split brain).
 	active int
 	lag    int
+	// stopped is set from a stop step to the next restart: no controller
+	// runs.
+	stopped bool
 	// injected conflicts: the next n writes, or the next write of a key.
 	conflicts   int
 	conflictFor map[string]int
@@ -148,8 +151,8 @@ func (s *simulator) setConfig(data map[string]string) {
 	s.data = data
 	s.cmVersion++
 	s.cmDeleted = false
-	if len(s.replicas) == 0 {
-		return // the first replica loads it as it starts
+	if len(s.replicas) == 0 || s.stopped {
+		return // loaded as the controller starts
 	}
 	for _, r := range s.acting() {
 		r.engine.SetConfig(s.ctx, s.configMap()) // wakes every Service

@@ -47,6 +47,7 @@ type Step struct {
 	Delete   *Ref              `json:"delete,omitempty"`
 	Config   map[string]string `json:"config,omitempty"`
 	Restart  *struct{}         `json:"restart,omitempty"`
+	Stop     *struct{}         `json:"stop,omitempty"`
 	Lag      *int              `json:"lag,omitempty"`
 	Lose     *int              `json:"lose,omitempty"`
 	Drop     *int              `json:"drop,omitempty"`

@@ -79,7 +79,7 @@ func TestParseErrorsNameTheStepAndTheKind(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown step", "steps:\n  - create: {service: a/b}\n  - settle: {}\n  - frobnicate: {x: 1}\n",
-			`step 3: unknown step "frobnicate" (want one of create, update, delete, config, restart, lag, lose, drop, conflict, replicas, handover, active, sync, settle, expect)`},
+			`step 3: unknown step "frobnicate" (want one of create, update, delete, config, restart, stop, lag, lose, drop, conflict, replicas, handover, active, sync, settle, expect)`},
 		{"unknown field", "steps:\n  - settle:\n  - create: {service: a/b, colour: red}\n",
 			`step 2 (create): unknown field "colour" (want one of service, type, ports,`},
 		{"not a number", "steps:\n  - settle:\n  - settle:\n  - settle:\n  - lag: abc\n", `step 4 (lag): want a number, got "abc"`},

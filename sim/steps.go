@@ -35,7 +35,7 @@ type stepKind struct {
 }
 
 // kindCount is the number of step kinds.
-const kindCount = 15
+const kindCount = 16
 
 // stepKinds returns the step kinds, in the order the README lists them.
 // It is an array returned by value, built afresh on each call, so that
@@ -118,6 +118,13 @@ func stepKinds() [kindCount]stepKind {
 			play:     func(s *simulator, _ *Step) error { s.restart(); return nil },
 		},
 		{
+			name: "stop", example: "stop: {}", bare: true,
+			value:    func(st *Step) any { return orNil(st.Stop) },
+			decode:   func(st *Step, raw json.RawMessage) error { return decodeEmpty(&st.Stop, raw) },
+			validate: func(*Step) error { return nil },
+			play:     func(s *simulator, _ *Step) error { return s.stop() },
+		},
+		{
 			name: "lag", example: "lag: 2",
 			value: func(st *Step) any { return orNil(st.Lag) },
 			decode: func(st *Step, raw json.RawMessage) error {
@@ -166,7 +173,13 @@ func stepKinds() [kindCount]stepKind {
 				}
 				return nil
 			},
-			play: func(s *simulator, st *Step) error { s.setReplicas(*st.Replicas); return nil },
+			play: func(s *simulator, st *Step) error {
+				if err := s.running("replicas"); err != nil {
+					return err
+				}
+				s.setReplicas(*st.Replicas)
+				return nil
+			},
 		},
 		{
 			name: "handover", example: "handover: {}", bare: true,

@@ -13,6 +13,9 @@ import (
 // work lets the leader do one thing: deliver a lagging cache update, or
 // process one queued key. It reports whether anything was left to do.
 func (s *simulator) work() (bool, error) {
+	if s.stopped {
+		return false, nil
+	}
 	acting := s.acting()
 	if len(acting) > 1 {
 		// Two controllers act at once: a seeded one goes first; when
@@ -55,6 +58,9 @@ func (s *simulator) workOn(r *replica) (bool, error) {
 // workers (or the work queue's back-off retry) may; its cache first shows
 // every write made so far (a lag set earlier holds none back from it).
 func (s *simulator) syncOutOfTurn(key string) error {
+	if err := s.running("sync"); err != nil {
+		return err
+	}
 	r := s.replicas[s.leader]
 	r.deliver(s.cluster, len(s.cluster.log))
 	if r.queued[key] {

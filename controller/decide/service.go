@@ -48,6 +48,11 @@ type Flaws struct {
 	// Unfair lets any Service take an address that frees up, not the
 	// one that has waited longest (the engine's deferral is off).
 	Unfair bool
+	// OrphanClaimsWait keeps a claim younger than the grace period even
+	// when no Service it names exists any more (deleted while no
+	// controller ran, say): its address stays blocked until the repair
+	// judges it old enough.
+	OrphanClaimsWait bool
 }
 
 func (o Options) class() string {

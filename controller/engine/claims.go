@@ -69,6 +69,9 @@ type Claims interface {
 	Get(addr netip.Addr) (Claim, bool)
 	// List returns every claim the cache shows.
 	List() []Claim
+	// Naming returns the claims of ours that name the Service key, as its
+	// owner or among its sharers, as the cache shows them.
+	Naming(key string) []Claim
 	// Create claims addr for the Service named owner, recording sharers
 	// as the Services that share it.
 	Create(ctx context.Context, addr netip.Addr, owner string, sharers []string) (Claim, error)

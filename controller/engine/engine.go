@@ -156,10 +156,15 @@ func (e *Engine) UseClaims(c Claims) { e.claims = c }
 
 // Start loads the ConfigMap (nil when there is none) and rebuilds the
 // ledger from services, the cluster being the only state; then it wakes
-// every one of them (in key order) for a sync. It returns how many
+// every one of them (in key order) for a sync. First it frees the address
+// claims of Services deleted while no controller ran. It returns how many
 // Services hold addresses and how many carry one in conflict.
 func (e *Engine) Start(ctx context.Context, cm *corev1.ConfigMap, services []*corev1.Service) (holding, conflicts int) {
-	holding, conflicts = e.rebuild(ctx, cm, services)
+	var freed map[string]bool
+	if e.claims != nil {
+		freed = e.freeOrphans(ctx)
+	}
+	holding, conflicts = e.rebuild(ctx, cm, services, freed)
 	e.wakeAll(services)
 	return holding, conflicts
 }
@@ -176,8 +181,9 @@ func (e *Engine) wakeAll(services []*corev1.Service) {
 	}
 }
 
-// rebuild is Start's part under the lock.
-func (e *Engine) rebuild(ctx context.Context, cm *corev1.ConfigMap, services []*corev1.Service) (holding, conflicts int) {
+// rebuild is Start's part under the lock; freed holds the IDs of the
+// claims freed at start, which the cache may still show.
+func (e *Engine) rebuild(ctx context.Context, cm *corev1.ConfigMap, services []*corev1.Service, freed map[string]bool) (holding, conflicts int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.loadConfig(ctx, cm)
@@ -185,7 +191,7 @@ func (e *Engine) rebuild(ctx context.Context, cm *corev1.ConfigMap, services []*
 	if e.claims != nil {
 		claimed = map[string]bool{}
 		for _, c := range e.claims.List() {
-			if c.Ours() {
+			if c.Ours() && !freed[c.ID] {
 				claimed[c.Owner] = true
 			}
 		}
@@ -194,7 +200,7 @@ func (e *Engine) rebuild(ctx context.Context, cm *corev1.ConfigMap, services []*
 	e.ledger = decide.NewLedger(usage, e.opts.Decide.Flaws)
 	e.claimants = map[string]bool{}
 	if e.claims != nil {
-		e.registerClaims()
+		e.registerClaims(freed)
 	}
 	return usage.Len(), len(cs)
 }

@@ -82,3 +82,40 @@ func (e *Engine) releaseClaims(ctx context.Context, key string, addrs []netip.Ad
 		}
 	}
 }
+
+// leaveDeleted takes the Service named key, gone from the cache, off the
+// claims that still name it beyond those on the addresses released (the
+// ledger's holding): a claim made for a write that never landed, say, or
+// made by another controller or before a restart. A live read must find
+// no such Service first (or one created after the claim, not carrying
+// its address: not the Service it was made for); otherwise the repair
+// judges them.
+func (e *Engine) leaveDeleted(ctx context.Context, key string, released []netip.Addr) {
+	if e.claims == nil || e.opts.Decide.Flaws.OrphanClaimsWait {
+		return
+	}
+	var left []Claim
+	for _, c := range e.claims.Naming(key) {
+		if !slices.Contains(released, c.Addr) {
+			left = append(left, c)
+		}
+	}
+	if len(left) == 0 {
+		return
+	}
+	live, err := e.cluster.Live(ctx, key)
+	switch {
+	case err == nil:
+		e.Observe(live)
+	case !apierrors.IsNotFound(err):
+		return // unknown: the repair judges them later
+	}
+	for _, c := range left {
+		if live != nil && (!createdAfter(live, c) || slices.Contains(decide.InUse(live), c.Addr)) {
+			continue
+		}
+		if err := e.leave(ctx, key, c.Addr); err != nil {
+			klog.FromContext(ctx).Error(err, "Releasing the claim of a deleted Service; the repair will", "service", key, "address", c.Addr)
+		}
+	}
+}

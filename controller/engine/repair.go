@@ -5,27 +5,91 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
-// stale reports whether c, a claim of ours, may go: older than the grace
-// period (no write can still be on its way relying on it) and no Service
-// it names, read from the API server, carries the address.
+// stale reports whether c, a claim of ours, may go. Whatever its age, it
+// may when no Service it names exists any more: a live read finds none,
+// or one created after the claim (deleted and created again since, so not
+// the Service it was made for) that does not carry the address. No write
+// can be on its way to a Service that does not exist. Otherwise it may once
+// older than the grace period (no write can still be on its way relying on
+// it) when no Service it names, read from the API server, carries the
+// address.
 func (e *Engine) stale(ctx context.Context, c Claim) bool {
-	if c.Owner == "" || time.Since(c.Created) < e.grace {
+	if c.Owner == "" {
+		return false
+	}
+	young := time.Since(c.Created) < e.grace
+	if young && e.opts.Decide.Flaws.OrphanClaimsWait {
 		return false
 	}
 	for _, u := range c.holders() {
-		if e.carriesLive(ctx, u, c.Addr) {
+		if svc, ok := e.cluster.Cached(u); young && ok && !createdAfter(svc, c) {
+			return false // there: its write may be on its way
+		}
+		svc, err := e.cluster.Live(ctx, u)
+		switch {
+		case apierrors.IsNotFound(err):
+			continue // gone: it can receive no write
+		case err != nil:
+			return false // unknown: kept, to be safe
+		}
+		e.Observe(svc) // fresher than the cache: what it is served on is in use now
+		carries := slices.Contains(decide.InUse(svc), c.Addr)
+		switch {
+		case createdAfter(svc, c) && !carries:
+			continue // another Service of the same name: not the claim's
+		case young || carries:
 			return false
 		}
 	}
 	return true
+}
+
+// createdAfter reports whether svc was created after the claim c: it
+// cannot be the Service c was made for (creation times have a resolution
+// of a second, so one created in the same second is given the benefit of
+// the doubt).
+func createdAfter(svc *corev1.Service, c Claim) bool {
+	return svc.CreationTimestamp.Time.Truncate(time.Second).After(c.Created.Truncate(time.Second))
+}
+
+// freeOrphans deletes, at start, the claims of ours that name only
+// Services the cache does not show and that are stale (see stale): their
+// Services were deleted, or deleted and created again, while no controller
+// ran. It returns the IDs of the claims it deleted (or found gone), which
+// the cache may still show. mu is not held.
+func (e *Engine) freeOrphans(ctx context.Context) map[string]bool {
+	freed := map[string]bool{}
+	for _, c := range e.claims.List() {
+		if !c.Ours() {
+			continue
+		}
+		if slices.ContainsFunc(c.holders(), func(u string) bool {
+			svc, ok := e.cluster.Cached(u)
+			return ok && !createdAfter(svc, c)
+		}) {
+			continue // the repair judges it, knowing the ledger
+		}
+		if !e.stale(ctx, c) {
+			continue
+		}
+		if err := e.claims.Delete(ctx, c); err != nil && !goneOrReplaced(err) {
+			klog.FromContext(ctx).Error(err, "Start: deleting the claim of a deleted Service; the repair will", "address", c.Addr, "claimedFor", c.Owner)
+			continue
+		}
+		klog.FromContext(ctx).Info("Start: freed the address claim of a Service deleted meanwhile", "address", c.Addr, "claimedFor", strings.Join(c.holders(), ","))
+		freed[c.ID] = true
+	}
+	return freed
 }
 
 // RepairReport says what one repair did.

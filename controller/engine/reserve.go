@@ -69,13 +69,13 @@ func (e *Engine) ClaimGone(c Claim) {
 }
 
 // registerClaims reserves, at start, every address claimed by anyone but
-// a Service of ours. A claim of ours on an address one of our Services
+// a Service of ours, but for the claims freed (their IDs) at start. A claim of ours on an address one of our Services
 // holds is left to the repair (it moves the claim to the holder): reserved
 // for a claimant, it would report the holder's own address as a Conflict.
 // mu is held.
-func (e *Engine) registerClaims() {
+func (e *Engine) registerClaims(freed map[string]bool) {
 	for _, c := range e.claims.List() {
-		if c.Ours() && e.heldByOurs(c.Addr) {
+		if freed[c.ID] || c.Ours() && e.heldByOurs(c.Addr) {
 			continue
 		}
 		e.reserveFor(c)

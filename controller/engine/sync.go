@@ -391,6 +391,7 @@ func (e *Engine) forget(ctx context.Context, key string) {
 	if held {
 		e.free(ctx, key, h.Addrs)
 	}
+	e.leaveDeleted(ctx, key, h.Addrs)
 }
 
 // errClaimed is the error of a write that did not go out: another holds

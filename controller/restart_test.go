@@ -1,0 +1,85 @@
+package controller_test
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
+)
+
+// withProductionClaims turns the claims on with the production grace
+// period and repair interval (a minute each): what a test sees within
+// seconds is not the repair catching up on old claims.
+func withProductionClaims(o *controller.Options) { o.AddressClaims = true }
+
+// Services deleted while no controller ran leave claims younger than the
+// grace period. A Service that does not exist can receive no write: the
+// controller frees their addresses as it starts, not a minute later.
+func TestClaimsOfServicesDeletedWhileDownAreFreedAtStart(t *testing.T) {
+	t.Cleanup(func() { deleteClaims(t) })
+	h := newHarness(t, map[string]string{"range-global": "10.62.0.200-10.62.0.202"})
+	h.start(withProductionClaims)
+	h.create("a")
+	if got := h.addressOf(h.ns, "a"); got != "10.62.0.200" {
+		t.Fatalf("a got %q, want 10.62.0.200", got)
+	}
+	h.create("b")
+	if got := h.addressOf(h.ns, "b"); got != "10.62.0.201" {
+		t.Fatalf("b got %q, want 10.62.0.201", got)
+	}
+	h.waitClaim("10.62.0.200", h.ns, "a")
+	h.waitClaim("10.62.0.201", h.ns, "b")
+	h.stopController()
+	h.delete(h.ns, "a")
+	h.delete(h.ns, "b")
+
+	h.start(withProductionClaims)
+	h.create("asks", withIP("10.62.0.200"))
+	if got := h.addressOf(h.ns, "asks"); got != "10.62.0.200" {
+		t.Fatalf("asks got %q, want the 10.62.0.200 it asked for", got)
+	}
+	h.create("next")
+	if got := h.addressOf(h.ns, "next"); got != "10.62.0.201" {
+		t.Fatalf("next got %q, want 10.62.0.201, freed at start", got)
+	}
+	h.waitClaim("10.62.0.200", h.ns, "asks")
+	h.waitClaim("10.62.0.201", h.ns, "next")
+}
+
+// A running controller's repair frees a claim of ours younger than the
+// grace period at once when its Service does not exist, or exists but was
+// created after the claim (deleted and created again: not the Service the
+// claim was made for) and does not carry the address.
+func TestYoungClaimsOfGoneOrRecreatedServicesAreFreed(t *testing.T) {
+	t.Cleanup(func() { deleteClaims(t) })
+	h := newHarness(t, map[string]string{"range-global": "10.63.0.5-10.63.0.9"})
+	h.start(func(o *controller.Options) {
+		o.AddressClaims = true
+		o.RepairInterval = 200 * time.Millisecond // the grace period stays a minute
+	})
+	putClaim(t, "10.63.0.5", engine.ManagedBy, h.ns, "never")
+	putClaim(t, "10.63.0.6", engine.ManagedBy, h.ns, "again")
+	time.Sleep(1100 * time.Millisecond) // "again" is created a second after its claim
+	h.create("again", func(s *corev1.Service) {
+		s.Spec.Type, s.Spec.AllocateLoadBalancerNodePorts = corev1.ServiceTypeClusterIP, nil
+	})
+	h.waitClaim("10.63.0.5", "", "")
+	h.waitClaim("10.63.0.6", "", "")
+	h.create("first")
+	if got := h.addressOf(h.ns, "first"); got != "10.63.0.5" {
+		t.Fatalf("first got %q, want the freed 10.63.0.5", got)
+	}
+	h.create("second", withIP("10.63.0.6"))
+	if got := h.addressOf(h.ns, "second"); got != "10.63.0.6" {
+		t.Fatalf("second got %q, want the freed 10.63.0.6 it asked for", got)
+	}
+	h.waitClaim("10.63.0.5", h.ns, "first")
+	h.waitClaim("10.63.0.6", h.ns, "second")
+	if a := h.get(h.ns, "again").Annotations[decide.AnnotationLoadBalancerIPs]; a != "" {
+		t.Fatalf("again, a ClusterIP Service, carries %q", a)
+	}
+}

@@ -16,7 +16,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller"
@@ -64,8 +66,10 @@ type cluster struct {
 }
 
 // start starts the control plane, writes the kubeconfig, applies the
-// ConfigMap, starts the controller binary (unless opts.noController) and
-// the printer of outcomes, and prints the banner to out.
+// ConfigMap and starts the controller binary (neither with
+// opts.noController: a cluster before a migration has no kubevip
+// ConfigMap either), starts the printer of outcomes, and prints the banner
+// to out.
 func start(ctx context.Context, opts options, out io.Writer) (c *cluster, err error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run `make run`, which installs the control plane")
@@ -79,6 +83,7 @@ func start(ctx context.Context, opts options, out io.Writer) (c *cluster, err er
 	if err := os.MkdirAll(opts.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("run directory: %w", err)
 	}
+	ctrllog.SetLogger(klog.NewKlogr().V(4)) // envtest's own log: only with -v=4
 	fmt.Fprintln(out, "Starting a local control plane (kube-apiserver and etcd)...")
 	c = &cluster{env: &envtest.Environment{}, printed: make(chan struct{})}
 	cfg, err := c.env.Start()
@@ -113,10 +118,10 @@ func start(ctx context.Context, opts options, out io.Writer) (c *cluster, err er
 		printOutcomes(printCtx, c.client, out, ready)
 	}()
 	<-ready // the watch is open: no Event of the start is missed
-	if err := applyConfigMap(ctx, c.client, opts.configMap, out); err != nil {
-		return c, err
-	}
 	if !opts.noController {
+		if err := applyConfigMap(ctx, c.client, opts.configMap, out); err != nil {
+			return c, err
+		}
 		logPath := filepath.Join(opts.dir, "controller.log")
 		if err := c.startController(binary, logPath, opts); err != nil {
 			return c, err
@@ -182,10 +187,10 @@ func banner(opts options) string {
 	fmt.Fprintf(&b, "\nThe cluster is up (run directory %s). What it is:\n", opts.dir)
 	fmt.Fprintf(&b, "  - a kube-apiserver and etcd, nothing else: no nodes, no pods, no kube-vip (EXTERNAL-IP stays <pending>;\n")
 	fmt.Fprintf(&b, "    the address is in the annotation kube-vip.io/loadbalancerIPs), IPv4 Services only (10.0.0.0/24);\n")
-	fmt.Fprintf(&b, "  - the ConfigMap kube-system/kubevip from %s;\n", opts.configMap)
 	if opts.noController {
-		fmt.Fprintf(&b, "  - NO controller (NO_CONTROLLER is set): rehearse a migration, then run it yourself (docs/migration.md).\n")
+		fmt.Fprintf(&b, "  - NO controller (NO_CONTROLLER is set) and no ConfigMap kubevip: rehearse a migration (docs/migration.md).\n")
 	} else {
+		fmt.Fprintf(&b, "  - the ConfigMap kube-system/kubevip from %s;\n", opts.configMap)
 		fmt.Fprintf(&b, "  - the controller %s, without leader election (so no Lease kube-vip-cloud-controller),\n", filepath.Join(opts.binDir, "kube-vip-cloud-provider"))
 		fmt.Fprintf(&b, "    its log in %s, /metrics on https://%s (make metrics).\n", filepath.Join(opts.dir, "controller.log"), opts.metricsAddr)
 	}

@@ -23,11 +23,13 @@ func (s snippet) String() string { return fmt.Sprintf("%s:%d", s.file, s.line) }
 
 // snippetKinds are the markers the test knows.
 var snippetKinds = map[string]string{
-	"cluster":      "runs, in order, on make run's cluster (with the controller)",
-	"offline":      "runs without a cluster",
-	"quickstart":   "the README's quick start: make run, then QuickStart",
-	"rehearsal":    "runs, in order, on NO_CONTROLLER=1 make run's cluster",
+	"cluster":      "runs, in order, on make run's cluster (with the controller), with KUBECONFIG set as the quick start sets it",
+	"offline":      "runs without a cluster (KUBECONFIG names no file)",
+	"quickstart":   "the README's quick start: make run, then QuickStart (run first on make run's cluster)",
+	"rehearsal":    "runs, in order, on NO_CONTROLLER=1 make run's cluster; `rehearsal background` starts a command that runs until the end",
+	"terminal":     "a command that runs until Ctrl-C in a terminal of its own (make run): the test starts the same itself",
 	"real-cluster": "needs a real cluster: not run",
+	"manual":       "needs what a test cannot have (root, Docker, another project's source): not run; the marker says what",
 	"output":       "a transcript or an example of output: not run",
 	"file":         "the content of the file named after it: compared with that file",
 }
@@ -86,6 +88,10 @@ func readSnippets(file, text string) ([]snippet, []error) {
 			errs = append(errs, fmt.Errorf("%s: unknown snippet kind %q (kinds: %s)", s, s.kind, kindList()))
 			continue
 		}
+		if s.kind == "manual" && len(s.args) == 0 {
+			errs = append(errs, fmt.Errorf("%s: <!-- snippet: manual WHAT --> says what it needs", s))
+			continue
+		}
 		if s.kind == "file" && len(s.args) != 1 {
 			errs = append(errs, fmt.Errorf("%s: <!-- snippet: file PATH --> names one file", s))
 			continue
@@ -96,7 +102,7 @@ func readSnippets(file, text string) ([]snippet, []error) {
 }
 
 func kindList() string {
-	return "cluster, offline, quickstart, rehearsal, real-cluster, output, file PATH"
+	return "cluster, offline, quickstart, rehearsal [background], terminal, real-cluster, manual WHAT, output, file PATH"
 }
 
 // allSnippets reads every documentation file's snippets; unmarked blocks

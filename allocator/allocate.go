@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // Allocate answers req against the addresses in use, without changing
@@ -242,6 +243,9 @@ func (u *Usage) validateRequested(cfg *Config, req Request) (Result, error) {
 		}
 		fams = append(fams, f)
 	}
+	if err := familyMismatch(req); err != nil {
+		return Result{}, err
+	}
 	var seen []Family
 	for _, a := range req.Requested {
 		if !a.IsValid() {
@@ -274,6 +278,39 @@ func (u *Usage) validateRequested(cfg *Config, req Request) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// familyMismatch refuses, as the API server's own families would, a
+// request of a single-stack Service for an address of the family it does
+// not have: an IPv4 SingleStack Service asking for an IPv6 address, or the
+// reverse. A dual-stack Service may ask for one of each family; one whose
+// ipFamilies are unknown (none listed) is not judged; neither is the DHCP
+// marker 0.0.0.0, nor what was granted already (a Service turned from
+// dual-stack to single-stack keeps the address of its family, and the
+// controller drops the other).
+func familyMismatch(req Request) *Error {
+	if (req.Policy != "" && req.Policy != SingleStack) || len(req.Families) == 0 || req.Granted {
+		return nil
+	}
+	want := req.Families[0]
+	for _, a := range req.Requested {
+		a = a.Unmap()
+		if a.IsUnspecified() || familyOf(a) == want {
+			continue
+		}
+		policy := req.Policy
+		if policy == "" {
+			policy = SingleStack
+		}
+		fams := make([]string, len(req.Families))
+		for i, f := range req.Families {
+			fams[i] = f.String()
+		}
+		return &Error{Reason: ReasonInvalidRequest, Addr: a, Family: familyOf(a), Detail: fmt.Sprintf(
+			"address %s is %v, but Service %s is %s with ipFamilies [%s]: ask for an %v address, or make the Service dual-stack (ipFamilyPolicy PreferDualStack or RequireDualStack)",
+			a, familyOf(a), req.Owner, policy, strings.Join(fams, ", "), want)}
+	}
+	return nil
 }
 
 // heldOnlyBy reports whether no Service but owner (and Services that are

@@ -6,10 +6,32 @@ package decide
 // the simulator. It is not safe for concurrent use.
 type EventMemory struct {
 	last map[string]map[Event]bool
+	// once holds, per Service, the Events recorded with Once.
+	once map[string]map[Event]bool
 }
 
 // NewEventMemory returns an empty EventMemory.
-func NewEventMemory() *EventMemory { return &EventMemory{last: map[string]map[Event]bool{}} }
+func NewEventMemory() *EventMemory {
+	return &EventMemory{last: map[string]map[Event]bool{}, once: map[string]map[Event]bool{}}
+}
+
+// Once returns the Events of evs that the Service named key has not been
+// given yet with Once, and remembers them: each is recorded once per
+// Service (until it is forgotten), whatever else is recorded in between.
+func (m *EventMemory) Once(key string, evs []Event) []Event {
+	var out []Event
+	for _, e := range evs {
+		if m.once[key][e] {
+			continue
+		}
+		if m.once[key] == nil {
+			m.once[key] = map[Event]bool{}
+		}
+		m.once[key][e] = true
+		out = append(out, e)
+	}
+	return out
+}
 
 // Fresh returns the Events of evs to record for the Service named key: all
 // of them when force is set (they come with a write), else those that its
@@ -33,4 +55,7 @@ func (m *EventMemory) Fresh(key string, evs []Event, force bool) []Event {
 }
 
 // Forget drops what the Service named key recorded (it was deleted).
-func (m *EventMemory) Forget(key string) { delete(m.last, key) }
+func (m *EventMemory) Forget(key string) {
+	delete(m.last, key)
+	delete(m.once, key)
+}

@@ -35,13 +35,32 @@ const (
 	// AnnotationCiliumIPs is Cilium LB-IPAM's request annotation
 	// (comma-separated).
 	AnnotationCiliumIPs = "lbipam.cilium.io/ips"
+	// AnnotationCiliumLegacyIPs is older Cilium's request annotation,
+	// still read by Cilium (comma-separated).
+	AnnotationCiliumLegacyIPs = "io.cilium/lb-ipam-ips"
+)
+
+// The annotations of other tools that this provider does not act on (see
+// Notices and docs/other-tools.md): MetalLB's pool selection, MetalLB's
+// and Cilium's sharing keys.
+const (
+	AnnotationMetalLBPool                = "metallb.io/address-pool"
+	AnnotationMetalLBLegacyPool          = "metallb.universe.tf/address-pool"
+	AnnotationMetalLBSharing             = "metallb.io/allow-shared-ip"
+	AnnotationMetalLBLegacySharing       = "metallb.universe.tf/allow-shared-ip"
+	AnnotationCiliumSharing              = "lbipam.cilium.io/sharing-key"
+	AnnotationCiliumLegacySharing        = "io.cilium/lb-ipam-sharing-key"
+	AnnotationCiliumCrossNamespace       = "lbipam.cilium.io/sharing-cross-namespace"
+	AnnotationCiliumLegacyCrossNamespace = "io.cilium/lb-ipam-sharing-cross-namespace"
+	AnnotationMetalLBAllocatedFrom       = "metallb.io/ip-allocated-from-pool"
+	AnnotationMetalLBLegacyAllocatedFrom = "metallb.universe.tf/ip-allocated-from-pool"
 )
 
 // RequestAnnotations returns the request annotations of the tools users
 // migrate from, read (in this order) when a Service carries no
 // kube-vip.io/loadbalancerIPs.
 func RequestAnnotations() []string {
-	return []string{AnnotationMetalLBIPs, AnnotationMetalLBLegacyIPs, AnnotationCiliumIPs}
+	return []string{AnnotationMetalLBIPs, AnnotationMetalLBLegacyIPs, AnnotationCiliumIPs, AnnotationCiliumLegacyIPs}
 }
 
 // Event reasons. Each is a stable, documented contract.
@@ -70,6 +89,13 @@ const (
 	// controller does not understand, ignored; the message names it and
 	// the known key it is most likely a typo of.
 	ReasonUnknownConfigKey = "UnknownConfigKey"
+	// ReasonUnsupportedAnnotation (Warning, on the Service): an annotation
+	// that asks for something this provider will not do as written: a
+	// kube-vip.io/ignore value other than "true", a wrongly spelt or cased
+	// key of ours, another tool's pool or sharing annotation, another
+	// tool's request that differs from the one in force. Once per Service
+	// and value; the message says what to use instead.
+	ReasonUnsupportedAnnotation = "UnsupportedAnnotation"
 	// ReasonConfigNotice (Normal, on the ConfigMap): a key that is taken,
 	// but maybe not as meant: a CIDR with host bits set, read as the
 	// network it falls in; the message names the key, the entry and the

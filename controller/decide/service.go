@@ -127,8 +127,10 @@ func Addresses(svc *corev1.Service) ([]netip.Addr, string, error) {
 // InUse returns every address svc is, or may be, served on, whatever its
 // class, its kube-vip.io/ignore or the validity of its fields: each entry
 // of its kube-vip.io/loadbalancerIPs annotation that is an address
-// (kube-vip advertises each), its spec.loadBalancerIP and the IPs of its
-// status.loadBalancer.ingress. The DHCP marker 0.0.0.0 is left out.
+// (kube-vip advertises each), of the request annotations of other tools
+// (RequestAnnotations: the tool may still serve it there), its
+// spec.loadBalancerIP and the IPs of its status.loadBalancer.ingress. The
+// DHCP marker 0.0.0.0 is left out.
 func InUse(svc *corev1.Service) []netip.Addr {
 	var out []netip.Addr
 	add := func(s string) {
@@ -138,8 +140,10 @@ func InUse(svc *corev1.Service) []netip.Addr {
 		}
 		out = append(out, a.Unmap())
 	}
-	for _, s := range strings.Split(svc.Annotations[AnnotationLoadBalancerIPs], ",") {
-		add(s)
+	for _, k := range append([]string{AnnotationLoadBalancerIPs}, RequestAnnotations()...) {
+		for _, s := range strings.Split(svc.Annotations[k], ",") {
+			add(s)
+		}
 	}
 	add(svc.Spec.LoadBalancerIP)
 	for _, in := range svc.Status.LoadBalancer.Ingress {

@@ -75,6 +75,7 @@ func (e *Engine) SyncService(ctx context.Context, key string) (Result, error) {
 		logger.V(2).Info("Service deleted")
 		return Done, nil
 	}
+	e.notice(ctx, svc, key)
 
 	e.mu.Lock()
 	if !uncertain && e.ledger.Stale(svc) && !e.opts.Decide.Flaws.NoLedger {

@@ -78,6 +78,11 @@ func TestRefusalsNameHolderAndWayOut(t *testing.T) {
 	warning(bare, "e", "NoPool", "add cidr-"+bare+" or range-"+bare)
 	h.waitLog(`"service"="`+bare+`/e"`, "NoPool", "range-"+bare)
 
+	// An address outside every pool is kept, and the Warning is logged too.
+	h.create("f", withAnnotation(decide.AnnotationLoadBalancerIPs, "10.171.9.9"))
+	h.waitEvent(h.ns, "Service", "f", decide.ReasonAddressOutsidePool, "10.171.9.9")
+	h.waitLog(`"service"="`+h.ns+`/f"`, decide.ReasonAddressOutsidePool, "10.171.9.9")
+
 	// Said once: a refusal retried with back-off records and logs nothing new.
 	if n := len(h.logs.matching(`"msg"="Warning"`, `"service"="`+h.ns+`/b"`, "Conflict")); n != 1 {
 		t.Errorf("the Conflict of b was logged %d times at the default verbosity, want once: %q", n, h.logs.matching(`"msg"="Warning"`, `"service"="`+h.ns+`/b"`, "Conflict"))

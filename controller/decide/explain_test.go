@@ -103,6 +103,13 @@ func TestRefusalNamesHolderAndWayOut(t *testing.T) {
 			want:   []string{"fix or remove it"},
 		},
 		{
+			name:   "the other family's address for a single-stack Service: fix the request where it was made",
+			data:   map[string]string{"range-global": "10.0.0.1-10.0.0.3,2001:db8::1-2001:db8::3"},
+			svc:    svc("default", "a", dualStack(corev1.IPFamilyPolicySingleStack, corev1.IPv4Protocol), lbIP("2001:db8::2")),
+			prefix: "InvalidRequest",
+			want:   []string{"2001:db8::2", "(from spec.loadBalancerIP); fix spec.loadBalancerIP"},
+		},
+		{
 			name:   "two addresses of one family: fix the request where it was made",
 			data:   map[string]string{"range-global": "10.0.0.1-10.0.0.3"},
 			svc:    svc("default", "a", annotated(AnnotationLoadBalancerIPs, "10.0.0.1,10.0.0.2")),

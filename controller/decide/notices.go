@@ -38,8 +38,9 @@ func Notices(svc *corev1.Service, o Options) []Event {
 			"annotation %s=%q is not \"true\", the only value that ignores a Service (here and in kube-vip): the Service is handled and advertised; set it to \"true\" to have both leave it alone, or remove it",
 			AnnotationIgnore, v))
 	}
+	read := readKeys()
 	for k, v := range svc.Annotations {
-		if meant := misspelt(k); meant != "" {
+		if meant := misspelt(read, k); meant != "" {
 			out = append(out, fmt.Sprintf("annotation %q is not read (annotation keys are case-sensitive): did you mean %q? (its value %q is not acted on)", k, meant, v))
 		}
 		if msg := unsupported(svc, k, v); msg != "" {
@@ -60,11 +61,10 @@ func readKeys() []string {
 	return append([]string{AnnotationLoadBalancerIPs, AnnotationIgnore, AnnotationServiceInterface}, RequestAnnotations()...)
 }
 
-// misspelt returns the key this provider reads that k is a misspelling
-// of (the same but for case, '-', '_' and '.', or a missing final "s"),
-// or "" when k is one of them or like none.
-func misspelt(k string) string {
-	read := readKeys()
+// misspelt returns the key of read (the keys this provider reads) that k
+// is a misspelling of (the same but for case, '-', '_' and '.', or a
+// missing final "s"), or "" when k is one of them or like none.
+func misspelt(read []string, k string) string {
 	if slices.Contains(read, k) {
 		return ""
 	}

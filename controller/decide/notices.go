@@ -39,8 +39,12 @@ func Notices(svc *corev1.Service, o Options) []Event {
 			AnnotationIgnore, v))
 	}
 	read := readKeys()
+	folded := make([]string, len(read))
+	for i, r := range read {
+		folded[i] = foldKey(r)
+	}
 	for k, v := range svc.Annotations {
-		if meant := misspelt(read, k); meant != "" {
+		if meant := misspelt(read, folded, k); meant != "" {
 			out = append(out, fmt.Sprintf("annotation %q is not read (annotation keys are case-sensitive): did you mean %q? (its value %q is not acted on)", k, meant, v))
 		}
 		if msg := unsupported(svc, k, v); msg != "" {
@@ -61,17 +65,18 @@ func readKeys() []string {
 	return append([]string{AnnotationLoadBalancerIPs, AnnotationIgnore, AnnotationServiceInterface}, RequestAnnotations()...)
 }
 
-// misspelt returns the key of read (the keys this provider reads) that k
-// is a misspelling of (the same but for case, '-', '_' and '.', or a
-// missing final "s"), or "" when k is one of them or like none.
-func misspelt(read []string, k string) string {
+// misspelt returns the key of read (the keys this provider reads, folded
+// by foldKey in folded) that k is a misspelling of (the same but for case,
+// '-', '_' and '.', or a missing final "s"), or "" when k is one of them
+// or like none.
+func misspelt(read, folded []string, k string) string {
 	if slices.Contains(read, k) {
 		return ""
 	}
 	n := foldKey(k)
-	for _, r := range read {
-		if f := foldKey(r); n == f || n+"s" == f {
-			return r
+	for i, f := range folded {
+		if n == f || (len(n)+1 == len(f) && strings.HasPrefix(f, n) && f[len(n)] == 's') {
+			return read[i]
 		}
 	}
 	return ""

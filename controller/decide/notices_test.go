@@ -134,3 +134,18 @@ func FuzzNotices(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkNotices is the cost every sync pays for a Service with a dozen
+// ordinary annotations (and nothing to say about them).
+func BenchmarkNotices(b *testing.B) {
+	s := svc("ns", "a", annotated(AnnotationLoadBalancerIPs, "10.0.0.1"))
+	for i := range 11 {
+		annotated("example.com/k"+strconv.Itoa(i), "v")(s)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if n := Notices(s, Options{}); len(n) != 0 {
+			b.Fatal(n)
+		}
+	}
+}

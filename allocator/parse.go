@@ -207,6 +207,7 @@ func Parse(data map[string]string, last *Config) (*Config, error) {
 			strings.HasPrefix(k, KeyRangePrefix) && len(k) > len(KeyRangePrefix):
 			_, name, _ := strings.Cut(k, "-")
 			b := builder(name)
+			b.keys = append(b.keys, k)
 			accept(k, v, func(s string) error {
 				masked, err := b.addEntries(s, c.skipEnds)
 				for _, m := range masked {
@@ -241,7 +242,7 @@ func Parse(data map[string]string, last *Config) (*Config, error) {
 	}
 	slices.SortStableFunc(c.notices, func(a, b Notice) int { return strings.Compare(a.Key, b.Key) })
 	for name, b := range builders {
-		c.pools[name] = b.build(name)
+		c.pools[name] = b.build(name, errs)
 	}
 	return c, errors.Join(errs...)
 }
@@ -349,6 +350,8 @@ type poolBuilder struct {
 	good  int // how many of the pool's keys parsed
 	dhcp  bool
 	other bool // holds an entry that is not the DHCP marker
+	// keys are the pool's cidr-* and range-* keys.
+	keys []string
 }
 
 // splitEntries splits a comma-separated value, trimming spaces and dropping
@@ -480,7 +483,7 @@ func parseAddr(s string) (netip.Addr, error) {
 // disguise, which Assign records as IPv4.
 var v4mapped = netip.MustParsePrefix("::ffff:0:0/96")
 
-func (pb *poolBuilder) build(name string) *Pool {
+func (pb *poolBuilder) build(name string, errs []error) *Pool {
 	// An IPv6 entry that covers the IPv4-mapped block (::/0, say) must not
 	// hand those addresses out as IPv6: Assign would record them as IPv4,
 	// so the IPv6 address would stay free and go to the next Service too.
@@ -489,9 +492,31 @@ func (pb *poolBuilder) build(name string) *Pool {
 	p := newPool(name, set)
 	p.dhcp = pb.dhcp
 	if pb.good == 0 {
-		p.invalid = fmt.Sprintf("every pool key of %q is malformed", name)
+		p.invalid = malformedPool(name, pb.keys, errs)
 	}
 	return p
+}
+
+// malformedPool says why the pool name, all of whose keys (keys) are
+// malformed, has no address: each key and its value, what is wrong with
+// it, and that no earlier good value stands in for it.
+func malformedPool(name string, keys []string, errs []error) string {
+	var parts []string
+	for _, err := range errs {
+		ke, ok := err.(*KeyError)
+		if !ok || !slices.Contains(keys, ke.Key) {
+			continue
+		}
+		what := ke.Err.Error()
+		if ke.Entry != "" {
+			what = fmt.Sprintf("entry %q: %s", ke.Entry, what)
+		}
+		parts = append(parts, fmt.Sprintf("key %q value %q is malformed: %s; no earlier good value", ke.Key, ke.Value, what))
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("every pool key of %q is malformed", name)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // PoolFor returns the pool Services in namespace ns draw from: the

@@ -390,3 +390,32 @@ func TestTheChangedKeyIsRejectedNotTheUnchangedOne(t *testing.T) {
 		t.Errorf("pool x: DHCP %v; the unchanged range-x must keep serving", p.DHCP())
 	}
 }
+
+// A pool all of whose keys are malformed, with no earlier good value to
+// stand in, says which keys and values are to blame: NoPool names them.
+func TestAMalformedPoolNamesItsKeysAndValues(t *testing.T) {
+	tests := []struct {
+		name string
+		data map[string]string
+		want string
+	}{
+		{"one key", map[string]string{"cidr-global": "10.0.0.300/24"},
+			`NoPool: key "cidr-global" value "10.0.0.300/24" is malformed: entry "10.0.0.300/24": not a CIDR (ADDRESS/BITS) or a range (FROM-TO); no earlier good value`},
+		{"both keys of a pool", map[string]string{"cidr-x": "nope", "range-x": "10.0.0.9-10.0.0.1"},
+			`NoPool: key "cidr-x" value "nope" is malformed: entry "nope": not a CIDR (ADDRESS/BITS) or a range (FROM-TO); no earlier good value; ` +
+				`key "range-x" value "10.0.0.9-10.0.0.1" is malformed: entry "10.0.0.9-10.0.0.1": end 10.0.0.1 is below start 10.0.0.9; no earlier good value`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _ := Parse(tc.data, nil)
+			ns := "x"
+			if _, ok := tc.data["cidr-global"]; ok {
+				ns = "default"
+			}
+			_, err := NewUsage().Allocate(cfg, Request{Owner: ns + "/a", Namespace: ns})
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("err = %v\nwant    %s", err, tc.want)
+			}
+		})
+	}
+}

@@ -93,7 +93,8 @@ func New(client kubernetes.Interface, opts Options) *Controller {
 	}
 	c.engine = engine.New(clusterAdapter{c}, c.recorder, observer,
 		func(key string) { c.queue.Add(queueKey{service: key}) },
-		engine.Options{Decide: opts.Decide, ClaimGrace: opts.ClaimGrace, ConfigMap: opts.ConfigMapNamespace + "/" + opts.ConfigMapName})
+		engine.Options{Decide: opts.Decide, ClaimGrace: opts.ClaimGrace, ConfigMap: opts.ConfigMapNamespace + "/" + opts.ConfigMapName,
+			LastGood: lastGoodStore{client: client, namespace: opts.ConfigMapNamespace, name: opts.ConfigMapName + LastGoodSuffix}})
 	if opts.Metrics != nil {
 		opts.Metrics.attach(c)
 	}

@@ -108,6 +108,7 @@ func newHarness(t *testing.T, data map[string]string) *harness {
 		// envtest runs no namespace controller: delete what we made.
 		deleteServices(h.ns)
 		_ = client.CoreV1().ConfigMaps(h.cmNS).Delete(ctx, h.cmName, metav1.DeleteOptions{})
+		_ = client.CoreV1().ConfigMaps(h.cmNS).Delete(ctx, h.cmName+controller.LastGoodSuffix, metav1.DeleteOptions{})
 	})
 	return h
 }

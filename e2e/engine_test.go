@@ -387,3 +387,25 @@ func TestEngineContestedGrantedWhenHolderMoves(t *testing.T) {
 	s.g.Expect(s.annotation("cc2")).To(Equal(h.String()))
 	s.g.Expect(s.annotation("cc1")).To(Equal(i.String()))
 }
+
+// TestEngineLastGoodValueSurvivesARestart: the controller, with the
+// manifest's RBAC, saves the last good value of every key in its own
+// ConfigMap (kube-system/kubevip-last-good); a controller that starts
+// while the key is malformed keeps serving the saved value.
+func TestEngineLastGoodValueSurvivesARestart(t *testing.T) {
+	rng := span(152, 4)
+	s := newSpec(t, map[string]string{"range-NS": rng})
+	s.g.Expect(s.address1(s.createBare("a")).String()).To(Equal(at(152).String()))
+	key := "range-" + s.ns
+	s.g.Eventually(func() string {
+		cm, err := cl.Client().CoreV1().ConfigMaps("kube-system").Get(context.Background(), "kubevip-last-good", metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		return cm.Data[key]
+	}, 20*time.Second, 200*time.Millisecond).Should(Equal(rng), "the last good value saved")
+	s.config(map[string]string{"range-NS": "bogus"})
+	s.waitEvent("kube-system", "kubevip", decide.ReasonInvalidConfig, 20*time.Second, "parse "+key+`="bogus"`)
+	s.g.Expect(cl.RestartController(context.Background())).To(Succeed())
+	s.g.Expect(s.address1(s.createBare("b")).String()).To(Equal(at(153).String()), "b: from the saved %s", rng)
+}

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -43,6 +44,7 @@ func (s *simulator) newReplica(id int) *replica {
 	if !s.opts.NoClaims {
 		o.Claims = claimStore{s}
 	}
+	o.LastGood = lastGoodStore{s}
 	r.engine = engine.New(a, a, a, r.enqueue, o)
 	r.cache.sync(s.cluster)
 	r.engine.Start(s.ctx, s.configMap(), r.cache.list()) // queues every key
@@ -234,6 +236,22 @@ func (a *adapter) ConfigNotices(notices []allocator.Notice) {
 }
 
 func (a *adapter) actor() string { return "controller-" + strconv.Itoa(a.r.id) }
+
+// lastGoodStore is the controller's own ConfigMap of the last good values
+// of the kubevip ConfigMap's keys, in the simulated API server: it
+// survives a restart and a hand-over.
+type lastGoodStore struct{ s *simulator }
+
+// Load implements engine.LastGood.
+func (l lastGoodStore) Load(context.Context) (map[string]string, error) {
+	return maps.Clone(l.s.lastGood), nil
+}
+
+// Save implements engine.LastGood.
+func (l lastGoodStore) Save(_ context.Context, values map[string]string) error {
+	l.s.lastGood = maps.Clone(values)
+	return nil
+}
 
 // claimStore is the simulated API server's address claims (IPAddress
 // objects), shared by every replica: Create refuses a second claim of an

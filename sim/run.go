@@ -38,6 +38,8 @@ type simulator struct {
 	// split brain).
 	active int
 	lag    int
+	// lastGood is the controller's own ConfigMap of last good values.
+	lastGood map[string]string
 	// stopped is set from a stop step to the next restart: no controller
 	// runs.
 	stopped bool

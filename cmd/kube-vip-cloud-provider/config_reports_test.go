@@ -241,7 +241,7 @@ func TestUnspecifiedRangeIsInvalidConfig(t *testing.T) {
 	loadBalancer(t, client, "other", "svc")
 	eventually(t, 30*time.Second, "a NoPool Warning on Service other/svc naming its malformed pool", func() (bool, string) {
 		ev := eventsAbout(t, client, "Service", "other", "svc")
-		return times(ev, corev1.EventTypeWarning, decide.ReasonAllocationFailed, `NoPool: every pool key of "other" is malformed`) > 0, describe(ev)
+		return times(ev, corev1.EventTypeWarning, decide.ReasonAllocationFailed, `NoPool: key "range-other" value "0.0.0.0-0.0.0.0" is malformed`, "no earlier good value") > 0, describe(ev)
 	})
 	loadBalancer(t, client, "team", "a")
 	if a := addressOf(t, client, "team", "a"); a != netip.MustParseAddr("198.51.100.10") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -27,6 +28,69 @@ type configState struct {
 	noticed  map[string]bool
 	// name is the ConfigMap's "namespace/name", from the last version seen.
 	name string
+	// saved holds the last good values as saved in the API server (see
+	// LastGood); savedKnown is set once they were read or written.
+	saved      map[string]string
+	savedKnown bool
+}
+
+// LastGood keeps the last good value of every ConfigMap key in the API
+// server (the controller's own ConfigMap), so that a restart loses none.
+type LastGood interface {
+	// Load returns the values saved; nil when none are.
+	Load(ctx context.Context) (map[string]string, error)
+	// Save replaces the values saved.
+	Save(ctx context.Context, values map[string]string) error
+}
+
+// loadLastGood reads the last good values saved before a restart: the
+// config they make up is the "last" that the ConfigMap is parsed against
+// at start, so a key malformed now keeps its saved value. mu is not held.
+func (e *Engine) loadLastGood(ctx context.Context) {
+	if e.opts.LastGood == nil {
+		return
+	}
+	values, err := e.opts.LastGood.Load(ctx)
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Reading the last good ConfigMap values saved before the restart: a key malformed now has no earlier good value")
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.config.saved, e.config.savedKnown = values, true
+	if len(values) > 0 && e.config.cfg == nil {
+		e.config.cfg, _ = allocator.Parse(values, nil) // what was saved parsed then
+	}
+}
+
+// lastGoodToSave returns the values to save once cm (nil: deleted) is
+// loaded, the value in force of every key, and whether they differ from
+// what is saved: they are written only when a good value changes. mu is
+// held.
+func (e *Engine) lastGoodToSave(cm *corev1.ConfigMap) (map[string]string, bool) {
+	if e.opts.LastGood == nil {
+		return nil, false
+	}
+	var now map[string]string
+	if cm != nil {
+		now = e.config.cfg.Accepted()
+	}
+	if e.config.savedKnown && maps.Equal(now, e.config.saved) {
+		return nil, false
+	}
+	return now, true
+}
+
+// saveLastGood writes values as the last good ones; mu is not held.
+func (e *Engine) saveLastGood(ctx context.Context, values map[string]string) {
+	if err := e.opts.LastGood.Save(ctx, values); err != nil {
+		klog.FromContext(ctx).Error(err, "Saving the last good ConfigMap values: a restart would lose those of keys malformed by then")
+		return
+	}
+	e.mu.Lock()
+	e.config.saved, e.config.savedKnown = values, true
+	e.mu.Unlock()
+	klog.FromContext(ctx).V(1).Info("Saved the last good ConfigMap values", "keys", len(values))
 }
 
 // NoticeObserver is an Observer that is also told the notices of each
@@ -49,7 +113,11 @@ func (e *Engine) SetConfig(ctx context.Context, cm *corev1.ConfigMap) bool {
 	}
 	e.loadConfig(ctx, cm)
 	e.newGeneration() // waiting Services may get an address: oldest first
+	save, changed := e.lastGoodToSave(cm)
 	e.mu.Unlock()
+	if changed {
+		e.saveLastGood(ctx, save)
+	}
 	e.wakeAll(e.cluster.List())
 	return true
 }

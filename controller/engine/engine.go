@@ -96,6 +96,10 @@ type Options struct {
 	// from, named in the NoPool failures while it does not exist. When
 	// empty, the name of the last version loaded is used.
 	ConfigMap string
+	// LastGood, when set, keeps the last good value of every ConfigMap
+	// key in the API server: a key malformed when the controller starts
+	// keeps the value it had before the restart.
+	LastGood LastGood
 }
 
 // Engine runs the sync protocol. It is safe for concurrent use: several
@@ -164,7 +168,14 @@ func (e *Engine) Start(ctx context.Context, cm *corev1.ConfigMap, services []*co
 	if e.claims != nil {
 		freed = e.freeOrphans(ctx)
 	}
+	e.loadLastGood(ctx)
 	holding, conflicts = e.rebuild(ctx, cm, services, freed)
+	e.mu.Lock()
+	save, changed := e.lastGoodToSave(cm)
+	e.mu.Unlock()
+	if changed {
+		e.saveLastGood(ctx, save)
+	}
 	e.wakeAll(services)
 	return holding, conflicts
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,6 +127,9 @@ func start(ctx context.Context, opts options, out io.Writer) (c *cluster, err er
 		if err := c.startController(binary, logPath, opts); err != nil {
 			return c, err
 		}
+		if err := c.waitReady(ctx, opts.healthAddr, logPath); err != nil {
+			return c, err
+		}
 	}
 	fmt.Fprint(out, banner(opts))
 	return c, nil
@@ -156,6 +160,37 @@ func (c *cluster) startController(binary, logPath string, opts options) error {
 	c.ctrlDone = make(chan error, 1)
 	go func() { c.ctrlDone <- c.ctrl.Wait(); log.Close() }()
 	return nil
+}
+
+// waitReady waits until the controller's /readyz answers 200 (its caches
+// synced, its workers started), so that what the reader creates next is
+// seen by a running controller, up to a minute.
+func (c *cluster) waitReady(ctx context.Context, healthAddr, logPath string) error {
+	url := "http://" + healthAddr + "/readyz"
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-c.ctrlDone:
+			c.ctrlDone <- err // for stop
+			return fmt.Errorf("the controller exited before it was ready (%v): see %s", err, logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the controller is not ready after a minute (%s): see %s", url, logPath)
+		}
+	}
 }
 
 // stop stops the controller (SIGTERM, then SIGKILL after 10 s), the

@@ -230,8 +230,15 @@ func banner(opts options) string {
 		fmt.Fprintf(&b, "    its log in %s, /metrics on https://%s (make metrics).\n", filepath.Join(opts.dir, "controller.log"), opts.metricsAddr)
 	}
 	fmt.Fprintf(&b, "\nIn another terminal, from %s:\n\n", wd)
-	for _, line := range strings.Split(strings.TrimSuffix(quickStart(opts.dir), "\n"), "\n") {
+	lines := strings.Split(strings.TrimSuffix(quickStart(opts.dir), "\n"), "\n")
+	if opts.noController {
+		lines = lines[:1] // the export: nothing would assign hello an address
+	}
+	for _, line := range lines {
 		fmt.Fprintf(&b, "    %s\n", line)
+	}
+	if opts.noController {
+		fmt.Fprintf(&b, "\nthen the rehearsal of docs/migration.md.\n")
 	}
 	fmt.Fprintf(&b, "\nEach Service's outcome, as the controller's Events tell it (Ctrl-C stops everything):\n")
 	return b.String()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -179,8 +180,8 @@ func TestMakeRunPrintsRefusalsAsRefused(t *testing.T) {
 }
 
 // TestNoControllerStartsTheClusterAlone: NO_CONTROLLER=1 make run starts
-// no controller: a Service stays without an address, and the banner says
-// why.
+// no controller and no kubevip ConfigMap: a Service stays without an
+// address, and the banner says why.
 func TestNoControllerStartsTheClusterAlone(t *testing.T) {
 	t.Setenv("NO_CONTROLLER", "1")
 	opts := testOptions(t, t.TempDir())
@@ -193,6 +194,9 @@ func TestNoControllerStartsTheClusterAlone(t *testing.T) {
 		t.Errorf("the banner does not say there is no controller:\n%s", out)
 	}
 	ctx := context.Background()
+	if _, err := c.client.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubevip", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("NO_CONTROLLER=1: get ConfigMap kube-system/kubevip: %v, want NotFound (a cluster before a migration has none)", err)
+	}
 	if _, err := c.client.CoreV1().Services("default").Create(ctx, loadBalancer("hello", 80, ""), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ BENCHTIME ?= 1s
 IMAGE     ?= kube-vip-cloud-provider:dev
 BIN       := bin
 comma     := ,
+# The broken-engine tests: they run only with -tags mutants (internal/mutant).
+MUTANT_PKGS := ./controller/decide/... ./controller/engine/... ./sim/...
 
 .PHONY: all build test lint unit envtest fuzz bench bench-controller run run-cluster metrics kubectl sim image e2e e2e-local kube-vip kind-image clean
 
@@ -26,15 +28,18 @@ lint:
 envtest:
 	@hack/envtest.sh >/dev/null
 
-## test: lint, then every test (unit, properties, fuzz corpora, envtest).
+## test: lint, then every test (unit, properties, fuzz corpora, envtest),
+## then the broken-engine tests (-tags mutants).
 test: lint
 	@assets=$$(hack/envtest.sh | tail -n 1) && \
 	  echo "envtest control plane: $$assets" && \
 	  KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -timeout 60m ./...
+	$(GO) test -count=1 -tags mutants $(MUTANT_PKGS)
 
-## unit: the tests that need no API server.
+## unit: the tests that need no API server (and the broken-engine tests).
 unit:
 	$(GO) test -count=1 ./allocator/... ./controller/decide/... ./sim/...
+	$(GO) test -count=1 -tags mutants $(MUTANT_PKGS)
 
 ## fuzz: run every fuzz target for FUZZTIME each. The targets are found by
 ## name (func FuzzXxx in a _test.go file), so only their packages compile.

@@ -1,10 +1,12 @@
+//go:build mutants
+
 package sim
 
 import (
 	"errors"
 	"testing"
 
-	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // The out-of-order fairness scenario pins the engine's deferral: the real
@@ -21,7 +23,7 @@ func TestOutOfOrderSyncsStillServeTheOldestFirst(t *testing.T) {
 		if _, err := Run(sc, Options{Seed: seed}); err != nil {
 			t.Fatalf("seed %d, the real engine: %v", seed, err)
 		}
-		_, err := Run(sc, Options{Seed: seed, Flaws: decide.Flaws{Unfair: true}})
+		_, err := Run(sc, Options{Seed: seed, Flaws: mutant.Flaws{Unfair: true}})
 		var ee *ExpectError
 		switch {
 		case errors.As(err, &ee):

@@ -1,9 +1,11 @@
+//go:build mutants
+
 package sim
 
 import (
 	"testing"
 
-	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // flawBudget is how many random scenarios (seeds 1 to flawBudget, of
@@ -24,12 +26,12 @@ const (
 func TestTheExplorerCatchesEveryBrokenEngine(t *testing.T) {
 	flaws := []struct {
 		name  string
-		flaws decide.Flaws
+		flaws mutant.Flaws
 	}{
-		{"forget lost answers", decide.Flaws{ForgetLostWrites: true}},
-		{"release the whole holding on a 409", decide.Flaws{ReleaseWholeOn409: true}},
-		{"no ledger", decide.Flaws{NoLedger: true}},
-		{"share with unmanaged holders", decide.Flaws{ShareWithUnmanaged: true}},
+		{"forget lost answers", mutant.Flaws{ForgetLostWrites: true}},
+		{"release the whole holding on a 409", mutant.Flaws{ReleaseWholeOn409: true}},
+		{"no ledger", mutant.Flaws{NoLedger: true}},
+		{"share with unmanaged holders", mutant.Flaws{ShareWithUnmanaged: true}},
 	}
 	// The broken engines run without the API server's claims behind their
 	// ledger; so does the real engine they are held against. Seeds where
@@ -72,7 +74,7 @@ func TestTheExplorerCatchesEveryBrokenEngine(t *testing.T) {
 // TestDefectScenariosFailOnTheBrokenEngine: the scenarios that pin a
 // fixed defect fail when the defect is put back.
 func TestDefectScenariosFailOnTheBrokenEngine(t *testing.T) {
-	for file, flaws := range map[string]decide.Flaws{
+	for file, flaws := range map[string]mutant.Flaws{
 		"scenarios/19-unmanaged-never-shared.yaml":                   {ShareWithUnmanaged: true},
 		"scenarios/21-refused-write-keeps-users-address.yaml":        {ReleaseWholeOn409: true},
 		"scenarios/15-lost-answers.yaml":                             {ForgetLostWrites: true},
@@ -120,7 +122,7 @@ func TestClaimsKeepTwoActiveControllersApart(t *testing.T) {
 // knowing the other; with sharers left off the claim (the broken engine),
 // the explorer finds two Services with colliding ports on one address.
 func TestSharersOnTheClaimKeepTwoActiveControllersApart(t *testing.T) {
-	broken := Options{Flaws: decide.Flaws{UnrecordedSharers: true}}
+	broken := Options{Flaws: mutant.Flaws{UnrecordedSharers: true}}
 	for seed := int64(1); seed <= flawBudget; seed++ {
 		sc := Random(seed, sharerSteps, nil)
 		_, err := Run(sc, broken)
@@ -151,7 +153,7 @@ func TestClaimsOfDeletedServicesScenarioFailsOnTheBrokenEngine(t *testing.T) {
 	if _, err := Run(sc, Options{}); err != nil {
 		t.Fatalf("%s with the real engine: %v", file, err)
 	}
-	if _, err := Run(sc, Options{Flaws: decide.Flaws{OrphanClaimsWait: true}}); !IsFailure(err) {
+	if _, err := Run(sc, Options{Flaws: mutant.Flaws{OrphanClaimsWait: true}}); !IsFailure(err) {
 		t.Errorf("%s with claims of deleted Services kept while young: %v, want a failed expect or a broken invariant", file, err)
 	}
 }

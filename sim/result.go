@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // Options change how a scenario runs.
@@ -12,9 +12,9 @@ type Options struct {
 	// Seed overrides the scenario's seed when not zero.
 	Seed int64
 	// Flaws run a deliberately broken controller, only for showing that
-	// the model finds the bugs that follow (the zero value is the real
-	// controller).
-	Flaws decide.Flaws
+	// the model finds the bugs that follow: only in a build with the tag
+	// mutants (package mutant); empty in any other.
+	Flaws mutant.Flaws
 	// NoClaims runs the controllers without address claims, only for
 	// showing that two active controllers then give one address to two
 	// Services.

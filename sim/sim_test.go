@@ -89,14 +89,6 @@ func doubleAllocations(t *testing.T, scenario string, bad Options, check func(se
 	return found
 }
 
-func TestLagModelFindsTheClassicDoubleAllocationWithoutLedger(t *testing.T) {
-	found := doubleAllocations(t, lagBurst, Options{NoClaims: true, Flaws: decide.Flaws{NoLedger: true}}, nil)
-	if found == 0 {
-		t.Fatal("without a ledger, no seed found a double allocation: the lag model cannot fail")
-	}
-	t.Logf("without the ledger, %d of 20 seeds double-allocated; with it, none", found)
-}
-
 // lostAnswerBurst loses the answers to some writes while the cache lags:
 // the writes land, the controller hears a time-out.
 const lostAnswerBurst = `
@@ -113,18 +105,6 @@ steps:
   - create: {service: default/f}
   - settle: {}
 `
-
-func TestLostAnswerModelFindsTheDoubleAllocationOfForgottenWrites(t *testing.T) {
-	found := doubleAllocations(t, lostAnswerBurst, Options{NoClaims: true, Flaws: decide.Flaws{ForgetLostWrites: true}}, func(seed int64, res *Result) {
-		if res.Allocations != 6 {
-			t.Fatalf("seed %d: %d allocations recorded, want 6 (lost answers included)", seed, res.Allocations)
-		}
-	})
-	if found == 0 {
-		t.Fatal("forgetting lost writes never double-allocated: the lost-answer model cannot fail")
-	}
-	t.Logf("forgetting lost writes, %d of 20 seeds double-allocated; keeping them reserved, none", found)
-}
 
 func TestSameSeedSameTrace(t *testing.T) {
 	sc, err := Load("scenarios/09-lag-and-conflicts.yaml")

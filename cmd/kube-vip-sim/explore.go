@@ -8,7 +8,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/sim"
 )
 
@@ -19,7 +18,6 @@ func explore(args []string, out io.Writer) error {
 	runs := fs.Int("runs", 1, "scenarios to try, with seeds seed, seed+1, ...")
 	config := fs.String("config", "", "a scenario or ConfigMap file whose pools to use")
 	outFile := fs.String("out", "", "where to write a failing scenario (default explore-failure-seed-S.yaml)")
-	noLedger := fs.Bool("no-ledger", false, "model a controller without a ledger and without address claims (to watch the classic double allocation)")
 	noClaims := fs.Bool("no-claims", false, "model controllers without address claims (with active: 2, to watch two controllers give one address to two Services)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
@@ -38,7 +36,7 @@ func explore(args []string, out io.Writer) error {
 	for i := 0; i < *runs; i++ {
 		s := *seed + int64(i)
 		sc := sim.Random(s, *steps, data)
-		o := sim.Options{NoClaims: *noClaims || *noLedger, Flaws: decide.Flaws{NoLedger: *noLedger}}
+		o := sim.Options{NoClaims: *noClaims}
 		_, err := sim.Run(sc, o)
 		if err == nil {
 			continue
@@ -60,8 +58,8 @@ func explore(args []string, out io.Writer) error {
 			return werr
 		}
 		again := "kube-vip-sim replay " + path
-		if *noLedger {
-			again = "kube-vip-sim replay --no-ledger " + path
+		if *noClaims {
+			again = "kube-vip-sim replay --no-claims " + path
 		}
 		return failed{fmt.Errorf("seed %d: %v\nshrunk from %d to %d steps, written to %s (replay it with: %s)",
 			s, err, len(sc.Steps), len(small.Steps), path, again)}

@@ -19,8 +19,8 @@ import (
 )
 
 const usage = `usage:
-  kube-vip-sim replay [--output table|json] [--seed N] [--no-ledger] [--no-claims] FILE...
-  kube-vip-sim explore --seed S --steps N [--runs R] [--config FILE] [--out FILE] [--no-ledger] [--no-claims]
+  kube-vip-sim replay [--output table|json] [--seed N] [--no-claims] FILE...
+  kube-vip-sim explore --seed S --steps N [--runs R] [--config FILE] [--out FILE] [--no-claims]
   kube-vip-sim plan --config NEW.yaml [--kubeconfig PATH | --scenario FILE] [--config-map NAME] [--namespace NS]
                     [--enable-loadbalancerclass] [--loadbalancerclass-name NAME] [--allow-invalid]
   kube-vip-sim generate --services N [--pools NS=CIDR,...] [--out FILE]

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/sim"
 )
 
@@ -15,7 +14,6 @@ func replay(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("replay")
 	output := fs.String("output", "table", "table or json")
 	seed := fs.Int64("seed", 0, "override the scenarios' seeds")
-	noLedger := fs.Bool("no-ledger", false, "model a controller without a ledger and without address claims (to watch the classic double allocation)")
 	noClaims := fs.Bool("no-claims", false, "model controllers without address claims (with active: 2, to watch two controllers give one address to two Services)")
 	files, err := parse(fs, args)
 	if err != nil {
@@ -38,7 +36,7 @@ func replay(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		start := time.Now()
-		res, err := sim.Run(sc, sim.Options{Seed: *seed, NoClaims: *noClaims || *noLedger, Flaws: decide.Flaws{NoLedger: *noLedger}})
+		res, err := sim.Run(sc, sim.Options{Seed: *seed, NoClaims: *noClaims})
 		wall := time.Since(start)
 		if res == nil { // the scenario did not validate
 			invalid = append(invalid, fmt.Sprintf("%s: %v", path, err))

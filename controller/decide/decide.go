@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // Action says what the caller must do with a Decision.
@@ -119,7 +120,7 @@ func Decide(cfg *allocator.Config, usage *allocator.Usage, svc *corev1.Service, 
 		// use, never handed out nor shared: another announcer has it.
 		if inUse := InUse(svc); len(inUse) > 0 {
 			h := Holding(svc, inUse)
-			h.Exclusive = !o.Flaws.ShareWithUnmanaged
+			h.Exclusive = !o.Flaws.Has(mutant.ShareWithUnmanaged)
 			return Decision{Action: Hold, Holding: h}
 		}
 		if held {

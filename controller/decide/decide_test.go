@@ -55,24 +55,33 @@ func labelled(k, v string) svcOpt {
 }
 
 func lbIP(ip string) svcOpt { return func(s *corev1.Service) { s.Spec.LoadBalancerIP = ip } }
+
 func ingress(ip string) svcOpt {
 	return func(s *corev1.Service) {
 		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
 	}
 }
-func class(c string) svcOpt           { return func(s *corev1.Service) { s.Spec.LoadBalancerClass = &c } }
+
+func class(c string) svcOpt { return func(s *corev1.Service) { s.Spec.LoadBalancerClass = &c } }
+
 func typ(t corev1.ServiceType) svcOpt { return func(s *corev1.Service) { s.Spec.Type = t } }
-func rv(v string) svcOpt              { return func(s *corev1.Service) { s.ResourceVersion = v } }
+
+func rv(v string) svcOpt { return func(s *corev1.Service) { s.ResourceVersion = v } }
+
 func created(sec int64) svcOpt {
 	return func(s *corev1.Service) { s.CreationTimestamp = metav1.Unix(sec, 0) }
 }
+
 func finalized(s *corev1.Service) {
 	s.Finalizers = append(s.Finalizers, "example.com/keep", FinalizerLoadBalancerCleanup)
 }
+
 func deleting(s *corev1.Service) { now := metav1.Unix(100, 0); s.DeletionTimestamp = &now }
+
 func dualStack(p corev1.IPFamilyPolicy, fams ...corev1.IPFamily) svcOpt {
 	return func(s *corev1.Service) { s.Spec.IPFamilyPolicy = &p; s.Spec.IPFamilies = fams }
 }
+
 func portsOf(ps ...int32) svcOpt {
 	return func(s *corev1.Service) {
 		s.Spec.Ports = nil
@@ -340,7 +349,7 @@ func TestFailCarriesTypedError(t *testing.T) {
 
 func TestLedgerReservesAndIgnoresStaleCopies(t *testing.T) {
 	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
-	l := NewLedger(nil, Flaws{})
+	l := NewLedger(nil)
 	a := svc("ns", "a", rv("5"))
 	da := l.Decide(cfg, a, Options{})
 	if da.Action != Write || JoinAddrs(da.Holding.Addrs) != "192.0.2.1" {
@@ -395,7 +404,7 @@ func TestLedgerReservesAndIgnoresStaleCopies(t *testing.T) {
 func TestLedgerKeepsTheAddressOfAWriteOfUnknownOutcome(t *testing.T) {
 	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
 	for _, landed := range []bool{true, false} {
-		l := NewLedger(nil, Flaws{})
+		l := NewLedger(nil)
 		a := svc("ns", "a", rv("5"))
 		da := l.Decide(cfg, a, Options{})
 		l.WriteUncertain(da)
@@ -501,7 +510,7 @@ func TestTwoCarriersAfterARestart(t *testing.T) {
 	newer := svc("ns", "newer", annotated(AnnotationLoadBalancerIPs, "192.0.2.1"), created(200))
 	for _, order := range [][]*corev1.Service{{older, newer}, {newer, older}} {
 		u, _ := Rebuild(cfg, []*corev1.Service{newer, older}, Options{})
-		l := NewLedger(u, Flaws{})
+		l := NewLedger(u)
 		got := map[string]error{}
 		for _, s := range order {
 			got[Key(s)] = l.Decide(cfg, s, Options{}).Err
@@ -522,7 +531,7 @@ func TestTwoCarriersAfterARestart(t *testing.T) {
 // the address the Service really carries.
 func TestDecideLiveMakesOlderCachedCopiesStale(t *testing.T) {
 	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
-	l := NewLedger(nil, Flaws{})
+	l := NewLedger(nil)
 	cached := svc("ns", "a", rv("10"))
 	d := l.Decide(cfg, cached, Options{})
 	l.WriteUncertain(d)
@@ -548,7 +557,7 @@ func TestDecideLiveMakesOlderCachedCopiesStale(t *testing.T) {
 // it is decided.
 func TestObserveReservesWhatAServiceCarriesBeforeItsTurn(t *testing.T) {
 	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
-	l := NewLedger(nil, Flaws{})
+	l := NewLedger(nil)
 	first := svc("ns", "first", rv("5"))
 	df := l.Decide(cfg, first, Options{})
 	l.Written(df, "6")
@@ -581,35 +590,9 @@ func TestObserveReservesWhatAServiceCarriesBeforeItsTurn(t *testing.T) {
 	}
 }
 
-// A write refused with a 409 because the user annotated the Service with
-// another address meanwhile: undoing the write must not free the user's
-// address, which the informer showed (and Observe reserved) before the 409
-// came back. The flawed ledger that releases the whole holding does.
-func TestRefusedWriteUndoesOnlyWhatItAdded(t *testing.T) {
-	cfg := mustConfig(t, map[string]string{"range-global": "10.0.0.1-10.0.0.3"})
-	for _, flawed := range []bool{false, true} {
-		l := NewLedger(nil, Flaws{ReleaseWholeOn409: flawed})
-		d := l.Decide(cfg, svc("ns", "a", rv("5")), Options{})
-		if JoinAddrs(d.Holding.Addrs) != "10.0.0.1" {
-			t.Fatalf("a: %v", d.Holding.Addrs)
-		}
-		l.Observe(svc("ns", "a", rv("6"), annotated(AnnotationLoadBalancerIPs, "10.0.0.2")), Options{})
-		l.WriteFailed(d)
-		db := l.Decide(cfg, svc("ns", "b", rv("7")), Options{})
-		dc := l.Decide(cfg, svc("ns", "c", rv("8")), Options{})
-		got := JoinAddrs(append(db.Holding.Addrs, dc.Holding.Addrs...))
-		if !flawed && got != "10.0.0.1,10.0.0.3" {
-			t.Errorf("b and c got %s, want 10.0.0.1,10.0.0.3: the user's 10.0.0.2 stays a's", got)
-		}
-		if flawed && got != "10.0.0.1,10.0.0.2" {
-			t.Errorf("flawed ledger: b and c got %s; the flaw should free the user's 10.0.0.2", got)
-		}
-	}
-}
-
 func TestObserveReservesEverythingAServiceIsServedOn(t *testing.T) {
 	cfg := mustConfig(t, map[string]string{"range-global": "10.0.0.1-10.0.0.4"})
-	l := NewLedger(nil, Flaws{})
+	l := NewLedger(nil)
 	l.Observe(svc("ns", "bad", annotated(AnnotationLoadBalancerIPs, "10.0.0.1,bogus")), Options{})
 	l.Observe(svc("ns", "other", class("example.com/other-lb"), ingress("10.0.0.2")), Options{})
 	l.Observe(svc("ns", "ignored", annotated(AnnotationIgnore, "true"), lbIP("10.0.0.3")), Options{})

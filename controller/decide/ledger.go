@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/resourceversion"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // Ledger is the controller's own record of the addresses in use. An
@@ -26,18 +27,18 @@ type Ledger struct {
 	// uncertain holds the decisions whose write may or may not have landed
 	// (the answer was lost: a time-out, a dropped connection), by Service.
 	uncertain map[string]Decision
-	// flaws are deliberate defects, for tests only.
-	flaws Flaws
+	// flaws are deliberate defects, set only by SetFlaws in a build with
+	// the tag mutants; empty in any other.
+	flaws mutant.Flaws
 }
 
 // NewLedger returns a ledger that starts from usage (nil for an empty one),
-// e.g. the result of Rebuild after a restart; flaws are for tests only (the
-// zero value is the correct ledger).
-func NewLedger(usage *allocator.Usage, flaws Flaws) *Ledger {
+// e.g. the result of Rebuild after a restart.
+func NewLedger(usage *allocator.Usage) *Ledger {
 	if usage == nil {
 		usage = allocator.NewUsage()
 	}
-	return &Ledger{usage: usage, written: map[string]string{}, uncertain: map[string]Decision{}, flaws: flaws}
+	return &Ledger{usage: usage, written: map[string]string{}, uncertain: map[string]Decision{}}
 }
 
 // Usage returns the addresses in use as the ledger sees them. Callers must
@@ -119,7 +120,7 @@ func (l *Ledger) WriteFailed(d Decision) {
 func (l *Ledger) undo(d Decision) {
 	key := d.Holding.Owner
 	h, ok := l.usage.Holding(key)
-	if !ok || l.flaws.ReleaseWholeOn409 {
+	if !ok || l.flaws.Has(mutant.ReleaseWholeOn409) {
 		l.usage.Release(key)
 		return
 	}
@@ -223,7 +224,7 @@ func (l *Ledger) Observe(svc *corev1.Service, o Options) {
 // exclusive reports whether what svc carries is no one's to share: it is
 // not managed here, or what it asks for is not a valid request.
 func exclusive(svc *corev1.Service, o Options) bool {
-	if o.Flaws.ShareWithUnmanaged {
+	if o.Flaws.Has(mutant.ShareWithUnmanaged) {
 		return false
 	}
 	if !Managed(svc, o) {

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // Options are the controller settings that change which Services it handles.
@@ -20,39 +21,9 @@ type Options struct {
 	// LoadBalancerClass is the class handled when EnableLoadBalancerClass is
 	// set; empty means DefaultLoadBalancerClass.
 	LoadBalancerClass string
-	// Flaws are deliberate defects, for tests only (the zero value is the
-	// correct controller).
-	Flaws Flaws
-}
-
-// Flaws are deliberate defects, for tests only: each brings back a bug
-// that a controller of this kind has or could have, so that a test can
-// show that the simulator's invariants catch it. The zero value is the
-// correct controller.
-type Flaws struct {
-	// ForgetLostWrites takes a write whose answer was lost for a refused
-	// one, freeing its addresses at once.
-	ForgetLostWrites bool
-	// ReleaseWholeOn409 frees everything a Service holds when a write of
-	// it is refused, also what it came to carry meanwhile.
-	ReleaseWholeOn409 bool
-	// NoLedger decides from the cache alone, without the record of the
-	// controller's own writes.
-	NoLedger bool
-	// ShareWithUnmanaged lets Services this controller does not manage
-	// share their addresses.
-	ShareWithUnmanaged bool
-	// UnrecordedSharers lets a Service share an address under the claim of
-	// the Service it shares with, without being recorded on the claim.
-	UnrecordedSharers bool
-	// Unfair lets any Service take an address that frees up, not the
-	// one that has waited longest (the engine's deferral is off).
-	Unfair bool
-	// OrphanClaimsWait keeps a claim younger than the grace period even
-	// when no Service it names exists any more (deleted while no
-	// controller ran, say): its address stays blocked until the repair
-	// judges it old enough.
-	OrphanClaimsWait bool
+	// Flaws are deliberate defects for the broken-engine tests: only in a
+	// build with the tag mutants (package mutant); empty in any other.
+	Flaws mutant.Flaws
 }
 
 func (o Options) class() string {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // create makes a claim and remembers it as this engine's own.
@@ -73,7 +74,7 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 		}
 		switch {
 		case c.names(key):
-		case c.Ours() && len(others) > 0 && e.opts.Decide.Flaws.UnrecordedSharers:
+		case c.Ours() && len(others) > 0 && e.opts.Decide.Flaws.Has(mutant.UnrecordedSharers):
 		case c.Ours() && len(others) > 0:
 			// The ledger shares a with a Service of ours: the claim must
 			// record key, and may name sharers the ledger does not know.

@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // logged returns a context whose logger appends each line to lines.
@@ -41,7 +42,7 @@ func (h *harness) eventsOf(reason string) []string {
 // Normal Event on the ConfigMap and a log line naming the key; the keys it
 // does understand never are.
 func TestUnknownKeysAreReportedOnceEach(t *testing.T) {
-	h := newHarness(t, nil, decide.Flaws{})
+	h := newHarness(t, nil, mutant.Flaws{})
 	var lines []string
 	ctx := logged(&lines)
 	known := map[string]string{"cidr-global": "10.0.0.0/30", "range-a": "10.1.0.1-10.1.0.2", "allow-share-a": "true",
@@ -86,7 +87,7 @@ func TestUnknownKeysAreReportedOnceEach(t *testing.T) {
 func TestHostBitsAreMaskedAndReportedOnce(t *testing.T) {
 	var lines []string
 	ctx := logged(&lines)
-	h := newHarness(t, map[string]string{"cidr-global": "10.0.0.0/30"}, decide.Flaws{})
+	h := newHarness(t, map[string]string{"cidr-global": "10.0.0.0/30"}, mutant.Flaws{})
 	data := map[string]string{"cidr-global": "192.168.0.220/29"}
 	h.e.SetConfig(ctx, configMap("2", data))
 	h.e.SetConfig(ctx, configMap("3", map[string]string{"cidr-global": "192.168.0.220/29", "allow-share-global": "true"}))
@@ -111,7 +112,7 @@ func TestHostBitsAreMaskedAndReportedOnce(t *testing.T) {
 func TestADeletedConfigMapIsLoggedAndNamedInNoPool(t *testing.T) {
 	var lines []string
 	ctx := logged(&lines)
-	h := newHarness(t, map[string]string{"cidr-global": "10.0.0.0/30"}, decide.Flaws{})
+	h := newHarness(t, map[string]string{"cidr-global": "10.0.0.0/30"}, mutant.Flaws{})
 	h.f.put(lb("a", nil))
 	h.sync(t, "ns/a")
 	if !h.e.SetConfig(ctx, nil) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // Cluster is what the engine needs of the API server and of the cache
@@ -84,7 +85,8 @@ type Observer interface {
 
 // Options configure an Engine.
 type Options struct {
-	// Decide selects the Services handled, and carries the test-only Flaws.
+	// Decide selects the Services handled (and, built with the tag
+	// mutants only, the broken-engine tests' Flaws).
 	Decide decide.Options
 	// Claims, when set, makes every address given out claimed first in
 	// the API server (one IPAddress object per address); nil runs without.
@@ -143,7 +145,7 @@ func New(cluster Cluster, recorder Recorder, observer Observer, wake func(key st
 	return &Engine{
 		cluster: cluster, recorder: recorder, observer: observer, wake: wake, opts: opts, claims: opts.Claims,
 		grace:   opts.ClaimGrace,
-		ledger:  decide.NewLedger(nil, opts.Decide.Flaws),
+		ledger:  newLedger(nil, opts.Decide.Flaws),
 		waiting: map[string]bool{},
 		seen:    decide.NewEventMemory(),
 		made:    map[string]bool{},
@@ -208,7 +210,7 @@ func (e *Engine) rebuild(ctx context.Context, cm *corev1.ConfigMap, services []*
 		}
 	}
 	usage, cs := decide.RebuildClaimed(e.config.cfg, services, e.opts.Decide, claimed)
-	e.ledger = decide.NewLedger(usage, e.opts.Decide.Flaws)
+	e.ledger = newLedger(usage, e.opts.Decide.Flaws)
 	e.claimants = map[string]bool{}
 	if e.claims != nil {
 		e.registerClaims(freed)
@@ -219,7 +221,7 @@ func (e *Engine) rebuild(ctx context.Context, cm *corev1.ConfigMap, services []*
 // Observe reserves what svc is served on as soon as a cache shows it,
 // before its turn in the queue comes.
 func (e *Engine) Observe(svc *corev1.Service) {
-	if e.opts.Decide.Flaws.NoLedger {
+	if e.opts.Decide.Flaws.Has(mutant.NoLedger) {
 		return
 	}
 	e.mu.Lock()

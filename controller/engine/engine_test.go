@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // fakeCluster is an API server and a cache in one: the cache shows what
@@ -120,7 +121,7 @@ type harness struct {
 	woken []string
 }
 
-func newHarness(t *testing.T, data map[string]string, flaws decide.Flaws) *harness {
+func newHarness(t *testing.T, data map[string]string, flaws mutant.Flaws) *harness {
 	t.Helper()
 	h := &harness{f: newFake(), rec: &fakeRecorder{}}
 	h.e = New(h.f, h.rec, nil, func(k string) { h.woken = append(h.woken, k) }, Options{Decide: decide.Options{Flaws: flaws}})
@@ -140,39 +141,10 @@ func (h *harness) addr(key string) string {
 	return h.f.store[key].Annotations[decide.AnnotationLoadBalancerIPs]
 }
 
-// The controller writes 10.0.0.1 to a; meanwhile the user annotates a
-// with 10.0.0.1 itself (the address it was being given), so the write
-// gets a 409; the informer shows the edit before the 409 comes back. Undoing
-// the write must not free what the user set: b gets 10.0.0.2. The flawed
-// engine that releases the whole holding gives b 10.0.0.1 too.
-func TestARefusedWriteUndoesOnlyWhatItWouldHaveAdded(t *testing.T) {
-	for _, flawed := range []bool{false, true} {
-		h := newHarness(t, map[string]string{"range-global": "10.0.0.1-10.0.0.3"}, decide.Flaws{ReleaseWholeOn409: flawed})
-		a := h.f.put(lb("a", nil))
-		h.e.Observe(a)
-		h.f.beforePatch = func(from *corev1.Service) error {
-			h.f.beforePatch = nil
-			edited := h.f.put(lb("a", map[string]string{decide.AnnotationLoadBalancerIPs: "10.0.0.1"}))
-			h.e.Observe(edited) // the informer's event, before the 409
-			return nil          // the write is then refused: stale resourceVersion
-		}
-		h.sync(t, "ns/a")
-		h.f.put(lb("b", nil))
-		h.sync(t, "ns/b")
-		got := h.addr("ns/b")
-		if !flawed && got != "10.0.0.2" {
-			t.Errorf("b got %q, want 10.0.0.2: the user's 10.0.0.1 on a stays reserved", got)
-		}
-		if flawed && got != "10.0.0.1" {
-			t.Errorf("flawed engine: b got %q; the flaw should hand out the user's 10.0.0.1 (else this test cannot fail)", got)
-		}
-	}
-}
-
 // A write whose answer is lost keeps its address reserved; a live read
 // settles it: the Events are recorded once it shows the write landed.
 func TestALostAnswerKeepsTheAddressUntilALiveReadSettlesIt(t *testing.T) {
-	h := newHarness(t, map[string]string{"range-global": "10.0.0.1-10.0.0.3"}, decide.Flaws{})
+	h := newHarness(t, map[string]string{"range-global": "10.0.0.1-10.0.0.3"}, mutant.Flaws{})
 	h.f.put(lb("a", nil))
 	stale := h.f.cache["ns/a"]
 	h.f.lose = 1
@@ -194,7 +166,7 @@ func TestALostAnswerKeepsTheAddressUntilALiveReadSettlesIt(t *testing.T) {
 // waits. When the first moves to another address (a change of its
 // holding, not a release), the waiting one is woken at once.
 func TestAnyAddressAHoldingGivesUpWakesTheWaiting(t *testing.T) {
-	h := newHarness(t, map[string]string{"cidr-global": "10.6.0.0/29"}, decide.Flaws{})
+	h := newHarness(t, map[string]string{"cidr-global": "10.6.0.0/29"}, mutant.Flaws{})
 	mk := func(name, addr string) *corev1.Service {
 		s := lb(name, map[string]string{decide.AnnotationLoadBalancerIPs: addr})
 		s.Spec.Ports = []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}
@@ -225,7 +197,7 @@ func TestAnyAddressAHoldingGivesUpWakesTheWaiting(t *testing.T) {
 // A malformed key is reported once, not again with each new version of
 // the ConfigMap that leaves it malformed.
 func TestAMalformedKeyIsReportedOnce(t *testing.T) {
-	h := newHarness(t, map[string]string{"cidr-global": "10.0.0.0/33"}, decide.Flaws{})
+	h := newHarness(t, map[string]string{"cidr-global": "10.0.0.0/33"}, mutant.Flaws{})
 	for i, data := range []map[string]string{
 		{"cidr-global": "10.0.0.0/33", "cidr-x": "10.1.0.0/30"},
 		{"cidr-global": "10.0.0.0/33", "cidr-x": "10.1.0.0/29"},

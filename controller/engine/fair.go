@@ -9,6 +9,7 @@ import (
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // Fairness: when addresses free up, the Services waiting for one are
@@ -85,7 +86,7 @@ func (e *Engine) beginTurn(key string) *turn {
 func (t *turn) yield(svc *corev1.Service, d decide.Decision, before allocator.Holding, uncertain bool) []string {
 	e := t.e
 	t.gen = e.fair.gen
-	if uncertain || e.opts.Decide.Flaws.NoLedger || e.opts.Decide.Flaws.Unfair {
+	if uncertain || e.opts.Decide.Flaws.Has(mutant.NoLedger) || e.opts.Decide.Flaws.Has(mutant.Unfair) {
 		// An uncertain write's addresses were reserved before; without
 		// a ledger there is nothing to undo.
 		return nil

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // created returns a LoadBalancer Service created at second sec.
@@ -19,7 +20,7 @@ func created(name string, sec int64, annotations map[string]string) *corev1.Serv
 
 // fairHarness holds 10.0.0.1, the one address of the pool, by "holder";
 // the Services named wait for it, created in that order.
-func fairHarness(t *testing.T, flaws decide.Flaws, waiting ...string) *harness {
+func fairHarness(t *testing.T, flaws mutant.Flaws, waiting ...string) *harness {
 	t.Helper()
 	h := newHarness(t, map[string]string{"range-global": "10.0.0.1-10.0.0.1"}, flaws)
 	h.f.put(created("holder", 1, nil))
@@ -50,7 +51,7 @@ func (h *harness) remove(t *testing.T, key string) {
 // and the younger ones are queued again once it has had its turn. So, round
 // after round, the address goes to the Service that has waited longest.
 func TestAYoungerWokenServiceGivesWayToAnOlderOne(t *testing.T) {
-	h := fairHarness(t, decide.Flaws{}, "a", "b", "c")
+	h := fairHarness(t, mutant.Flaws{}, "a", "b", "c")
 	for round, want := range []string{"ns/a", "ns/b", "ns/c"} {
 		free := "ns/holder"
 		if round > 0 {
@@ -86,7 +87,7 @@ func TestAYoungerWokenServiceGivesWayToAnOlderOne(t *testing.T) {
 // A younger Service that gives way is not lost: the older ones it gave way
 // to are queued, and it is queued again once the oldest has had its turn.
 func TestAServiceThatGivesWayIsQueuedAgain(t *testing.T) {
-	h := fairHarness(t, decide.Flaws{}, "a", "b")
+	h := fairHarness(t, mutant.Flaws{}, "a", "b")
 	h.remove(t, "ns/holder")
 	h.woken = nil
 	h.sync(t, "ns/b")
@@ -107,7 +108,7 @@ func TestAServiceThatGivesWayIsQueuedAgain(t *testing.T) {
 // A Service created after the address freed up, synced before the
 // Services that were waiting for it, gives way to them too.
 func TestANewServiceGivesWayToTheWaitingOnes(t *testing.T) {
-	h := fairHarness(t, decide.Flaws{}, "a")
+	h := fairHarness(t, mutant.Flaws{}, "a")
 	h.remove(t, "ns/holder")
 	h.f.put(created("new", 10, nil))
 	h.sync(t, "ns/new")
@@ -121,7 +122,7 @@ func TestANewServiceGivesWayToTheWaitingOnes(t *testing.T) {
 // A waiting Service that is gone from the cache owes no turn: the next one
 // is not held up waiting for its sync.
 func TestAGoneServiceHoldsNoOneUp(t *testing.T) {
-	h := fairHarness(t, decide.Flaws{}, "a", "b")
+	h := fairHarness(t, mutant.Flaws{}, "a", "b")
 	h.remove(t, "ns/holder")
 	delete(h.f.store, "ns/a")
 	delete(h.f.cache, "ns/a") // its sync (which forgets it) has not run yet
@@ -135,7 +136,7 @@ func TestAGoneServiceHoldsNoOneUp(t *testing.T) {
 // address another holds; when it frees up, the older one gets it, even if
 // the younger one is synced first.
 func TestAContestedRequestIsGrantedToTheOldest(t *testing.T) {
-	h := newHarness(t, map[string]string{"cidr-global": "10.6.0.0/29"}, decide.Flaws{})
+	h := newHarness(t, map[string]string{"cidr-global": "10.6.0.0/29"}, mutant.Flaws{})
 	ask := map[string]string{decide.AnnotationLoadBalancerIPs: "10.6.0.1"}
 	for i, name := range []string{"holder", "old", "young"} {
 		h.f.put(created(name, int64(i+1), ask))
@@ -157,18 +158,6 @@ func TestAContestedRequestIsGrantedToTheOldest(t *testing.T) {
 	}
 	if w := h.e.waitingKeys(); !slices.Equal(w, []string{"ns/young"}) {
 		t.Errorf("waiting %v, want young still told Conflict", w)
-	}
-}
-
-// Without the deferral (the Unfair flaw), the younger key synced first
-// takes the address: the tests above can fail.
-func TestWithoutDeferralTheYoungerWins(t *testing.T) {
-	h := fairHarness(t, decide.Flaws{Unfair: true}, "a", "b")
-	h.remove(t, "ns/holder")
-	h.sync(t, "ns/b")
-	h.sync(t, "ns/a")
-	if h.addr("ns/b") != "10.0.0.1" {
-		t.Errorf("b %q: the flawed engine should give the address to whoever is synced first", h.addr("ns/b"))
 	}
 }
 

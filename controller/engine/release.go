@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // unclaim takes the Service named key off the claims a write of it made
@@ -91,7 +92,7 @@ func (e *Engine) releaseClaims(ctx context.Context, key string, addrs []netip.Ad
 // its address: not the Service it was made for); otherwise the repair
 // judges them.
 func (e *Engine) leaveDeleted(ctx context.Context, key string, released []netip.Addr) {
-	if e.claims == nil || e.opts.Decide.Flaws.OrphanClaimsWait {
+	if e.claims == nil || e.opts.Decide.Flaws.Has(mutant.OrphanClaimsWait) {
 		return
 	}
 	var left []Claim

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // stale reports whether c, a claim of ours, may go. Whatever its age, it
@@ -28,7 +29,7 @@ func (e *Engine) stale(ctx context.Context, c Claim) bool {
 		return false
 	}
 	young := time.Since(c.Created) < e.grace
-	if young && e.opts.Decide.Flaws.OrphanClaimsWait {
+	if young && e.opts.Decide.Flaws.Has(mutant.OrphanClaimsWait) {
 		return false
 	}
 	for _, u := range c.holders() {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // Result tells an adapter what to do with a key after its sync, as
@@ -78,7 +79,7 @@ func (e *Engine) SyncService(ctx context.Context, key string) (Result, error) {
 	e.notice(ctx, svc, key)
 
 	e.mu.Lock()
-	if !uncertain && e.ledger.Stale(svc) && !e.opts.Decide.Flaws.NoLedger {
+	if !uncertain && e.ledger.Stale(svc) && !e.opts.Decide.Flaws.Has(mutant.NoLedger) {
 		e.mu.Unlock()
 		return Done, nil // the cache will show our write and queue it again
 	}
@@ -86,7 +87,7 @@ func (e *Engine) SyncService(ctx context.Context, key string) (Result, error) {
 	wasWaiting := e.waiting[key]
 	var d decide.Decision
 	switch {
-	case e.opts.Decide.Flaws.NoLedger:
+	case e.opts.Decide.Flaws.Has(mutant.NoLedger):
 		usage, _ := decide.Rebuild(e.config.cfg, e.cluster.List(), e.opts.Decide)
 		usage.Release(key)
 		d = decide.Decide(e.config.cfg, usage, svc, e.opts.Decide)
@@ -212,7 +213,7 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 	}
 	stored, err := e.cluster.Patch(ctx, svc, d.Service)
 	if err != nil {
-		rejected := refused(err) || e.opts.Decide.Flaws.ForgetLostWrites
+		rejected := refused(err) || e.opts.Decide.Flaws.Has(mutant.ForgetLostWrites)
 		if rejected && e.claims != nil {
 			e.unclaim(ctx, key, claimed) // it cannot land: its fresh claims go
 		}
@@ -224,7 +225,7 @@ func (e *Engine) write(ctx context.Context, key string, svc *corev1.Service, d d
 			}
 			// What the cache shows it carrying now (the user's edit
 			// that made the write fail) stays reserved.
-			if cached, ok := e.cluster.Cached(key); ok && !e.opts.Decide.Flaws.ReleaseWholeOn409 {
+			if cached, ok := e.cluster.Cached(key); ok && !e.opts.Decide.Flaws.Has(mutant.ReleaseWholeOn409) {
 				e.ledger.Observe(cached, e.opts.Decide)
 			}
 		} else {

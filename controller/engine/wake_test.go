@@ -8,12 +8,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
 // When an address frees up, the Services waiting for one are woken oldest
 // first (creation timestamp, then namespace/name), not in name order.
 func TestWaitingServicesAreWokenOldestFirst(t *testing.T) {
-	h := newHarness(t, map[string]string{"range-global": "10.0.0.1-10.0.0.1"}, decide.Flaws{})
+	h := newHarness(t, map[string]string{"range-global": "10.0.0.1-10.0.0.1"}, mutant.Flaws{})
 	at := func(name string, sec int64) *corev1.Service {
 		s := lb(name, nil)
 		s.CreationTimestamp = metav1.Unix(sec, 0)

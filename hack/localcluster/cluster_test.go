@@ -40,7 +40,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", dir+"/", "../../cmd/kube-vip-cloud-provider", "../../cmd/kube-vip-sim")
+	build := exec.Command("go", "build", "-o", dir+"/", "../../cmd/kube-vip-cloud-provider", "../../cmd/kube-vip-sim", ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: build the binaries: %v\n%s", err, out)
 		return 1

@@ -299,7 +299,7 @@ stage_node() {
   mkdir -p "$sd/kubelet.service.d" "$sd/containerd.service.d" "$sd/multi-user.target.wants"
   install -m 0644 "$n/kubelet.service.d/"* "$sd/kubelet.service.d/"
   install -m 0644 "$n/containerd.service.d/"* "$sd/containerd.service.d/"
-  for u in kubelet kvcp-preload kvcp-cni containerd; do
+  for u in kvcp-preload kvcp-cni containerd; do
     ln -sf "/etc/systemd/system/$u.service" "$sd/multi-user.target.wants/$u.service"
   done
   [ -e "$sd/containerd.service" ] || ln -sf /usr/lib/systemd/system/containerd.service "$sd/multi-user.target.wants/containerd.service"
@@ -316,7 +316,6 @@ stage_node() {
     docker import \
       --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
       --change 'ENV container=docker' \
-      --change 'STOPSIGNAL SIGRTMIN+3' \
       --change "LABEL kvcp.inputs=$hash" \
       - "$NODE_IMAGE" >/dev/null
 }

@@ -129,6 +129,15 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 		}
 		p.Services = append(p.Services, line)
 	}
+	// Oldest first, as the controller's engine serves the waiting (then by
+	// namespace/name); services may come in any order (a scenario's are
+	// sorted by name).
+	slices.SortStableFunc(waiting, func(a, b *corev1.Service) int {
+		if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(decide.Key(a), decide.Key(b))
+	})
 	for _, svc := range waiting {
 		d := decide.Decide(newCfg, usage, svc, o)
 		line := PlanLine{Service: decide.Key(svc)}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/testenv"
 )
 
 func main() {
@@ -157,32 +158,20 @@ func mkService(ns, name string, lb bool) *corev1.Service {
 	return s
 }
 
-// parallel runs fn(i) for i in [0,n) on c goroutines.
+// parallel runs fn(i) for i in [0,n), at most c at a time (testenv.Each),
+// and returns the first error.
 func parallel(n, c int, fn func(i int) error) error {
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	next := make(chan int)
-	for w := 0; w < c; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := fn(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
+	testenv.Each(n, c, func(i int) {
+		if err := fn(i); err != nil {
+			mu.Lock()
+			if first == nil {
+				first = err
 			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+			mu.Unlock()
+		}
+	})
 	return first
 }
 

@@ -318,14 +318,14 @@ func TestUsageBookkeeping(t *testing.T) {
 	if got := u.Holders(netip.MustParseAddr("10.0.0.1")); strings.Join(got, ",") != "ns/a,ns/b" {
 		t.Errorf("holders = %v", got)
 	}
-	if got := u.Used(p, IPv4); got != CountOf(2) {
+	if got := u.Used(p, IPv4); got != countOf(2) {
 		t.Errorf("used = %v, want 2 (a shared address counts once)", got)
 	}
-	if got := u.Free(p, IPv4); got != CountOf(5) {
+	if got := u.Free(p, IPv4); got != countOf(5) {
 		t.Errorf("free = %v, want 5 (.0 is not allocatable)", got)
 	}
 	u.Release("ns/a")
-	if got := u.Used(p, IPv4); got != CountOf(1) {
+	if got := u.Used(p, IPv4); got != countOf(1) {
 		t.Errorf("after releasing a: used = %v, want 1 (b still holds .1)", got)
 	}
 	c := u.Clone()
@@ -409,7 +409,7 @@ func TestNeverHandsOutAnAddressAssignCannotTrack(t *testing.T) {
 				if addrList(got) != tc.want {
 					t.Errorf("handed out %s, want %s", addrList(got), tc.want)
 				}
-				if p.Size(IPv6) != CountOf(tc.size) || !u.Free(p, IPv6).IsZero() {
+				if p.Size(IPv6) != countOf(tc.size) || !u.Free(p, IPv6).isZero() {
 					t.Errorf("size %v free %v, want %d and 0", p.Size(IPv6), u.Free(p, IPv6), tc.size)
 				}
 				return
@@ -495,7 +495,7 @@ func TestStoryAcrossASlash24Boundary(t *testing.T) {
 			t.Errorf("%s: handed out %s, want %s", order, addrList(got), want)
 		}
 		p := cfg.PoolFor("ns")
-		if p.Size(IPv4) != CountOf(10) || u.Used(p, IPv4) != CountOf(10) || !u.Free(p, IPv4).IsZero() {
+		if p.Size(IPv4) != countOf(10) || u.Used(p, IPv4) != countOf(10) || !u.Free(p, IPv4).isZero() {
 			t.Errorf("%s: size %v used %v free %v", order, p.Size(IPv4), u.Used(p, IPv4), u.Free(p, IPv4))
 		}
 		// ns/s5 holds the sixth address handed out; once released it is the
@@ -632,7 +632,7 @@ func TestAlsoAddressesAreKeptAndReleasedWithTheirOwner(t *testing.T) {
 	if !ok || addrList(h.Addrs) != "10.0.0.1" || addrList(h.Also) != "10.0.0.2" {
 		t.Fatalf("holding = %+v, want .1 held and .2 also (the duplicate dropped)", h)
 	}
-	if got := u.Used(p, IPv4); got != CountOf(2) {
+	if got := u.Used(p, IPv4); got != countOf(2) {
 		t.Errorf("used = %v, want 2", got)
 	}
 	if got := u.Holders(netip.MustParseAddr("10.0.0.2")); strings.Join(got, ",") != "ns/a" {
@@ -645,7 +645,7 @@ func TestAlsoAddressesAreKeptAndReleasedWithTheirOwner(t *testing.T) {
 	}
 	u.Release("ns/a")
 	u.Release("ns/b")
-	if got := u.Used(p, IPv4); got != CountOf(0) || u.Len() != 0 {
+	if got := u.Used(p, IPv4); got != countOf(0) || u.Len() != 0 {
 		t.Errorf("after release: used = %v, owners %d; want none", got, u.Len())
 	}
 }

@@ -231,7 +231,7 @@ func FuzzAllocate(f *testing.F) {
 		}
 		p := cfg.PoolFor("ns")
 		for i := 0; i < 8; i++ {
-			if got := u.Free(p, fam); got != CountOf(uint64(len(free))) {
+			if got := u.Free(p, fam); got != countOf(uint64(len(free))) {
 				t.Fatalf("free = %v, brute force %d", got, len(free))
 			}
 			if got := u.Used(p, fam).Add(u.Free(p, fam)); got != p.Size(fam) {

@@ -58,8 +58,8 @@ func (k key) prev() (key, bool) {
 // IPv6 pool can hold more addresses than a uint64 can count.
 type Count struct{ hi, lo uint64 }
 
-// CountOf returns n as a Count.
-func CountOf(n uint64) Count { return Count{lo: n} }
+// countOf returns n as a Count.
+func countOf(n uint64) Count { return Count{lo: n} }
 
 // spanLen returns hi-lo+1 for lo <= hi, saturating at the largest Count.
 func spanLen(lo, hi key) Count {
@@ -97,11 +97,11 @@ func (c Count) Sub(o Count) Count {
 	return Count{hi, lo}
 }
 
-// IsZero reports whether c is zero.
-func (c Count) IsZero() bool { return c == Count{} }
+// isZero reports whether c is zero.
+func (c Count) isZero() bool { return c == Count{} }
 
-// Uint64 returns c and whether it fits in a uint64.
-func (c Count) Uint64() (uint64, bool) { return c.lo, c.hi == 0 }
+// asUint64 returns c and whether it fits in a uint64.
+func (c Count) asUint64() (uint64, bool) { return c.lo, c.hi == 0 }
 
 // Float64 returns c as a float64 (rounded for very large counts), for metrics.
 func (c Count) Float64() float64 { return float64(c.hi)*math.Exp2(64) + float64(c.lo) }

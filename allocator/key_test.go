@@ -58,7 +58,7 @@ func TestSpanOf(t *testing.T) {
 			}
 			continue
 		}
-		if !ok || spanLen(lo, hi) != CountOf(tc.n) {
+		if !ok || spanLen(lo, hi) != countOf(tc.n) {
 			t.Errorf("spanOf(%s, %s): %d addresses (ok %v), want %d", tc.from, tc.to, spanLen(lo, hi).lo, ok, tc.n)
 		}
 	}
@@ -75,16 +75,16 @@ func TestSpanOfAllIPv6(t *testing.T) {
 
 func TestCount(t *testing.T) {
 	max := Count{math.MaxUint64, math.MaxUint64}
-	if got := CountOf(math.MaxUint64).Add(CountOf(1)); got != (Count{hi: 1}) {
+	if got := countOf(math.MaxUint64).Add(countOf(1)); got != (Count{hi: 1}) {
 		t.Errorf("carry: %v", got)
 	}
-	if got := max.Add(CountOf(1)); got != max {
+	if got := max.Add(countOf(1)); got != max {
 		t.Errorf("Add must saturate: %v", got)
 	}
-	if got := (Count{hi: 1}).Sub(CountOf(1)); got != CountOf(math.MaxUint64) {
+	if got := (Count{hi: 1}).Sub(countOf(1)); got != countOf(math.MaxUint64) {
 		t.Errorf("borrow: %v", got)
 	}
-	if got := CountOf(1).Sub(CountOf(2)); !got.IsZero() {
+	if got := countOf(1).Sub(countOf(2)); !got.isZero() {
 		t.Errorf("Sub below zero = %v, want 0", got)
 	}
 	if s := (Count{hi: 1}).String(); s != "18446744073709551616" {
@@ -93,7 +93,7 @@ func TestCount(t *testing.T) {
 	if f := (Count{hi: 1}).Float64(); f != math.Exp2(64) {
 		t.Errorf("Float64 = %v", f)
 	}
-	if v, ok := CountOf(7).Uint64(); !ok || v != 7 {
+	if v, ok := countOf(7).asUint64(); !ok || v != 7 {
 		t.Errorf("Uint64 = %v %v", v, ok)
 	}
 	cfg := mustParse(t, map[string]string{"cidr-global": "2001:db8::/32"})

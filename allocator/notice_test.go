@@ -96,7 +96,7 @@ func TestAZeroRangeIsNotDHCP(t *testing.T) {
 			t.Errorf("%v is DHCP", data)
 		}
 	}
-	if cfg := mustParse(t, map[string]string{"range-x": "0.0.0.0-0.0.0.2"}); cfg.PoolFor("x").Size(IPv4) != CountOf(2) {
+	if cfg := mustParse(t, map[string]string{"range-x": "0.0.0.0-0.0.0.2"}); cfg.PoolFor("x").Size(IPv4) != countOf(2) {
 		t.Errorf("0.0.0.0-0.0.0.2: size %v, want 2", cfg.PoolFor("x").Size(IPv4))
 	}
 }

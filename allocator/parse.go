@@ -538,8 +538,8 @@ func (c *Config) Pools() []*Pool {
 	return out
 }
 
-// InAnyPool reports whether some pool contains a.
-func (c *Config) InAnyPool(a netip.Addr) bool {
+// inAnyPool reports whether some pool contains a.
+func (c *Config) inAnyPool(a netip.Addr) bool {
 	for _, p := range c.pools {
 		if p.Contains(a) {
 			return true
@@ -566,8 +566,8 @@ func (c *Config) Interface(ns string) string {
 	return c.interfaces[GlobalPool]
 }
 
-// Descending reports whether search-order is desc (hand out from the top).
-func (c *Config) Descending() bool { return c.desc }
+// descending reports whether search-order is desc (hand out from the top).
+func (c *Config) descending() bool { return c.desc }
 
 // Accepted returns the raw value in force for each key: the good values of
 // the data last parsed, and the last good values kept in place of bad ones.

@@ -104,10 +104,10 @@ func TestParsePools(t *testing.T) {
 			if got := rangesOf(p); got != tc.ranges {
 				t.Errorf("ranges = %s, want %s", got, tc.ranges)
 			}
-			if got := p.Size(IPv4); got != CountOf(tc.v4) {
+			if got := p.Size(IPv4); got != countOf(tc.v4) {
 				t.Errorf("IPv4 size = %v, want %d", got, tc.v4)
 			}
-			if got := p.Size(IPv6); got != CountOf(tc.v6) {
+			if got := p.Size(IPv6); got != countOf(tc.v6) {
 				t.Errorf("IPv6 size = %v, want %d", got, tc.v6)
 			}
 		})
@@ -138,7 +138,7 @@ func TestParseOptions(t *testing.T) {
 	if cfg.Interface("default") != "eth0" || cfg.Interface("finance") != "bond0" {
 		t.Errorf("interface: %q %q", cfg.Interface("default"), cfg.Interface("finance"))
 	}
-	if !cfg.Descending() {
+	if !cfg.descending() {
 		t.Error("search-order desc not honoured")
 	}
 	if p := cfg.PoolFor("dhcp"); p == nil || !p.DHCP() {
@@ -313,11 +313,11 @@ func TestConfigAccessors(t *testing.T) {
 	}
 	for a, want := range map[string]bool{"10.0.0.3": true, "10.2.0.2": true, "10.2.0.3": false, "2001:db8::1": true,
 		"::ffff:10.1.0.1": true, "0.0.0.0": false, "192.0.2.1": false} {
-		if got := cfg.InAnyPool(netip.MustParseAddr(a)); got != want {
-			t.Errorf("InAnyPool(%s) = %v, want %v", a, got, want)
+		if got := cfg.inAnyPool(netip.MustParseAddr(a)); got != want {
+			t.Errorf("inAnyPool(%s) = %v, want %v", a, got, want)
 		}
 	}
-	if !cfg.Descending() {
+	if !cfg.descending() {
 		t.Error("search-order DESC not honoured")
 	}
 	acc := cfg.Accepted()
@@ -336,7 +336,7 @@ func TestConfigAccessors(t *testing.T) {
 		t.Errorf("DHCP pool: dhcp %v, has %v, contains 0.0.0.0 %v; want a marker without addresses", d.DHCP(), d.Has(IPv4), d.Contains(netip.IPv4Unspecified()))
 	}
 	asc, _ := Parse(map[string]string{KeySearchOrder: "asc"}, nil)
-	if asc.Descending() {
+	if asc.descending() {
 		t.Error("search-order asc is descending")
 	}
 }

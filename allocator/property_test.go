@@ -182,7 +182,7 @@ func TestPropertyMergingOverlappingEntriesEqualsAddingOneByOne(t *testing.T) {
 		if got := p.Ranges(); !slices.Equal(got, want.Ranges()) {
 			t.Fatalf("merged %v, one by one %v", got, want.Ranges())
 		}
-		if p.Size(m.family) != CountOf(uint64(len(m.order))) {
+		if p.Size(m.family) != countOf(uint64(len(m.order))) {
 			t.Fatalf("size %v, brute force %d", p.Size(m.family), len(m.order))
 		}
 		for i := 0; i < window; i++ {
@@ -216,7 +216,7 @@ func TestPropertyExhaustionHandsOutEveryAllocatableAddressOnceInOrder(t *testing
 				t.Fatalf("allocation %d = %s, want %s", i, got, w)
 			}
 			u.Assign(Holding{Owner: owner, Namespace: "ns", Addrs: res.Addrs})
-			if got := u.Used(p, m.family); got != CountOf(uint64(i+1)) {
+			if got := u.Used(p, m.family); got != countOf(uint64(i+1)) {
 				t.Fatalf("after %d allocations used = %v", i+1, got)
 			}
 		}
@@ -277,12 +277,12 @@ func TestPropertyRunTreeMatchesNaiveModel(t *testing.T) {
 				res, err := u.Allocate(cfg, Request{Owner: "ns/probe", Namespace: "ns", Families: []Family{m.family}})
 				switch {
 				case !want.IsValid() && err == nil:
-					t.Fatalf("step %d (desc %v): got %v, model says exhausted", step, cfg.Descending(), res.Addrs)
+					t.Fatalf("step %d (desc %v): got %v, model says exhausted", step, cfg.descending(), res.Addrs)
 				case want.IsValid() && (err != nil || res.Addrs[0] != want):
-					t.Fatalf("step %d (desc %v): got %v %v, model says %s", step, cfg.Descending(), res.Addrs, err, want)
+					t.Fatalf("step %d (desc %v): got %v %v, model says %s", step, cfg.descending(), res.Addrs, err, want)
 				}
 			}
-			if got := u.Used(p, m.family); got != CountOf(uint64(used)) {
+			if got := u.Used(p, m.family); got != countOf(uint64(used)) {
 				t.Fatalf("step %d: used %v, model %d", step, got, used)
 			}
 			for a, os := range inUse {
@@ -319,7 +319,7 @@ func TestPropertyFreePlusUsedIsSize(t *testing.T) {
 				t.Fatalf("%v: used %v + free %v = %v, size %v", f, u.Used(p, f), u.Free(p, f), got, p.Size(f))
 			}
 		}
-		if p.Size(IPv4) != CountOf(uint64(len(m4.order))) || p.Size(IPv6) != CountOf(uint64(len(m6.order))) {
+		if p.Size(IPv4) != countOf(uint64(len(m4.order))) || p.Size(IPv6) != countOf(uint64(len(m6.order))) {
 			t.Fatalf("sizes %v %v, model %d %d", p.Size(IPv4), p.Size(IPv6), len(m4.order), len(m6.order))
 		}
 	})

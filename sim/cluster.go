@@ -69,6 +69,15 @@ func (c *cluster) keys() []string {
 	return ks
 }
 
+// list returns the Services stored, by key.
+func (c *cluster) list() []*corev1.Service {
+	out := make([]*corev1.Service, 0, len(c.services))
+	for _, k := range c.keys() {
+		out = append(out, c.services[k])
+	}
+	return out
+}
+
 // cache is one replica's informer cache: the cluster as of some position
 // of its write log.
 type cache struct {

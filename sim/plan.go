@@ -213,11 +213,3 @@ func (sc *Scenario) Services() ([]*corev1.Service, map[string]string, error) {
 	}
 	return c.list(), data, nil
 }
-
-func (c *cluster) list() []*corev1.Service {
-	out := make([]*corev1.Service, 0, len(c.services))
-	for _, k := range c.keys() {
-		out = append(out, c.services[k])
-	}
-	return out
-}

@@ -175,7 +175,6 @@ func (a *adapter) Live(_ context.Context, key string) (*corev1.Service, error) {
 func (a *adapter) Patch(_ context.Context, from, to *corev1.Service) (*corev1.Service, error) {
 	s := a.s
 	key := decide.Key(from)
-	s.landedLost = nil
 	switch {
 	case s.conflictFor[key] > 0 || s.conflicts > 0:
 		if s.conflictFor[key] > 0 {
@@ -203,11 +202,21 @@ func (a *adapter) Patch(_ context.Context, from, to *corev1.Service) (*corev1.Se
 	if s.lost > 0 {
 		// It landed, but the controller hears a time-out.
 		s.lost--
-		s.landedLost = stored
-		return nil, apierrors.NewTimeoutError("the answer was lost", 1)
+		return nil, &lostAnswer{error: apierrors.NewTimeoutError("the answer was lost", 1), stored: stored}
 	}
 	return stored, nil
 }
+
+// lostAnswer is the time-out the controller hears for a write that landed
+// all the same; it carries what the API server stored, for the trace and
+// the checks (the engine cannot tell it from any other time-out).
+type lostAnswer struct {
+	error
+	stored *corev1.Service
+}
+
+// Unwrap returns the time-out.
+func (l *lostAnswer) Unwrap() error { return l.error }
 
 // Event implements engine.Recorder: the ConfigMap's Events become rows,
 // their Detail the key; a Service's are shown with the outcome the

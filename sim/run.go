@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
 
@@ -55,8 +53,6 @@ type simulator struct {
 	// granted holds, per Service, the resourceVersion of the controller's
 	// last write of it.
 	granted map[string]string
-	// landedLost is the Service a write stored whose answer was lost.
-	landedLost *corev1.Service
 	// broken is an invariant the last sync's writes broke.
 	broken error
 	// holders indexes, per address, the Services the store shows holding

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 
@@ -79,7 +80,7 @@ func (s *simulator) syncOutOfTurn(key string) error {
 func (s *simulator) process(r *replica, key string) error {
 	// What a write of an earlier sync left behind (a resend whose answer
 	// was lost) is not this sync's.
-	s.broken, s.landedLost = nil, nil
+	s.broken = nil
 	res, err := r.engine.SyncService(s.ctx, key)
 	if s.broken != nil {
 		return s.broken
@@ -131,8 +132,8 @@ func (a *adapter) Observe(o engine.Outcome) {
 	case engine.Uncertain, engine.Rejected:
 		// A write whose answer was lost landed all the same, whatever
 		// the controller made of the silence.
-		if stored := s.landedLost; stored != nil {
-			s.landedLost = nil
+		if la := (*lostAnswer)(nil); errors.As(o.Err, &la) {
+			stored := la.stored
 			if err := s.checkWrite(r, key, o.From, stored, d, false); err != nil && s.broken == nil {
 				s.broken = err
 			}

@@ -162,7 +162,7 @@ func NewKind(ctx context.Context, keep bool) (*Kind, error) {
 	}
 	k.client = kubernetes.NewForConfigOrDie(k.cfg)
 	fmt.Printf("e2e: kind cluster created, every node ready, after %v\n", time.Since(created).Round(time.Second))
-	for _, step := range []func(context.Context) error{k.coreDNS, k.buildAndLoad, k.pools, k.install} {
+	for _, step := range []func(context.Context) error{k.routes, k.coreDNS, k.buildAndLoad, k.pools, k.install} {
 		if err := step(ctx); err != nil {
 			return fail(err)
 		}
@@ -349,6 +349,44 @@ func ptrOr(p *int32, def int32) int32 {
 		return def
 	}
 	return *p
+}
+
+// routes routes, on every node, the other nodes' podCIDRs via their
+// addresses of the same family: the pod network between nodes, which
+// kindnetd would set up (the node image's kvcp-cni writes each node's
+// CNI configuration, but a node's credentials cannot read other nodes).
+func (k *Kind) routes(ctx context.Context) error {
+	list, err := k.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	ns, err := k.provider.ListInternalNodes(KindCluster)
+	if err != nil {
+		return err
+	}
+	for _, n := range ns {
+		for _, other := range list.Items {
+			if other.Name == n.String() {
+				continue
+			}
+			for _, c := range other.Spec.PodCIDRs {
+				p, err := netip.ParsePrefix(c)
+				if err != nil {
+					return fmt.Errorf("node %s podCIDR %q: %w", other.Name, c, err)
+				}
+				for _, a := range other.Status.Addresses {
+					ip, err := netip.ParseAddr(a.Address)
+					if a.Type != corev1.NodeInternalIP || err != nil || ip.Is4() != p.Addr().Is4() {
+						continue
+					}
+					if out, err := kindexec.CombinedOutputLines(n.CommandContext(ctx, "ip", "route", "replace", c, "via", a.Address)); err != nil {
+						return fmt.Errorf("on %s: ip route replace %s via %s: %w: %v", n, c, a.Address, err, out)
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // corefileForward is the forward block of kubeadm's Corefile.
@@ -703,6 +741,9 @@ func (k *Kind) RestoreNode(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("node %s not Ready 4m after docker start: %s", name, why)
+	}
+	if err := k.routes(ctx); err != nil {
+		return err
 	}
 	return k.waitInstalled(ctx)
 }

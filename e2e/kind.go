@@ -720,6 +720,9 @@ func (k *Kind) RestoreNode(ctx context.Context) error {
 		return nil
 	}
 	name := k.lost
+	// The Node may still read Ready from before the loss: wait for a
+	// heartbeat of the restarted kubelet.
+	started := metav1.Now()
 	if out, err := exec.CommandContext(ctx, "docker", "start", name).CombinedOutput(); err != nil {
 		return fmt.Errorf("docker start %s: %v: %s", name, err, out)
 	}
@@ -733,8 +736,8 @@ func (k *Kind) RestoreNode(ctx context.Context) error {
 		}
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady {
-				why = fmt.Sprintf("node %s Ready=%s (%s)", name, c.Status, c.Message)
-				return c.Status == corev1.ConditionTrue, nil
+				why = fmt.Sprintf("node %s Ready=%s (%s), last heartbeat %v", name, c.Status, c.Message, c.LastHeartbeatTime)
+				return c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Before(&started), nil
 			}
 		}
 		return false, nil

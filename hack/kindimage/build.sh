@@ -5,7 +5,7 @@
 # name as the last line of stdout. Progress goes to stderr.
 #
 #   hack/kindimage/build.sh [stage...]    stages: rootfs k8s etcd coredns cni
-#                                         kube-vip images node (default: all)
+#                                         kube-vip node (default: all)
 #
 # Every stage keeps its result under the cache folder, keyed by version, and
 # is skipped when that result is there: a second run only re-tags. Must run
@@ -320,7 +320,7 @@ stage_node() {
       - "$NODE_IMAGE" >/dev/null
 }
 
-stages="${*:-rootfs k8s etcd coredns cni kube-vip images node}"
+stages="${*:-rootfs k8s etcd coredns cni kube-vip node}"
 for s in $stages; do
   timed "$s" "stage_${s//-/_}"
 done

@@ -24,12 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
@@ -808,7 +804,7 @@ func (k *Kind) InstallChart(ctx context.Context, pool string) (func(context.Cont
 		return nil, err
 	}
 	uninstall := func(ctx context.Context) error {
-		if err := deleteObjects(ctx, k.cfg, objs); err != nil {
+		if err := manifest.Delete(ctx, k.cfg, objs); err != nil {
 			return err
 		}
 		if err := k.client.CoreV1().Namespaces().Delete(ctx, helmRelease.Namespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
@@ -832,36 +828,6 @@ func (k *Kind) InstallChart(ctx context.Context, pool string) (func(context.Cont
 		return uninstall, fmt.Errorf("the chart's controller is not ready after 3m")
 	}
 	return uninstall, nil
-}
-
-// deleteObjects deletes objects, last first (`kubectl delete -f`); one
-// already gone is no error.
-func deleteObjects(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructured) error {
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	for i := len(objs) - 1; i >= 0; i-- {
-		u := objs[i]
-		gvk := u.GroupVersionKind()
-		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", gvk.Kind, u.GetName(), err)
-		}
-		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
-		if ns := u.GetNamespace(); ns != "" {
-			ri = dyn.Resource(m.Resource).Namespace(ns)
-		}
-		if err := ri.Delete(ctx, u.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete %s %s: %w", gvk.Kind, u.GetName(), err)
-		}
-	}
-	return nil
 }
 
 // scaleController scales the manifest's StatefulSet and waits until it

@@ -247,3 +247,22 @@ func TestExampleConfigMapIsCleanAndPoolsDoNotOverlap(t *testing.T) {
 		}
 	}
 }
+
+func TestDeleteRemovesAppliedObjectsAndToleratesGoneOnes(t *testing.T) {
+	cfg, _ := testenv.Start(t)
+	client := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+
+	objs := decode(t, manifest.ExampleConfigMap)
+	if err := manifest.Apply(ctx, cfg, objs, metav1.PatchOptions{FieldManager: "manifest-test"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second time every object is already gone
+		if err := manifest.Delete(ctx, cfg, objs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := client.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubevip", metav1.GetOptions{}); err == nil {
+		t.Error("the ConfigMap kubevip is still there after Delete")
+	}
+}

@@ -1,10 +1,13 @@
 package controller_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
@@ -82,4 +85,45 @@ func TestYoungClaimsOfGoneOrRecreatedServicesAreFreed(t *testing.T) {
 	if a := h.get(h.ns, "again").Annotations[decide.AnnotationLoadBalancerIPs]; a != "" {
 		t.Fatalf("again, a ClusterIP Service, carries %q", a)
 	}
+}
+
+// Two Services share an address and one is deleted while no controller
+// runs: the shared claim still names it after the start (its other sharer
+// is there, so the claim is no orphan). When the last sharer gives the
+// address up, the claim goes too rather than stay behind for a Service
+// that does not exist, and the next Service gets that address at once.
+func TestClaimOfASharerDeletedWhileDownGoesWithTheLastSharer(t *testing.T) {
+	t.Cleanup(func() { deleteClaims(t) })
+	const addr = "10.66.0.1"
+	h := newHarness(t, map[string]string{"range-global": addr + "-10.66.0.2", "allow-share-global": "true"})
+	h.start(withProductionClaims)
+	h.create("a", ports("80/TCP"))
+	if got := h.addressOf(h.ns, "a"); got != addr {
+		t.Fatalf("a got %q, want %s", got, addr)
+	}
+	h.create("b", ports("81/TCP"))
+	if got := h.addressOf(h.ns, "b"); got != addr {
+		t.Fatalf("b got %q, want the shared %s", got, addr)
+	}
+	h.waitClaim(addr, h.ns, "a")
+	h.waitSharers(addr, h.ns+"/b")
+	h.stopController()
+	h.delete(h.ns, "a")
+
+	h.start(withProductionClaims)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s := h.get(h.ns, "b")
+		s.Spec.Type, s.Spec.AllocateLoadBalancerNodePorts = corev1.ServiceTypeClusterIP, nil
+		_, err := client.CoreV1().Services(h.ns).Update(context.Background(), s, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("turn b into a ClusterIP Service: %v", err)
+	}
+	h.waitClaim(addr, "", "")
+	h.create("c", ports("80/TCP"))
+	if got := h.addressOf(h.ns, "c"); got != addr {
+		t.Fatalf("c got %q, want %s, freed with its last sharer", got, addr)
+	}
+	h.waitClaim(addr, h.ns, "c")
 }

@@ -157,3 +157,22 @@ func TestClaimsOfDeletedServicesScenarioFailsOnTheBrokenEngine(t *testing.T) {
 		t.Errorf("%s with claims of deleted Services kept while young: %v, want a failed expect or a broken invariant", file, err)
 	}
 }
+
+// TestClaimOfASharerDeletedUnseenScenarioFailsOnTheBrokenEngine: scenario
+// 34 (a sharer deleted while no controller ran) needs the claim to drop
+// the Services it names that are gone for good when another Service leaves
+// it; with them kept (the broken engine), the claim outlives its last
+// sharer and an invariant breaks.
+func TestClaimOfASharerDeletedUnseenScenarioFailsOnTheBrokenEngine(t *testing.T) {
+	const file = "scenarios/34-sharer-deleted-while-down.yaml"
+	sc, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(sc, Options{}); err != nil {
+		t.Fatalf("%s with the real engine: %v", file, err)
+	}
+	if _, err := Run(sc, Options{Flaws: mutant.Flaws{VanishedSharersStay: true}}); !IsFailure(err) {
+		t.Errorf("%s with vanished sharers kept on the claim: %v, want a failed expect or a broken invariant", file, err)
+	}
+}

@@ -58,11 +58,19 @@ func (e *Engine) leave(ctx context.Context, key string, a netip.Addr) error {
 		// write landed, unseen here. The repair judges it once older.
 		return nil
 	}
+	others := e.otherHolders(a, key)
 	var rest []string
-	for _, o := range slices.Concat(e.otherHolders(a, key), c.holders()) {
-		if o != key && !slices.Contains(rest, o) {
-			rest = append(rest, o)
+	for _, o := range slices.Concat(others, c.holders()) {
+		if o == key || slices.Contains(rest, o) {
+			continue
 		}
+		if !slices.Contains(others, o) && !e.opts.Decide.Flaws.Has(mutant.VanishedSharersStay) && e.vanished(ctx, o, c) {
+			// Deleted unseen (while no controller ran, or before a
+			// handover): it can receive no write, so the claim must not
+			// outlive its last sharer for it.
+			continue
+		}
+		rest = append(rest, o)
 	}
 	if _, err := e.replace(ctx, c, rest); err != nil {
 		return fmt.Errorf("release %s for Service %s: %w", a, key, err)
@@ -119,4 +127,23 @@ func (e *Engine) leaveDeleted(ctx context.Context, key string, released []netip.
 			klog.FromContext(ctx).Error(err, "Releasing the claim of a deleted Service; the repair will", "service", key, "address", c.Addr)
 		}
 	}
+}
+
+// vanished reports whether the Service named u, which the claim c names
+// and the cache does not show as the Service c was made for, is gone for
+// good: a live read finds none, or one created after c that does not
+// carry c's address. One that could not be read has not vanished.
+func (e *Engine) vanished(ctx context.Context, u string, c Claim) bool {
+	if svc, ok := e.cluster.Cached(u); ok && !createdAfter(svc, c) {
+		return false
+	}
+	svc, err := e.cluster.Live(ctx, u)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true
+	case err != nil:
+		return false
+	}
+	e.Observe(svc) // fresher than the cache: what it is served on is in use now
+	return createdAfter(svc, c) && !slices.Contains(decide.InUse(svc), c.Addr)
 }

@@ -38,4 +38,9 @@ const (
 	// controller ran, say): its address stays blocked until the repair
 	// judges it old enough.
 	OrphanClaimsWait
+	// VanishedSharersStay keeps, when a Service leaves a shared address's
+	// claim, the other Services the claim names although they were
+	// deleted unseen (while no controller ran, say): the claim outlives
+	// its last sharer, for a Service that does not exist.
+	VanishedSharersStay
 )

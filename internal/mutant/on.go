@@ -5,13 +5,14 @@ package mutant
 // Flaws are the deliberate defects a run has; the zero value is the
 // correct controller. Each field is the Flaw of the same name.
 type Flaws struct {
-	ForgetLostWrites   bool
-	ReleaseWholeOn409  bool
-	NoLedger           bool
-	ShareWithUnmanaged bool
-	UnrecordedSharers  bool
-	Unfair             bool
-	OrphanClaimsWait   bool
+	ForgetLostWrites    bool
+	ReleaseWholeOn409   bool
+	NoLedger            bool
+	ShareWithUnmanaged  bool
+	UnrecordedSharers   bool
+	Unfair              bool
+	OrphanClaimsWait    bool
+	VanishedSharersStay bool
 }
 
 // Has reports whether f is among the flaws.
@@ -31,6 +32,8 @@ func (fs Flaws) Has(f Flaw) bool {
 		return fs.Unfair
 	case OrphanClaimsWait:
 		return fs.OrphanClaimsWait
+	case VanishedSharersStay:
+		return fs.VanishedSharersStay
 	}
 	return false
 }

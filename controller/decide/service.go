@@ -69,14 +69,12 @@ func hasCleanupFinalizer(svc *corev1.Service) bool {
 // order), else spec.loadBalancerIP, else the legacy ipam-address label. A
 // malformed value is an error naming the field.
 func Addresses(svc *corev1.Service) ([]netip.Addr, string, error) {
-	for _, k := range append([]string{AnnotationLoadBalancerIPs}, RequestAnnotations()...) {
-		if v := strings.TrimSpace(svc.Annotations[k]); v != "" {
-			as, err := parseAddrList(v)
-			if err != nil {
-				return nil, "", fmt.Errorf("annotation %s=%q: %w", k, v, err)
-			}
-			return as, "annotation " + k, nil
+	if k, v := requestAnnotation(svc); v != "" {
+		as, err := parseAddrList(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("annotation %s=%q: %w", k, v, err)
 		}
+		return as, "annotation " + k, nil
 	}
 	if v := strings.TrimSpace(svc.Spec.LoadBalancerIP); v != "" {
 		as, err := parseAddrList(v)
@@ -95,6 +93,21 @@ func Addresses(svc *corev1.Service) ([]netip.Addr, string, error) {
 	return nil, "", nil
 }
 
+// requestAnnotation returns the first annotation of svc that asks for
+// addresses (kube-vip.io/loadbalancerIPs, then RequestAnnotations in
+// order) and its trimmed value; value "" when it has none.
+func requestAnnotation(svc *corev1.Service) (key, value string) {
+	if v := strings.TrimSpace(svc.Annotations[AnnotationLoadBalancerIPs]); v != "" {
+		return AnnotationLoadBalancerIPs, v
+	}
+	for _, k := range RequestAnnotations() {
+		if v := strings.TrimSpace(svc.Annotations[k]); v != "" {
+			return k, v
+		}
+	}
+	return "", ""
+}
+
 // InUse returns every address svc is, or may be, served on, whatever its
 // class, its kube-vip.io/ignore or the validity of its fields: each entry
 // of its kube-vip.io/loadbalancerIPs annotation that is an address
@@ -105,16 +118,24 @@ func Addresses(svc *corev1.Service) ([]netip.Addr, string, error) {
 func InUse(svc *corev1.Service) []netip.Addr {
 	var out []netip.Addr
 	add := func(s string) {
-		a, err := netip.ParseAddr(strings.TrimSpace(s))
+		s = strings.TrimSpace(s)
+		if s == "" {
+			return // most fields are empty: no parse (whose error allocates)
+		}
+		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" || a.Unmap().IsUnspecified() || slices.Contains(out, a.Unmap()) {
 			return
 		}
 		out = append(out, a.Unmap())
 	}
-	for _, k := range append([]string{AnnotationLoadBalancerIPs}, RequestAnnotations()...) {
-		for _, s := range strings.Split(svc.Annotations[k], ",") {
+	addList := func(v string) {
+		for s := range strings.SplitSeq(v, ",") {
 			add(s)
 		}
+	}
+	addList(svc.Annotations[AnnotationLoadBalancerIPs])
+	for _, k := range RequestAnnotations() {
+		addList(svc.Annotations[k])
 	}
 	add(svc.Spec.LoadBalancerIP)
 	for _, in := range svc.Status.LoadBalancer.Ingress {
@@ -151,7 +172,7 @@ func OnePerFamily(as []netip.Addr) bool {
 
 func parseAddrList(v string) ([]netip.Addr, error) {
 	var out []netip.Addr
-	for _, s := range strings.Split(v, ",") {
+	for s := range strings.SplitSeq(v, ",") {
 		s = strings.TrimSpace(s)
 		if s == "" {
 			continue

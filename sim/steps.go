@@ -8,8 +8,8 @@ import (
 
 // stepKind is everything the simulator knows about one kind of step: its
 // name in YAML, how it is read, checked and played. Each kind is spelled
-// out here once; the parser, the validation, the YAML writer and the run
-// all go through stepKinds.
+// out once (see stepKinds); the parser, the validation, the YAML writer and
+// the run all go through stepKinds.
 type stepKind struct {
 	name string
 	// example shows how the kind is written, for errors.
@@ -34,208 +34,22 @@ type stepKind struct {
 	works bool
 }
 
-// kindCount is the number of step kinds.
-const kindCount = 16
-
-// stepKinds returns the step kinds, in the order the README lists them.
-// It is an array returned by value, built afresh on each call, so that
-// nothing can change it and no initialization order ties it to the code
-// its entries call.
-func stepKinds() [kindCount]stepKind {
-	return [kindCount]stepKind{
-		{
-			name: "create", example: "create: {service: NS/NAME}",
-			value: func(st *Step) any { return orNil(st.Create) },
-			decode: func(st *Step, raw json.RawMessage) (err error) {
-				st.Create, err = decodeServiceSpec(raw, true)
-				return err
-			},
-			validate: func(st *Step) error { return st.Create.validate() },
-			play:     func(s *simulator, st *Step) error { return s.create(st.Create) },
-		},
-		{
-			name: "update", example: "update: {service: NS/NAME}",
-			value: func(st *Step) any { return orNil(st.Update) },
-			decode: func(st *Step, raw json.RawMessage) (err error) {
-				st.Update, err = decodeServiceSpec(raw, false)
-				return err
-			},
-			validate: func(st *Step) error { return st.Update.validate() },
-			play:     func(s *simulator, st *Step) error { return s.update(st.Update) },
-		},
-		{
-			name: "delete", example: "delete: {service: NS/NAME}",
-			value: func(st *Step) any { return orNil(st.Delete) },
-			decode: func(st *Step, raw json.RawMessage) (err error) {
-				st.Delete, err = decodeDelete(raw)
-				return err
-			},
-			validate: func(st *Step) error {
-				if st.Delete.ConfigMap {
-					if st.Delete.Service != "" {
-						return fmt.Errorf("service %q and configmap: true: give one", st.Delete.Service)
-					}
-					return nil
-				}
-				_, _, err := splitRef(st.Delete.Service)
-				return err
-			},
-			play: func(s *simulator, st *Step) error {
-				if st.Delete.ConfigMap {
-					s.deleteConfigMap()
-					return nil
-				}
-				return s.deleteService(st.Delete.Service)
-			},
-		},
-		{
-			name: "config", example: "config: {cidr-global: 192.168.0.200/29}",
-			value: func(st *Step) any {
-				if st.Config == nil {
-					return nil
-				}
-				return st.Config
-			},
-			decode: func(st *Step, raw json.RawMessage) error {
-				data, err := asMap(raw)
-				if err != nil {
-					return err
-				}
-				if data == nil {
-					data = map[string]string{} // config: with nothing empties the ConfigMap
-				}
-				st.Config = data
-				return nil
-			},
-			validate: func(*Step) error { return nil },
-			play:     func(s *simulator, st *Step) error { s.changeConfig(st.Config); return nil },
-		},
-		{
-			name: "restart", example: "restart: {}", bare: true,
-			value:    func(st *Step) any { return orNil(st.Restart) },
-			decode:   func(st *Step, raw json.RawMessage) error { return decodeEmpty(&st.Restart, raw) },
-			validate: func(*Step) error { return nil },
-			play:     func(s *simulator, _ *Step) error { s.restart(); return nil },
-		},
-		{
-			name: "stop", example: "stop: {}", bare: true,
-			value:    func(st *Step) any { return orNil(st.Stop) },
-			decode:   func(st *Step, raw json.RawMessage) error { return decodeEmpty(&st.Stop, raw) },
-			validate: func(*Step) error { return nil },
-			play:     func(s *simulator, _ *Step) error { return s.stop() },
-		},
-		{
-			name: "lag", example: "lag: 2",
-			value: func(st *Step) any { return orNil(st.Lag) },
-			decode: func(st *Step, raw json.RawMessage) error {
-				return decodeCount(&st.Lag, raw, false)
-			},
-			validate: func(st *Step) error { return inRange("lag", *st.Lag, 0, 1000) },
-			play:     func(s *simulator, st *Step) error { s.setLag(*st.Lag); return nil },
-		},
-		{
-			name: "lose", example: "lose: 2",
-			value: func(st *Step) any { return orNil(st.Lose) },
-			decode: func(st *Step, raw json.RawMessage) error {
-				return decodeCount(&st.Lose, raw, true)
-			},
-			validate: func(st *Step) error { return inRange("lose", *st.Lose, 1, 1000) },
-			play:     func(s *simulator, st *Step) error { s.loseAnswers(*st.Lose); return nil },
-		},
-		{
-			name: "drop", example: "drop: 2",
-			value: func(st *Step) any { return orNil(st.Drop) },
-			decode: func(st *Step, raw json.RawMessage) error {
-				return decodeCount(&st.Drop, raw, true)
-			},
-			validate: func(st *Step) error { return inRange("drop", *st.Drop, 1, 1000) },
-			play:     func(s *simulator, st *Step) error { s.dropWrites(*st.Drop); return nil },
-		},
-		{
-			name: "conflict", example: "conflict: {}", bare: true,
-			value: func(st *Step) any { return orNil(st.Conflict) },
-			decode: func(st *Step, raw json.RawMessage) (err error) {
-				st.Conflict, err = decodeConflict(raw)
-				return err
-			},
-			validate: func(st *Step) error { return st.Conflict.validate() },
-			play:     func(s *simulator, st *Step) error { s.injectConflicts(st.Conflict); return nil },
-		},
-		{
-			name: "replicas", example: "replicas: 2",
-			value: func(st *Step) any { return orNil(st.Replicas) },
-			decode: func(st *Step, raw json.RawMessage) error {
-				return decodeCount(&st.Replicas, raw, false)
-			},
-			validate: func(st *Step) error {
-				if n := *st.Replicas; n < 1 || n > 2 {
-					return fmt.Errorf("replicas %d: must be 1 or 2", n)
-				}
-				return nil
-			},
-			play: func(s *simulator, st *Step) error {
-				if err := s.running("replicas"); err != nil {
-					return err
-				}
-				s.setReplicas(*st.Replicas)
-				return nil
-			},
-		},
-		{
-			name: "handover", example: "handover: {}", bare: true,
-			value:    func(st *Step) any { return orNil(st.Handover) },
-			decode:   func(st *Step, raw json.RawMessage) error { return decodeEmpty(&st.Handover, raw) },
-			validate: func(*Step) error { return nil },
-			play:     func(s *simulator, _ *Step) error { return s.handover() },
-		},
-		{
-			name: "active", example: "active: 2",
-			value: func(st *Step) any { return orNil(st.Active) },
-			decode: func(st *Step, raw json.RawMessage) error {
-				return decodeCount(&st.Active, raw, false)
-			},
-			validate: func(st *Step) error {
-				if n := *st.Active; n < 1 || n > 2 {
-					return fmt.Errorf("active %d: must be 1 or 2", n)
-				}
-				return nil
-			},
-			play: func(s *simulator, st *Step) error { return s.setActive(*st.Active) },
-		},
-		{
-			name: "sync", example: "sync: {service: NS/NAME}", works: true,
-			value: func(st *Step) any { return orNil(st.Sync) },
-			decode: func(st *Step, raw json.RawMessage) error {
-				ref, err := decodeRef(raw)
-				if err != nil {
-					return err
-				}
-				st.Sync = &Ref{Service: ref}
-				return nil
-			},
-			validate: func(st *Step) error {
-				_, _, err := splitRef(st.Sync.Service)
-				return err
-			},
-			play: func(s *simulator, st *Step) error { return s.syncOutOfTurn(st.Sync.Service) },
-		},
-		{
-			name: "settle", example: "settle: {}", bare: true, settles: true,
-			value:    func(st *Step) any { return orNil(st.Settle) },
-			decode:   func(st *Step, raw json.RawMessage) error { return decodeEmpty(&st.Settle, raw) },
-			validate: func(*Step) error { return nil },
-			play:     func(s *simulator, _ *Step) error { return s.settleStep() },
-		},
-		{
-			name: "expect", example: "expect: {service: NS/NAME, addresses: [192.168.0.200]}", settles: true,
-			value: func(st *Step) any { return orNil(st.Expect) },
-			decode: func(st *Step, raw json.RawMessage) (err error) {
-				st.Expect, err = decodeExpect(raw)
-				return err
-			},
-			validate: func(st *Step) error { return st.Expect.validate() },
-			play:     func(s *simulator, st *Step) error { return s.expectStep(st.Expect) },
-		},
+// stepKinds returns the step kinds, in the order docs/simulator.md lists
+// them. A kind is written whole in one function (its name, example, how it
+// is read, checked and played), beside the code it plays: steps_objects.go
+// (what users do to the API objects), steps_faults.go (the hazards a
+// scenario injects), steps_controllers.go (the controller processes) and
+// expect.go. Adding a kind is a field of Step, one such function, and its
+// line here and in docs/simulator.md. The list is built afresh on each
+// call, so that nothing can change it and no initialization order ties it
+// to the code its entries call.
+func stepKinds() []stepKind {
+	return []stepKind{
+		kindCreate(), kindUpdate(), kindDelete(), kindConfig(),
+		kindRestart(), kindStop(),
+		kindLag(), kindLose(), kindDrop(), kindConflict(),
+		kindReplicas(), kindHandover(), kindActive(), kindSync(),
+		kindSettle(), kindExpect(),
 	}
 }
 
@@ -310,6 +124,26 @@ func decodeCount(field **int, raw json.RawMessage, nullIsOne bool) error {
 func inRange(kind string, n, lo, hi int) error {
 	if n < lo || n > hi {
 		return fmt.Errorf("%s %d: must be %d-%d", kind, n, lo, hi)
+	}
+	return nil
+}
+
+// play applies one step (its kind's play, in stepKinds), then, unless the
+// step let the controller settle or was itself a work item, lets the
+// leader do a seeded amount of work.
+func (s *simulator) play(st Step) error {
+	k, n := kindOf(&st)
+	if n != 1 {
+		return fmt.Errorf("step %d: a step needs exactly one of %s (found %d)", s.step, kindNames(), n)
+	}
+	if err := k.play(s, &st); err != nil || k.settles || k.works {
+		return err
+	}
+	// A seeded interleaving: the controller gets 0-3 work items in.
+	for n := s.rng.IntN(4); n > 0; n-- {
+		if _, err := s.work(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"errors"
-	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,24 +51,6 @@ func (s *simulator) workOn(r *replica) (bool, error) {
 		return false, nil
 	}
 	return true, s.process(r, key)
-}
-
-// syncOutOfTurn plays sync: the leader syncs the Service named key at
-// once, ahead of the keys queued before it, as another of the controller's
-// workers (or the work queue's back-off retry) may; its cache first shows
-// every write made so far (a lag set earlier holds none back from it).
-func (s *simulator) syncOutOfTurn(key string) error {
-	if err := s.running("sync"); err != nil {
-		return err
-	}
-	r := s.replicas[s.leader]
-	r.deliver(s.cluster, len(s.cluster.log))
-	if r.queued[key] {
-		delete(r.queued, key)
-		r.queue = slices.DeleteFunc(r.queue, func(k string) bool { return k == key })
-	}
-	s.add(Row{Actor: "user", What: "sync", Service: key, Detail: "synced out of turn by controller-" + strconv.Itoa(r.id)})
-	return s.process(r, key)
 }
 
 // process is one sync of key by the controller's own engine, whose Result

@@ -1,17 +1,11 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 	"text/tabwriter"
 
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
-	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
 // PlanLine says what a new ConfigMap would do to one Service.
@@ -48,121 +42,6 @@ type Plan struct {
 	Notices     []string
 	Services    []PlanLine
 	Pools       []PoolLine
-}
-
-// MakePlan says what would change if newData replaced the ConfigMap that
-// currently holds oldData: which Services keep their address (inside or
-// outside their pool), which would get one, which would wait, and the free
-// counts per pool. It runs the controller's decision code on copies.
-func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o decide.Options) *Plan {
-	oldCfg, _ := allocator.Parse(oldData, nil)
-	newCfg, err := allocator.Parse(newData, oldCfg)
-	p := &Plan{}
-	if err != nil {
-		errs := []error{err}
-		if joined, ok := err.(interface{ Unwrap() []error }); ok {
-			errs = joined.Unwrap()
-		}
-		for _, e := range errs {
-			p.ConfigErrors = append(p.ConfigErrors, e.Error())
-			var ke *allocator.KeyError
-			if errors.As(e, &ke) && !slices.Contains(p.MalformedKeys, ke.Key) {
-				p.MalformedKeys = append(p.MalformedKeys, ke.Key)
-			}
-		}
-		slices.Sort(p.MalformedKeys)
-	}
-	for _, n := range newCfg.Notices() {
-		if n.Kind == allocator.NoticeUnknownKey {
-			p.UnknownKeys = append(p.UnknownKeys, n.String())
-		} else {
-			p.Notices = append(p.Notices, n.String())
-		}
-	}
-	usage, _ := decide.Rebuild(newCfg, services, o)
-	// Services with an address first (they keep it), then the waiting ones
-	// in creation order, as the controller would take them.
-	var waiting []*corev1.Service
-	for _, svc := range services {
-		if !decide.Managed(svc, o) {
-			continue
-		}
-		as, src, _ := decide.Addresses(svc)
-		served := decide.StatusAddresses(svc)
-		if len(as) == 0 && len(served) == 0 {
-			waiting = append(waiting, svc)
-			continue
-		}
-		d := decide.Decide(newCfg, usage, svc, o)
-		// What it is served on now: its status (another tool, or kube-vip),
-		// else what it carries.
-		before := decide.JoinAddrs(as)
-		if len(served) > 0 {
-			before = decide.JoinAddrs(served)
-		}
-		after := decide.JoinAddrs(d.Holding.Addrs)
-		line := PlanLine{Service: decide.Key(svc), Before: before, After: after, Outcome: "keep"}
-		switch {
-		case after != before:
-			line.Outcome = "move"
-			line.Detail = fmt.Sprintf("it asks for %s in %s", after, src)
-		case d.Action == decide.Write && src != "annotation "+decide.AnnotationLoadBalancerIPs:
-			line.Outcome = "keep, adopted"
-			if src == "" {
-				src = "status.loadBalancer.ingress"
-			}
-			line.Detail = "from " + src
-		}
-		for _, e := range d.Events {
-			if e.Reason == decide.ReasonAddressOutsidePool {
-				line.Outcome, line.Detail = line.Outcome+", outside pool", e.Message
-				if !strings.Contains(e.Message, " is outside ") {
-					line.Outcome = "keep, anycast" // in the pool, but never handed out automatically
-				}
-			}
-			if e.Reason == decide.ReasonAllocationFailed && d.Err != nil {
-				line.Outcome, line.After, line.Detail = "conflict", "", e.Message
-			}
-		}
-		if d.Action == decide.Write || d.Action == decide.Hold {
-			d.Apply(usage, decide.Key(svc))
-		}
-		p.Services = append(p.Services, line)
-	}
-	// Oldest first, as the controller's engine serves the waiting (then by
-	// namespace/name); services may come in any order (a scenario's are
-	// sorted by name).
-	slices.SortStableFunc(waiting, func(a, b *corev1.Service) int {
-		if c := a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
-		return strings.Compare(decide.Key(a), decide.Key(b))
-	})
-	for _, svc := range waiting {
-		d := decide.Decide(newCfg, usage, svc, o)
-		line := PlanLine{Service: decide.Key(svc)}
-		if d.Action == decide.Write {
-			d.Apply(usage, decide.Key(svc))
-			line.Outcome, line.After = "get", decide.JoinAddrs(d.Holding.Addrs)
-		} else {
-			line.Outcome = "wait"
-			if d.Err != nil {
-				line.Detail = d.Err.Error()
-			}
-		}
-		p.Services = append(p.Services, line)
-	}
-	for _, pool := range newCfg.Pools() {
-		for _, f := range []allocator.Family{allocator.IPv4, allocator.IPv6} {
-			if !pool.Has(f) {
-				continue
-			}
-			used := usage.Used(pool, f)
-			p.Pools = append(p.Pools, PoolLine{Pool: pool.Name(), Family: f.String(),
-				Size: pool.Size(f).String(), Used: used.String(), Free: pool.Size(f).Sub(used).String()})
-		}
-	}
-	return p
 }
 
 // Write prints the plan as tables.

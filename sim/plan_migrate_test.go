@@ -31,7 +31,10 @@ func TestPlanBeforeSwitchingFromAnotherTool(t *testing.T) {
 		lb("clash", "10.60.0.15", nil),
 		lb("new", "", nil),
 	}
-	p := MakePlan(svcs, nil, map[string]string{"range-global": "10.60.0.10-10.60.0.20"}, decide.Options{})
+	p, err := MakePlan(svcs, nil, map[string]string{"range-global": "10.60.0.10-10.60.0.20"}, decide.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := map[string][2]string{ // outcome, after
 		"apps/served":  {"keep, adopted", "10.60.0.15"},
 		"apps/asked":   {"keep, adopted", "10.60.0.16"},

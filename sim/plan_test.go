@@ -26,8 +26,12 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
+	p, err := MakePlan(svcs, oldData, newData, sc.ControllerOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
 	planned := map[string]string{}
-	for _, l := range MakePlan(svcs, oldData, newData, sc.ControllerOptions()).Services {
+	for _, l := range p.Services {
 		planned[l.Service] = l.Outcome + " " + l.After
 	}
 	if planned["default/zeta"] != "get 10.5.0.1" || planned["default/alpha"] != "wait " {

@@ -45,7 +45,7 @@ func (s *simulator) newReplica(id int) *replica {
 		o.Claims = claimStore{s}
 	}
 	o.LastGood = lastGoodStore{s}
-	r.engine = engine.New(a, a, a, r.enqueue, o)
+	r.engine = engine.New(a, a, s.observer(a), r.enqueue, o)
 	r.cache.sync(s.cluster)
 	r.engine.Start(s.ctx, s.configMap(), r.cache.list()) // queues every key
 	return r

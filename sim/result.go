@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
@@ -25,6 +26,9 @@ type Options struct {
 	// MaxWork bounds the controller's work items per settle (default
 	// 100 + 20 per Service).
 	MaxWork int
+	// watch, when set, is told what every replica's engine does too, after
+	// the simulator's own checks (plan reads the engine's outcomes so).
+	watch engine.Observer
 }
 
 // Row is one line of the trace.

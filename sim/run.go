@@ -80,6 +80,26 @@ func run(sc *Scenario, o Options) (*Result, *cluster, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, nil, err
 	}
+	s := newSimulator(sc, o)
+	for i, st := range sc.Steps {
+		s.step = i + 1
+		if err := s.play(st); err != nil {
+			return s.fail(err)
+		}
+	}
+	if err := s.settle(); err != nil {
+		return s.fail(err)
+	}
+	if err := s.checkQuiet(); err != nil {
+		return s.fail(err)
+	}
+	s.res.Services = len(s.cluster.services)
+	return s.res, s.cluster, nil
+}
+
+// newSimulator starts sc's controller (one replica) on an empty cluster
+// with sc's starting config, as before its first step.
+func newSimulator(sc *Scenario, o Options) *simulator {
 	seed := sc.Seed
 	if o.Seed != 0 {
 		seed = o.Seed
@@ -108,20 +128,7 @@ func run(sc *Scenario, o Options) (*Result, *cluster, error) {
 	s.active = 1
 	s.setConfig(sc.Config)
 	s.replicas = []*replica{s.newReplica(0)}
-	for i, st := range sc.Steps {
-		s.step = i + 1
-		if err := s.play(st); err != nil {
-			return s.fail(err)
-		}
-	}
-	if err := s.settle(); err != nil {
-		return s.fail(err)
-	}
-	if err := s.checkQuiet(); err != nil {
-		return s.fail(err)
-	}
-	s.res.Services = len(s.cluster.services)
-	return s.res, s.cluster, nil
+	return s
 }
 
 func (s *simulator) fail(err error) (*Result, *cluster, error) {

@@ -199,7 +199,10 @@ steps:
 	if !reflect.DeepEqual(messages, want) {
 		t.Errorf("InvalidConfig rows:\n%s\nwant\n%s", strings.Join(messages, "\n"), strings.Join(want, "\n"))
 	}
-	p := MakePlan(nil, map[string]string{"cidr-global": "10.0.0.0/30"}, map[string]string{"cidr-global": "10.0.0.9"}, decide.Options{})
+	p, err := MakePlan(nil, map[string]string{"cidr-global": "10.0.0.0/30"}, map[string]string{"cidr-global": "10.0.0.9"}, decide.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(p.ConfigErrors) != 1 || !strings.Contains(p.ConfigErrors[0], "write 10.0.0.9/32") {
 		t.Errorf("plan's config errors %q do not suggest 10.0.0.9/32", p.ConfigErrors)
 	}

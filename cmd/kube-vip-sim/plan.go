@@ -106,7 +106,10 @@ func plan(args []string, out io.Writer) error {
 	if opts.EnableLoadBalancerClass && opts.LoadBalancerClass == "" {
 		opts.LoadBalancerClass = decide.DefaultLoadBalancerClass
 	}
-	p := sim.MakePlan(svcs, oldData, newData, opts)
+	p, err := sim.MakePlan(svcs, oldData, newData, opts)
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
 	if err := p.Write(out); err != nil {
 		return err
 	}

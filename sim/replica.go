@@ -31,6 +31,8 @@ type replica struct {
 	// live holds the newest copy of each Service the controller read from
 	// the API server itself (Live): it may be newer than its cache.
 	live map[string]*corev1.Service
+	// adapter is what its engine talks to.
+	adapter *adapter
 }
 
 // newReplica starts the controller process named controller-id: it lists
@@ -40,6 +42,7 @@ type replica struct {
 func (s *simulator) newReplica(id int) *replica {
 	r := &replica{id: id, cache: newCache(), queued: map[string]bool{}, live: map[string]*corev1.Service{}}
 	a := &adapter{s: s, r: r}
+	r.adapter = a
 	o := engine.Options{Decide: s.dopts}
 	if !s.opts.NoClaims {
 		o.Claims = claimStore{s}
@@ -138,6 +141,9 @@ func (s *simulator) configMap() *corev1.ConfigMap {
 type adapter struct {
 	s *simulator
 	r *replica
+	// broke, while process runs a sync, is told the first invariant the
+	// sync's writes broke; nil between syncs.
+	broke func(error)
 }
 
 // Cached implements engine.Cluster.

@@ -53,8 +53,6 @@ type simulator struct {
 	// granted holds, per Service, the resourceVersion of the controller's
 	// last write of it.
 	granted map[string]string
-	// broken is an invariant the last sync's writes broke.
-	broken error
 	// holders indexes, per address, the Services the store shows holding
 	// it (annotation present, last decision not a failure).
 	holders map[netip.Addr]map[string]bool

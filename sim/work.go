@@ -58,13 +58,22 @@ func (s *simulator) workOn(r *replica) (bool, error) {
 // idle, as the work queue's back-off would; Wait parks the key until the
 // engine wakes it (the work queue's back-off retries it too, but a retry
 // that finds nothing freed changes nothing); Done forgets it.
+//
+// The first invariant the sync's writes broke (the engine tells its
+// Observer of each write, and the Observer returns nothing) is handed to
+// process through the adapter's broke, set for this sync only, and
+// returned: the sync's writes, not an earlier one's.
 func (s *simulator) process(r *replica, key string) error {
-	// What a write of an earlier sync left behind (a resend whose answer
-	// was lost) is not this sync's.
-	s.broken = nil
+	var broken error
+	r.adapter.broke = func(err error) {
+		if broken == nil {
+			broken = err
+		}
+	}
+	defer func() { r.adapter.broke = nil }()
 	res, err := r.engine.SyncService(s.ctx, key)
-	if s.broken != nil {
-		return s.broken
+	if broken != nil {
+		return broken
 	}
 	if err != nil || res == engine.BackOff {
 		s.retry = append(s.retry, key)
@@ -73,8 +82,17 @@ func (s *simulator) process(r *replica, key string) error {
 }
 
 // Observe implements engine.Observer: the trace rows, the counts and the
-// checks of each write the controller made.
+// checks of each write the controller made; an invariant a write broke
+// goes to the sync in progress.
 func (a *adapter) Observe(o engine.Outcome) {
+	if err := a.observe(o); err != nil && a.broke != nil {
+		a.broke(err)
+	}
+}
+
+// observe adds the rows and counts of an outcome, checks the writes it
+// made and returns the first invariant they broke.
+func (a *adapter) observe(o engine.Outcome) (broken error) {
 	s, r, key, d := a.s, a.r, o.Key, o.Decision
 	for _, e := range d.Events {
 		if o.What != engine.Rejected && o.What != engine.Uncertain {
@@ -89,7 +107,7 @@ func (a *adapter) Observe(o engine.Outcome) {
 				s.res.Allocations++
 			}
 			s.row(r, "write", key, d, o.Events, true)
-			return
+			return nil
 		}
 		checked := d
 		if o.Resent {
@@ -100,10 +118,7 @@ func (a *adapter) Observe(o engine.Outcome) {
 			// decided.
 			checked.Allocated = false
 		}
-		err := s.checkWrite(r, key, o.From, o.Stored, checked, o.Resent)
-		if err != nil && s.broken == nil {
-			s.broken = err
-		}
+		broken = s.checkWrite(r, key, o.From, o.Stored, checked, o.Resent)
 		s.res.Writes++
 		if d.Allocated {
 			s.res.Allocations++
@@ -115,9 +130,7 @@ func (a *adapter) Observe(o engine.Outcome) {
 		// the controller made of the silence.
 		if la := (*lostAnswer)(nil); errors.As(o.Err, &la) {
 			stored := la.stored
-			if err := s.checkWrite(r, key, o.From, stored, d, false); err != nil && s.broken == nil {
-				s.broken = err
-			}
+			broken = s.checkWrite(r, key, o.From, stored, d, false)
 			s.res.Writes++
 			s.landed(key, stored)
 			s.add(Row{Actor: a.actor(), What: "lost", Service: key, Addresses: decide.JoinAddrs(d.Holding.Addrs), Message: "written, but the answer was lost"})
@@ -143,6 +156,7 @@ func (a *adapter) Observe(o engine.Outcome) {
 		}
 		s.row(r, "hold", key, d, o.Events, false)
 	}
+	return broken
 }
 
 // row adds the rows of an outcome: one per Event the controller recorded;

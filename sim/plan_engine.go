@@ -25,7 +25,7 @@ import (
 // its ledger). An error says that the engine broke one of the simulator's
 // invariants on these Services, or did not settle.
 func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o decide.Options) (*Plan, error) {
-	w := &planWatch{outcomes: map[string][]engine.Outcome{}}
+	w := &planWatch{}
 	s, err := runPlan(services, oldData, newData, o, w)
 	if err != nil {
 		return nil, err
@@ -57,13 +57,13 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 			waiting = append(waiting, svc)
 			continue
 		}
-		p.Services = append(p.Services, keepLine(svc, w.outcomes[decide.Key(svc)]))
+		p.Services = append(p.Services, keepLine(svc, w.did(decide.Key(svc))))
 	}
 	slices.SortStableFunc(waiting, func(a, b *corev1.Service) int {
 		return cmp.Or(a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time), strings.Compare(decide.Key(a), decide.Key(b)))
 	})
 	for _, svc := range waiting {
-		p.Services = append(p.Services, waitLine(svc, w.outcomes[decide.Key(svc)]))
+		p.Services = append(p.Services, waitLine(svc, w.did(decide.Key(svc))))
 	}
 	s.replicas[s.leader].engine.Inspect(func(cfg *allocator.Config, usage *allocator.Usage) {
 		for _, pool := range cfg.Pools() {
@@ -104,13 +104,16 @@ func runPlan(services []*corev1.Service, oldData, newData map[string]string, o d
 		s.cluster.store(key, svc)
 		s.reindex(key)
 	}
-	w.on = oldData == nil
+	w.phase = phaseOld
+	if oldData == nil {
+		w.phase = phaseNew
+	}
 	s.restart() // its ledger rebuilt from the Services
 	if err := s.settle(); err != nil {
 		return nil, fmt.Errorf("the controller on the Services as they are: %w", err)
 	}
 	if oldData != nil {
-		w.on = true
+		w.phase = phaseNew
 		s.changeConfig(newData)
 		if err := s.settle(); err != nil {
 			return nil, fmt.Errorf("the controller with the new ConfigMap: %w", err)
@@ -123,8 +126,8 @@ func runPlan(services []*corev1.Service, oldData, newData map[string]string, o d
 }
 
 // keepLine says what the engine did to svc, a Service that carries or is
-// served on an address, given its outcomes under the new ConfigMap.
-func keepLine(svc *corev1.Service, outs []engine.Outcome) PlanLine {
+// served on an address.
+func keepLine(svc *corev1.Service, did engineDid) PlanLine {
 	as, src, _ := decide.Addresses(svc)
 	// What it is served on now: its status (another tool, or kube-vip),
 	// else what it carries.
@@ -133,48 +136,41 @@ func keepLine(svc *corev1.Service, outs []engine.Outcome) PlanLine {
 		before = decide.JoinAddrs(served)
 	}
 	line := PlanLine{Service: decide.Key(svc), Before: before, After: before, Outcome: "keep"}
-	did := decided(outs)
-	if len(did) == 0 {
+	d, ok := did.last()
+	if !ok {
 		return line // nothing to do: it keeps what it has
 	}
-	d := did[len(did)-1].Decision
 	line.After = decide.JoinAddrs(d.Holding.Addrs)
 	switch {
 	case line.After != before:
 		line.Outcome = "move"
 		line.Detail = fmt.Sprintf("it asks for %s in %s", line.After, src)
-	case wrote(did) && src != "annotation "+decide.AnnotationLoadBalancerIPs:
+	case did.wrote && src != "annotation "+decide.AnnotationLoadBalancerIPs:
 		line.Outcome = "keep, adopted"
 		if src == "" {
 			src = "status.loadBalancer.ingress"
 		}
 		line.Detail = "from " + src
 	}
-	// Said when the engine first decided on it (a write's Events), maybe
-	// not again once the cache showed the write.
-	for _, e := range lastEvents(did, decide.ReasonAddressOutsidePool) {
+	for _, e := range lastEvents(did.underNew, decide.ReasonAddressOutsidePool) {
 		line.Outcome, line.Detail = line.Outcome+", outside pool", e.Message // one per address
 		if !strings.Contains(e.Message, " is outside ") {
 			line.Outcome = "keep, anycast" // in the pool, but never handed out automatically
 		}
 	}
-	if evs := lastEvents(did[len(did)-1:], decide.ReasonAllocationFailed); len(evs) > 0 && d.Err != nil {
+	if evs := lastEvents([]decide.Decision{d}, decide.ReasonAllocationFailed); len(evs) > 0 && d.Err != nil {
 		line.Outcome, line.After, line.Detail = "conflict", "", evs[len(evs)-1].Message
 	}
 	return line
 }
 
-// waitLine says what the engine did to svc, a Service that had no address,
-// given its outcomes under the new ConfigMap.
-func waitLine(svc *corev1.Service, outs []engine.Outcome) PlanLine {
+// waitLine says what the engine did to svc, a Service that had no address.
+func waitLine(svc *corev1.Service, did engineDid) PlanLine {
 	line := PlanLine{Service: decide.Key(svc), Outcome: "wait"}
-	did := decided(outs)
-	if len(did) == 0 {
-		return line
-	}
-	d := did[len(did)-1].Decision
+	d, ok := did.last()
 	switch {
-	case wrote(did) && len(d.Holding.Addrs) > 0:
+	case !ok:
+	case did.wrote && len(d.Holding.Addrs) > 0:
 		line.Outcome, line.After = "get", decide.JoinAddrs(d.Holding.Addrs)
 	case d.Err != nil:
 		line.Detail = d.Err.Error()
@@ -182,31 +178,12 @@ func waitLine(svc *corev1.Service, outs []engine.Outcome) PlanLine {
 	return line
 }
 
-// decided returns those of outs that end a sync with a decision acted on:
-// a write that landed, a failure, a hold.
-func decided(outs []engine.Outcome) []engine.Outcome {
-	var did []engine.Outcome
-	for _, o := range outs {
-		if o.What == engine.Written || o.What == engine.Failed || o.What == engine.Held {
-			did = append(did, o)
-		}
-	}
-	return did
-}
-
-// wrote reports whether the engine wrote addresses into the Service.
-func wrote(did []engine.Outcome) bool {
-	return slices.ContainsFunc(did, func(o engine.Outcome) bool {
-		return o.What == engine.Written && o.Decision.Action == decide.Write
-	})
-}
-
-// lastEvents returns the Events of the reason given of the last decision
-// in did that has any.
-func lastEvents(did []engine.Outcome, reason string) []decide.Event {
-	for i := len(did) - 1; i >= 0; i-- {
+// lastEvents returns the Events of the reason given of the last of ds
+// that has any.
+func lastEvents(ds []decide.Decision, reason string) []decide.Event {
+	for i := len(ds) - 1; i >= 0; i-- {
 		var evs []decide.Event
-		for _, e := range did[i].Decision.Events {
+		for _, e := range ds[i].Events {
 			if e.Reason == reason {
 				evs = append(evs, e)
 			}
@@ -218,32 +195,85 @@ func lastEvents(did []engine.Outcome, reason string) []decide.Event {
 	return nil
 }
 
-// planWatch is told what the engine does once on is set: the outcome of
-// every sync, the malformed keys and the notices of the ConfigMap loaded.
+// The phases of a plan's run that planWatch tells apart.
+const (
+	phaseOff = iota // the simulator starting, on no Services
+	phaseOld        // the engine on the Services, with the old ConfigMap
+	phaseNew        // with the new one
+)
+
+// planWatch is told what the engine does: the outcome of every sync from
+// the start on the Services on, and the malformed keys and notices of the
+// new ConfigMap.
 type planWatch struct {
-	on       bool
-	outcomes map[string][]engine.Outcome
+	phase    int
+	outcomes map[string][]watched
 	errs     []*allocator.KeyError
 	notices  []allocator.Notice
 }
 
+// watched is an outcome, and whether the new ConfigMap was in force.
+type watched struct {
+	engine.Outcome
+	underNew bool
+}
+
+// engineDid is what the engine did to one Service.
+type engineDid struct {
+	// underNew are its decisions acted on (a write that landed, a
+	// failure, a hold) once the new ConfigMap was in force.
+	underNew []decide.Decision
+	// wrote: the engine wrote addresses into it (under either ConfigMap).
+	wrote bool
+}
+
+// last returns the last decision acted on under the new ConfigMap.
+func (d engineDid) last() (decide.Decision, bool) {
+	if len(d.underNew) == 0 {
+		return decide.Decision{}, false
+	}
+	return d.underNew[len(d.underNew)-1], true
+}
+
+// did returns what the engine did to the Service named key.
+func (w *planWatch) did(key string) engineDid {
+	var did engineDid
+	for _, o := range w.outcomes[key] {
+		switch o.What {
+		case engine.Written:
+			did.wrote = did.wrote || o.Decision.Action == decide.Write
+		case engine.Failed, engine.Held:
+		default:
+			continue // a write that did not land
+		}
+		if o.underNew {
+			did.underNew = append(did.underNew, o.Decision)
+		}
+	}
+	return did
+}
+
 // Observe implements engine.Observer.
 func (w *planWatch) Observe(o engine.Outcome) {
-	if w.on {
-		w.outcomes[o.Key] = append(w.outcomes[o.Key], o)
+	if w.phase == phaseOff {
+		return
 	}
+	if w.outcomes == nil {
+		w.outcomes = map[string][]watched{}
+	}
+	w.outcomes[o.Key] = append(w.outcomes[o.Key], watched{Outcome: o, underNew: w.phase == phaseNew})
 }
 
 // ConfigLoaded implements engine.Observer.
 func (w *planWatch) ConfigLoaded(errs []*allocator.KeyError) {
-	if w.on {
+	if w.phase == phaseNew {
 		w.errs = errs
 	}
 }
 
 // ConfigNotices implements engine.NoticeObserver.
 func (w *planWatch) ConfigNotices(notices []allocator.Notice) {
-	if w.on {
+	if w.phase == phaseNew {
 		w.notices = notices
 	}
 }

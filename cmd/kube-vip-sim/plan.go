@@ -107,6 +107,10 @@ func plan(args []string, out io.Writer) error {
 		opts.LoadBalancerClass = decide.DefaultLoadBalancerClass
 	}
 	p, err := sim.MakePlan(svcs, oldData, newData, opts)
+	if sim.IsFailure(err) {
+		// The controller's engine broke an invariant on these Services.
+		return failed{fmt.Errorf("plan: %w", err)}
+	}
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}

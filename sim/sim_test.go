@@ -12,6 +12,27 @@ import (
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
+// TestExplorerRegressionsReplay replays the runs the explorer once broke
+// an invariant with (shrunk, each file says how): they check only the
+// invariants, which must hold on every one.
+func TestExplorerRegressionsReplay(t *testing.T) {
+	files, err := filepath.Glob("testdata/regressions/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("regression files: %v %v", files, err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			sc, err := Load(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Run(sc, Options{}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestScenariosReplay(t *testing.T) {
 	files, err := filepath.Glob("scenarios/*.yaml")
 	if err != nil || len(files) < 10 {

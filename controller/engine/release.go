@@ -64,10 +64,10 @@ func (e *Engine) leave(ctx context.Context, key string, a netip.Addr) error {
 		if o == key || slices.Contains(rest, o) {
 			continue
 		}
-		if !slices.Contains(others, o) && !e.opts.Decide.Flaws.Has(mutant.VanishedSharersStay) && e.vanished(ctx, o, c) {
-			// Deleted unseen (while no controller ran, or before a
-			// handover): it can receive no write, so the claim must not
-			// outlive its last sharer for it.
+		if !e.opts.Decide.Flaws.Has(mutant.VanishedSharersStay) && e.vanished(ctx, o, c, slices.Contains(others, o)) {
+			// Deleted unseen (while no controller ran, before a
+			// handover, or not yet in a lagging cache): it can receive
+			// no write, so the claim must not pass to it.
 			continue
 		}
 		rest = append(rest, o)
@@ -129,14 +129,13 @@ func (e *Engine) leaveDeleted(ctx context.Context, key string, released []netip.
 	}
 }
 
-// vanished reports whether the Service named u, which the claim c names
-// and the cache does not show as the Service c was made for, is gone for
-// good: a live read finds none, or one created after c that does not
-// carry c's address. One that could not be read has not vanished.
-func (e *Engine) vanished(ctx context.Context, u string, c Claim) bool {
-	if svc, ok := e.cluster.Cached(u); ok && !createdAfter(svc, c) {
-		return false
-	}
+// vanished reports whether the Service named u, which the claim c names,
+// is gone for good, as a live read tells (the cache may lag, and may never
+// show the delete to a controller that stops first): there is none, or,
+// unless the ledger has it holding c's address (holds: its write may be on
+// its way), one created after c that does not carry the address. One that
+// could not be read has not vanished.
+func (e *Engine) vanished(ctx context.Context, u string, c Claim, holds bool) bool {
 	svc, err := e.cluster.Live(ctx, u)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -145,5 +144,5 @@ func (e *Engine) vanished(ctx context.Context, u string, c Claim) bool {
 		return false
 	}
 	e.Observe(svc) // fresher than the cache: what it is served on is in use now
-	return createdAfter(svc, c) && !slices.Contains(decide.InUse(svc), c.Addr)
+	return !holds && createdAfter(svc, c) && !slices.Contains(decide.InUse(svc), c.Addr)
 }

@@ -21,9 +21,9 @@ import (
 // simulator's in-memory cluster; the controller's own engine starts on
 // them with oldData and settles, then loads newData and settles again
 // (without oldData, it starts with newData); the plan is what the engine
-// did from then on (its writes, its decisions, the Events it recorded,
-// its ledger). An error says that the engine broke one of the simulator's
-// invariants on these Services, or did not settle.
+// did: its writes, its decisions once newData was in force and the Events
+// they carry, its ledger. An error says that the engine broke one of the
+// simulator's invariants on these Services, or did not settle.
 func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o decide.Options) (*Plan, error) {
 	w := &planWatch{}
 	s, err := runPlan(services, oldData, newData, o, w)

@@ -551,6 +551,31 @@ func TestDecideLiveMakesOlderCachedCopiesStale(t *testing.T) {
 	}
 }
 
+// TestObservedCopyMakesOlderCachedCopiesStale: a copy read live (after a
+// refused write, say) shows an address a user gave the Service; the cache
+// lags behind. Deciding on the older cached copy would drop that address
+// from the ledger and give it to another Service: the older copy is Stale.
+func TestObservedCopyMakesOlderCachedCopiesStale(t *testing.T) {
+	cfg := mustConfig(t, map[string]string{"range-global": "192.0.2.1-192.0.2.3"})
+	l := NewLedger(nil)
+	cached := svc("ns", "a", rv("10"))
+	live := svc("ns", "a", rv("11"), annotated(AnnotationLoadBalancerIPs, "192.0.2.1"))
+	l.Observe(live, Options{})
+	if !l.Stale(cached) {
+		t.Fatal("the cached copy (rv 10) older than the observed one (rv 11) is not Stale")
+	}
+	if l.Stale(live) {
+		t.Fatal("the observed copy itself is Stale")
+	}
+	l.Observe(cached, Options{}) // a late cache event changes nothing
+	if !l.Stale(cached) {
+		t.Fatal("observing the older copy made it fresh again")
+	}
+	if db := l.Decide(cfg, svc("ns", "b", rv("12")), Options{}); JoinAddrs(db.Holding.Addrs) != "192.0.2.2" {
+		t.Fatalf("b got %v, want 192.0.2.2: a is served on 192.0.2.1", db.Holding.Addrs)
+	}
+}
+
 // TestObserveReservesWhatAServiceCarriesBeforeItsTurn: a Service that
 // appears carrying an address is reserved as soon as the cache shows it,
 // yields to the Service that held the address first, and is settled when

@@ -21,8 +21,9 @@ import (
 // A Ledger is not safe for concurrent use; the controller guards it.
 type Ledger struct {
 	usage *allocator.Usage
-	// written maps a Service key to the resourceVersion of our last write
-	// of it that the cache has not shown yet.
+	// written maps a Service key to the newest resourceVersion of it this
+	// ledger knows of: our last write of it, or the newest copy observed
+	// (read live, say); a cached copy older than that is Stale.
 	written map[string]string
 	// uncertain holds the decisions whose write may or may not have landed
 	// (the answer was lost: a time-out, a dropped connection), by Service.
@@ -46,7 +47,8 @@ func NewLedger(usage *allocator.Usage) *Ledger {
 func (l *Ledger) Usage() *allocator.Usage { return l.usage }
 
 // Stale reports whether svc, as read from a cache, is older than our own
-// last write of it; a stale copy must not be decided on.
+// last write of it or than a copy observed before; a stale copy must not be
+// decided on.
 func (l *Ledger) Stale(svc *corev1.Service) bool {
 	rv, ok := l.written[Key(svc)]
 	if !ok {
@@ -177,7 +179,13 @@ func (l *Ledger) Uncertain(key string) (Decision, bool) {
 // managed (kube-vip.io/ignore, say) holds exclusively from now on, and an
 // address it no longer carries is only served on.
 func (l *Ledger) Observe(svc *corev1.Service, o Options) {
-	if !IsLoadBalancer(svc) || l.Stale(svc) {
+	if l.Stale(svc) {
+		return
+	}
+	// Older copies (a cache that lags behind a live read) are stale from
+	// now on: deciding on one would drop what this one shows.
+	l.written[Key(svc)] = svc.ResourceVersion
+	if !IsLoadBalancer(svc) {
 		return
 	}
 	h, held := l.usage.Holding(Key(svc))

@@ -359,7 +359,14 @@ func (e *Engine) servedByOthers(key string, svc *corev1.Service, pending decide.
 	if pending.Action != decide.Write {
 		return false
 	}
-	carried := decide.InUse(svc)
+	// What it carries already (its annotation, its status): the write
+	// gives it nothing new there. What it only asks for (its
+	// spec.loadBalancerIP, say) the write would give it now.
+	carried := decide.StatusAddresses(svc)
+	if svc.Annotations[decide.AnnotationLoadBalancerIPs] != "" {
+		as, _, _ := decide.Addresses(svc)
+		carried = append(carried, as...)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	usage := e.ledger.Usage()

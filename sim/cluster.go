@@ -1,11 +1,14 @@
 package sim
 
 import (
+	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
@@ -76,6 +79,61 @@ func (c *cluster) list() []*corev1.Service {
 		out = append(out, c.services[k])
 	}
 	return out
+}
+
+// configMaps are the simulated API server's ConfigMaps: the kubevip one
+// and the controller's own of last good values; and, for the trace, the
+// key each message the controller loaded from the kubevip one names.
+type configMaps struct {
+	// data is the kubevip ConfigMap's data, version its resourceVersion;
+	// deleted is set from a step that deleted it to one that sets it.
+	data    map[string]string
+	version int
+	deleted bool
+	// lastGood is the controller's own ConfigMap of last good values.
+	lastGood map[string]string
+	// keyOf names the key of each malformed-key message and notice the
+	// controller loaded.
+	keyOf map[string]string
+}
+
+// set stores the kubevip ConfigMap's data (creating it again after a
+// delete), as a new version.
+func (c *configMaps) set(data map[string]string) {
+	c.data = data
+	c.version++
+	c.deleted = false
+}
+
+// remove deletes the kubevip ConfigMap.
+func (c *configMaps) remove() { c.data, c.deleted = nil, true }
+
+// kubevip is the kubevip ConfigMap as the simulated API server stores it
+// (nil once a step deleted it).
+func (c *configMaps) kubevip() *corev1.ConfigMap {
+	if c.deleted {
+		return nil
+	}
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kubevip", ResourceVersion: strconv.Itoa(c.version)},
+		Data:       c.data,
+	}
+}
+
+// lastGoodStore is the controller's own ConfigMap of the last good values
+// of the kubevip ConfigMap's keys, in the simulated API server: it
+// survives a restart and a hand-over.
+type lastGoodStore struct{ cm *configMaps }
+
+// Load implements engine.LastGood.
+func (l lastGoodStore) Load(context.Context) (map[string]string, error) {
+	return maps.Clone(l.cm.lastGood), nil
+}
+
+// Save implements engine.LastGood.
+func (l lastGoodStore) Save(_ context.Context, values map[string]string) error {
+	l.cm.lastGood = maps.Clone(values)
+	return nil
 }
 
 // cache is one replica's informer cache: the cluster as of some position

@@ -13,31 +13,86 @@ import (
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
-// reindex updates the indexes for key from the store: holders, the
-// managed Services holding an address in their annotation (not reported as
-// failed); carriers, every Service served on an address (InUse).
+// addrIndex indexes Services by address, for the invariants: holders,
+// per address, the managed Services the store shows holding it in their
+// annotation (not reported as failed); carriers, every Service served on
+// it (InUse); touched, the addresses whose holders changed since the last
+// check.
+type addrIndex struct {
+	holders  map[netip.Addr]map[string]bool
+	held     map[string][]netip.Addr
+	carriers map[netip.Addr]map[string]bool
+	carried  map[string][]netip.Addr
+	touched  map[netip.Addr]bool
+}
+
+func newAddrIndex() addrIndex {
+	return addrIndex{holders: map[netip.Addr]map[string]bool{}, held: map[string][]netip.Addr{},
+		carriers: map[netip.Addr]map[string]bool{}, carried: map[string][]netip.Addr{}, touched: map[netip.Addr]bool{}}
+}
+
+// forget takes key out of the index.
+func (x *addrIndex) forget(key string) {
+	for _, a := range x.held[key] {
+		delete(x.holders[a], key)
+		x.touched[a] = true
+	}
+	delete(x.held, key)
+	for _, a := range x.carried[key] {
+		delete(x.carriers[a], key)
+	}
+	delete(x.carried, key)
+}
+
+// carry notes that key is served on as.
+func (x *addrIndex) carry(key string, as []netip.Addr) {
+	for _, a := range as {
+		if x.carriers[a] == nil {
+			x.carriers[a] = map[string]bool{}
+		}
+		x.carriers[a][key] = true
+	}
+	x.carried[key] = as
+}
+
+// hold notes that key holds as (DHCP's unspecified address holds none).
+func (x *addrIndex) hold(key string, as []netip.Addr) {
+	for _, a := range as {
+		if a.IsUnspecified() {
+			continue
+		}
+		if x.holders[a] == nil {
+			x.holders[a] = map[string]bool{}
+		}
+		x.holders[a][key] = true
+		x.touched[a] = true
+	}
+	x.held[key] = as
+}
+
+// takeTouched returns the addresses touched since it was last called,
+// sorted.
+func (x *addrIndex) takeTouched() []netip.Addr {
+	addrs := make([]netip.Addr, 0, len(x.touched))
+	for a := range x.touched {
+		addrs = append(addrs, a)
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	x.touched = map[netip.Addr]bool{}
+	return addrs
+}
+
+// reindex updates the index for key from the store: every LoadBalancer
+// (or Service kube-vip serves) carries what it is served on; a managed one
+// not reported as failed holds the addresses of its annotation.
 func (s *simulator) reindex(key string) {
-	for _, a := range s.held[key] {
-		delete(s.holders[a], key)
-		s.touched[a] = true
-	}
-	delete(s.held, key)
-	for _, a := range s.carried[key] {
-		delete(s.carriers[a], key)
-	}
-	delete(s.carried, key)
+	s.index.forget(key)
 	svc, ok := s.cluster.services[key]
 	if !ok {
 		return
 	}
 	if decide.IsLoadBalancer(svc) || svc.Labels[decide.LabelImplementation] == decide.ImplementationKubeVIP {
-		for _, a := range decide.InUse(svc) {
-			if s.carriers[a] == nil {
-				s.carriers[a] = map[string]bool{}
-			}
-			s.carriers[a][key] = true
-		}
-		s.carried[key] = decide.InUse(svc)
+		s.index.carry(key, decide.InUse(svc))
 	}
 	if s.failed[key] || !decide.Managed(svc, s.dopts) || svc.Annotations[decide.AnnotationLoadBalancerIPs] == "" {
 		return
@@ -46,30 +101,14 @@ func (s *simulator) reindex(key string) {
 	if err != nil {
 		return
 	}
-	for _, a := range as {
-		if a.IsUnspecified() {
-			continue
-		}
-		if s.holders[a] == nil {
-			s.holders[a] = map[string]bool{}
-		}
-		s.holders[a][key] = true
-		s.touched[a] = true
-	}
-	s.held[key] = as
+	s.index.hold(key, as)
 }
 
 // checkTouched checks the addresses whose holders changed in this step: no
 // address is held by two Services unless their ports allow it.
 func (s *simulator) checkTouched() error {
-	addrs := make([]netip.Addr, 0, len(s.touched))
-	for a := range s.touched {
-		addrs = append(addrs, a)
-	}
-	slices.SortFunc(addrs, netip.Addr.Compare)
-	s.touched = map[netip.Addr]bool{}
-	for _, a := range addrs {
-		keys := sortedKeys(s.holders[a])
+	for _, a := range s.index.takeTouched() {
+		keys := sortedKeys(s.index.holders[a])
 		for i := 0; i < len(keys); i++ {
 			for j := i + 1; j < len(keys); j++ {
 				p, q := s.cluster.services[keys[i]], s.cluster.services[keys[j]]
@@ -226,7 +265,7 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 		if old != "" && slices.Contains(had, a) {
 			continue // it carried a already: the write gives it nothing new
 		}
-		for _, other := range sortedKeys(s.carriers[a]) {
+		for _, other := range sortedKeys(s.index.carriers[a]) {
 			if other == key || (resent && !s.controllersDoing(other)) {
 				continue
 			}

@@ -65,7 +65,7 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 	for _, svc := range waiting {
 		p.Services = append(p.Services, waitLine(svc, w.did(decide.Key(svc))))
 	}
-	s.replicas[s.leader].engine.Inspect(func(cfg *allocator.Config, usage *allocator.Usage) {
+	s.ctl.leading().engine.Inspect(func(cfg *allocator.Config, usage *allocator.Usage) {
 		for _, pool := range cfg.Pools() {
 			for _, f := range []allocator.Family{allocator.IPv4, allocator.IPv6} {
 				if !pool.Has(f) {

@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"errors"
-	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -47,41 +45,75 @@ func (s *simulator) newReplica(id int) *replica {
 	if !s.opts.NoClaims {
 		o.Claims = claimStore{s}
 	}
-	o.LastGood = lastGoodStore{s}
+	o.LastGood = lastGoodStore{&s.cm}
 	r.engine = engine.New(a, a, s.observer(a), r.enqueue, o)
 	r.cache.sync(s.cluster)
-	r.engine.Start(s.ctx, s.configMap(), r.cache.list()) // queues every key
+	r.engine.Start(s.ctx, s.cm.kubevip(), r.cache.list()) // queues every key
 	return r
 }
 
-// scale runs n replicas. Scaling down keeps the leader, whatever its id: a
-// stopped replica's cache and ledger are stale, and only a hand-over (which
-// rebuilds them) may make another one the leader. Scaling up starts
-// standbys with the lowest free ids.
-func (s *simulator) scale(n int) {
-	if n < len(s.replicas) {
-		keep := []*replica{s.replicas[s.leader]}
-		for i, r := range s.replicas {
-			if len(keep) < n && i != s.leader {
+// controllers are the simulated controller processes: the replicas (by
+// id), which one leads, how many act as leader, whether they run at all,
+// and the keys whose syncs asked to back off.
+type controllers struct {
+	replicas []*replica
+	leader   int
+	// active is how many replicas act as leader at once (1, or 2 for a
+	// split brain).
+	active int
+	// stopped is set from a stop step to the next restart: no controller
+	// runs.
+	stopped bool
+	// retry holds the keys whose sync asked to back off (BackOff or an
+	// error): they are queued again once the controller is idle.
+	retry []string
+}
+
+// leading returns the leader.
+func (c *controllers) leading() *replica { return c.replicas[c.leader] }
+
+// acting returns the replicas that act as leader: the leader, and with
+// active: 2 the other replica too.
+func (c *controllers) acting() []*replica {
+	if c.active < 2 || len(c.replicas) < 2 {
+		return []*replica{c.leading()}
+	}
+	return c.replicas
+}
+
+// restart starts the process of replica i afresh, with start.
+func (c *controllers) restart(i int, start func(id int) *replica) {
+	c.replicas[i] = start(c.replicas[i].id)
+}
+
+// scale runs n replicas, starting new ones with start. Scaling down keeps
+// the leader, whatever its id: a stopped replica's cache and ledger are
+// stale, and only a hand-over (which rebuilds them) may make another one
+// the leader. Scaling up starts standbys with the lowest free ids.
+func (c *controllers) scale(n int, start func(id int) *replica) {
+	if n < len(c.replicas) {
+		keep := []*replica{c.leading()}
+		for i, r := range c.replicas {
+			if len(keep) < n && i != c.leader {
 				keep = append(keep, r)
 			}
 		}
 		slices.SortFunc(keep, func(a, b *replica) int { return a.id - b.id })
-		leader := s.replicas[s.leader]
-		s.replicas = keep
-		s.leader = slices.Index(keep, leader)
+		leader := c.leading()
+		c.replicas = keep
+		c.leader = slices.Index(keep, leader)
 		return
 	}
-	for len(s.replicas) < n {
+	for len(c.replicas) < n {
 		id := 0
-		for slices.ContainsFunc(s.replicas, func(r *replica) bool { return r.id == id }) {
+		for slices.ContainsFunc(c.replicas, func(r *replica) bool { return r.id == id }) {
 			id++
 		}
-		s.replicas = append(s.replicas, s.newReplica(id))
+		c.replicas = append(c.replicas, start(id))
 	}
-	leader := s.replicas[s.leader]
-	slices.SortFunc(s.replicas, func(a, b *replica) int { return a.id - b.id })
-	s.leader = slices.Index(s.replicas, leader)
+	leader := c.leading()
+	slices.SortFunc(c.replicas, func(a, b *replica) int { return a.id - b.id })
+	c.leader = slices.Index(c.replicas, leader)
 }
 
 // observe lets the engine reserve what a Service the cache just showed is
@@ -121,18 +153,6 @@ func (r *replica) pop() (string, bool) {
 	r.queue = r.queue[1:]
 	delete(r.queued, k)
 	return k, true
-}
-
-// configMap is the kubevip ConfigMap as the simulated API server stores it
-// (nil once a step deleted it).
-func (s *simulator) configMap() *corev1.ConfigMap {
-	if s.cmDeleted {
-		return nil
-	}
-	return &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "kubevip", ResourceVersion: strconv.Itoa(s.cmVersion)},
-		Data:       s.data,
-	}
 }
 
 // adapter is a replica's engine.Cluster (its cache, and the simulated API
@@ -182,18 +202,12 @@ func (a *adapter) Patch(_ context.Context, from, to *corev1.Service) (*corev1.Se
 	s := a.s
 	key := decide.Key(from)
 	switch {
-	case s.conflictFor[key] > 0 || s.conflicts > 0:
-		if s.conflictFor[key] > 0 {
-			s.conflictFor[key]--
-		} else {
-			s.conflicts--
-		}
+	case s.faults.conflict(key):
 		s.add(Row{Actor: a.actor(), What: "conflict", Service: key, Message: "injected 409"})
 		return nil, apierrors.NewConflict(servicesResource, key, errInjected)
-	case s.dropped > 0:
+	case s.faults.drop():
 		// Lost on its way: it never lands, the controller hears a
 		// time-out and cannot tell it from a lost answer.
-		s.dropped--
 		s.add(Row{Actor: a.actor(), What: "dropped", Service: key, Message: "the write was lost on its way"})
 		return nil, apierrors.NewTimeoutError("the write was lost on its way", 1)
 	}
@@ -205,9 +219,8 @@ func (a *adapter) Patch(_ context.Context, from, to *corev1.Service) (*corev1.Se
 		a.r.deliver(s.cluster, len(s.cluster.log))
 		return nil, apierrors.NewConflict(servicesResource, key, errStale)
 	}
-	if s.lost > 0 {
+	if s.faults.lose() {
 		// It landed, but the controller hears a time-out.
-		s.lost--
 		return nil, &lostAnswer{error: apierrors.NewTimeoutError("the answer was lost", 1), stored: stored}
 	}
 	return stored, nil
@@ -229,16 +242,16 @@ func (l *lostAnswer) Unwrap() error { return l.error }
 // Observer is told.
 func (a *adapter) Event(obj runtime.Object, _, reason, message string) {
 	if _, ok := obj.(*corev1.ConfigMap); ok {
-		a.s.add(Row{Actor: "controller", What: "config", Detail: a.s.keyOf[message], Reason: reason, Message: message})
+		a.s.add(Row{Actor: "controller", What: "config", Detail: a.s.cm.keyOf[message], Reason: reason, Message: message})
 	}
 }
 
 // ConfigLoaded implements engine.Observer: it learns which key each
 // message names.
 func (a *adapter) ConfigLoaded(errs []*allocator.KeyError) {
-	a.s.keyOf = map[string]string{}
+	a.s.cm.keyOf = map[string]string{}
 	for _, ke := range errs {
-		a.s.keyOf[ke.Error()] = ke.Key
+		a.s.cm.keyOf[ke.Error()] = ke.Key
 	}
 }
 
@@ -246,27 +259,11 @@ func (a *adapter) ConfigLoaded(errs []*allocator.KeyError) {
 // notice names.
 func (a *adapter) ConfigNotices(notices []allocator.Notice) {
 	for _, n := range notices {
-		a.s.keyOf[n.String()] = n.Key
+		a.s.cm.keyOf[n.String()] = n.Key
 	}
 }
 
 func (a *adapter) actor() string { return "controller-" + strconv.Itoa(a.r.id) }
-
-// lastGoodStore is the controller's own ConfigMap of the last good values
-// of the kubevip ConfigMap's keys, in the simulated API server: it
-// survives a restart and a hand-over.
-type lastGoodStore struct{ s *simulator }
-
-// Load implements engine.LastGood.
-func (l lastGoodStore) Load(context.Context) (map[string]string, error) {
-	return maps.Clone(l.s.lastGood), nil
-}
-
-// Save implements engine.LastGood.
-func (l lastGoodStore) Save(_ context.Context, values map[string]string) error {
-	l.s.lastGood = maps.Clone(values)
-	return nil
-}
 
 // claimStore is the simulated API server's address claims (IPAddress
 // objects), shared by every replica: Create refuses a second claim of an
@@ -329,7 +326,7 @@ func (c claimStore) Delete(_ context.Context, cl engine.Claim) error {
 		return apierrors.NewConflict(ipAddresses, cl.Addr.String(), errStale)
 	}
 	delete(c.s.cluster.claims, cl.Addr)
-	for _, r := range c.s.replicas {
+	for _, r := range c.s.ctl.replicas {
 		r.engine.ClaimGone(cur)
 	}
 	return nil

@@ -4,65 +4,42 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
 
-	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
-// simulator holds one run's state.
+// simulator holds one run's state: the cluster and its ConfigMaps, the
+// hazards injected, the controller processes, and what the trace and the
+// checks know.
 type simulator struct {
-	sc      *Scenario
-	opts    Options
-	seed    int64
-	rng     *rand.Rand
-	cluster *cluster
+	sc   *Scenario
+	opts Options
+	seed int64
+	rng  *rand.Rand
 	// ctx carries a logger that discards: the engine logs as the
 	// controller does, the trace says it all.
-	ctx context.Context
-	// data is the ConfigMap's data, cmVersion its resourceVersion;
-	// keyOf names the key of each malformed-key message it loaded.
-	data      map[string]string
-	cmVersion int
-	cmDeleted bool
-	keyOf     map[string]string
-	dopts     decide.Options
-	replicas  []*replica
-	leader    int
-	// active is how many replicas act as leader at once (1, or 2 for a
-	// split brain).
-	active int
-	lag    int
-	// lastGood is the controller's own ConfigMap of last good values.
-	lastGood map[string]string
-	// stopped is set from a stop step to the next restart: no controller
-	// runs.
-	stopped bool
-	// injected conflicts: the next n writes, or the next write of a key.
-	conflicts   int
-	conflictFor map[string]int
-	// lost is how many of the next writes land but lose their answer;
-	// dropped, how many are lost on their way and never land.
-	lost, dropped int
-	retry         []string
-	events        map[string][]decide.Event
-	failed        map[string]bool
-	// granted holds, per Service, the resourceVersion of the controller's
-	// last write of it.
+	ctx   context.Context
+	dopts decide.Options
+	// cluster is the simulated API server's Services and claims, cm its
+	// ConfigMaps, faults the hazards a scenario injects into it.
+	cluster *cluster
+	cm      configMaps
+	faults  faults
+	// ctl are the controller processes.
+	ctl controllers
+	// events holds the Events recorded on each Service; failed, the
+	// Services whose last decision was a reported failure; granted, per
+	// Service, the resourceVersion of the controller's last write of it.
+	events  map[string][]decide.Event
+	failed  map[string]bool
 	granted map[string]string
-	// holders indexes, per address, the Services the store shows holding
-	// it (annotation present, last decision not a failure).
-	holders map[netip.Addr]map[string]bool
-	held    map[string][]netip.Addr
-	// carriers indexes, per address, every Service served on it (InUse).
-	carriers map[netip.Addr]map[string]bool
-	carried  map[string][]netip.Addr
-	touched  map[netip.Addr]bool
-	step     int
-	res      *Result
+	// index indexes the Services by address, for the invariants.
+	index addrIndex
+	step  int
+	res   *Result
 }
 
 // Run plays a scenario and returns its trace. A failed expect or a broken
@@ -107,25 +84,20 @@ func newSimulator(sc *Scenario, o Options) *simulator {
 	}
 	s := &simulator{
 		sc: sc, opts: o, seed: seed,
-		rng:         rand.New(rand.NewPCG(uint64(seed), 0x6b7663702d73696d)),
-		cluster:     newCluster(),
-		conflictFor: map[string]int{},
-		events:      map[string][]decide.Event{},
-		failed:      map[string]bool{},
-		granted:     map[string]string{},
-		holders:     map[netip.Addr]map[string]bool{},
-		held:        map[string][]netip.Addr{},
-		carriers:    map[netip.Addr]map[string]bool{},
-		carried:     map[string][]netip.Addr{},
-		touched:     map[netip.Addr]bool{},
-		res:         &Result{Scenario: sc.Name, Seed: seed},
-		ctx:         klog.NewContext(context.Background(), logr.Discard()),
+		rng:     rand.New(rand.NewPCG(uint64(seed), 0x6b7663702d73696d)),
+		cluster: newCluster(),
+		events:  map[string][]decide.Event{},
+		failed:  map[string]bool{},
+		granted: map[string]string{},
+		index:   newAddrIndex(),
+		res:     &Result{Scenario: sc.Name, Seed: seed},
+		ctx:     klog.NewContext(context.Background(), logr.Discard()),
 	}
 	s.dopts = sc.ControllerOptions()
 	s.dopts.Flaws = o.Flaws
-	s.active = 1
+	s.ctl.active = 1
 	s.setConfig(sc.Config)
-	s.replicas = []*replica{s.newReplica(0)}
+	s.ctl.replicas = []*replica{s.newReplica(0)}
 	return s
 }
 
@@ -151,28 +123,14 @@ func (s *simulator) invariant(msg string, svcs ...string) error {
 // previous version, and syncs every Service again, as the controller does.
 func (s *simulator) setConfig(data map[string]string) {
 	s.add(Row{Actor: "user", What: "config", Detail: formatData(data)})
-	s.data = data
-	s.cmVersion++
-	s.cmDeleted = false
-	if len(s.replicas) == 0 || s.stopped {
+	s.cm.set(data)
+	if len(s.ctl.replicas) == 0 || s.ctl.stopped {
 		return // loaded as the controller starts
 	}
-	for _, r := range s.acting() {
-		r.engine.SetConfig(s.ctx, s.configMap()) // wakes every Service
+	for _, r := range s.ctl.acting() {
+		r.engine.SetConfig(s.ctx, s.cm.kubevip()) // wakes every Service
 	}
 }
-
-// acting returns the replicas that act as leader: the leader, and with
-// active: 2 the other replica too.
-func (s *simulator) acting() []*replica {
-	if s.active < 2 || len(s.replicas) < 2 {
-		return []*replica{s.replicas[s.leader]}
-	}
-	return s.replicas
-}
-
-// config is the config in force at the leader.
-func (s *simulator) config() *allocator.Config { return s.replicas[s.leader].engine.Config() }
 
 // settle lets the leader work until nothing is left to do, then checks the
 // addresses whose holders changed: a user can make two sharing Services

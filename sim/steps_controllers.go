@@ -118,31 +118,31 @@ func kindSettle() stepKind {
 // stop, every replica's.
 func (s *simulator) restart() {
 	s.add(Row{Actor: "user", What: "restart"})
-	if s.stopped {
-		s.stopped = false
-		for i, r := range s.replicas {
-			s.replicas[i] = s.newReplica(r.id)
+	if s.ctl.stopped {
+		s.ctl.stopped = false
+		for i := range s.ctl.replicas {
+			s.ctl.restart(i, s.newReplica)
 		}
 		return
 	}
-	s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
+	s.ctl.restart(s.ctl.leader, s.newReplica)
 }
 
 // stop plays stop: every controller process stops (it does no work, and
 // hears of nothing) until a restart starts them afresh.
 func (s *simulator) stop() error {
-	if s.stopped {
+	if s.ctl.stopped {
 		return fmt.Errorf("step %d (stop): the controller is stopped already", s.step)
 	}
-	s.stopped = true
-	s.active = 1
+	s.ctl.stopped = true
+	s.ctl.active = 1
 	s.add(Row{Actor: "user", What: "stop"})
 	return nil
 }
 
 // running reports an error for a step that needs a running controller.
 func (s *simulator) running(kind string) error {
-	if s.stopped {
+	if s.ctl.stopped {
 		return fmt.Errorf("step %d (%s): the controller is stopped: restart it first", s.step, kind)
 	}
 	return nil
@@ -151,10 +151,10 @@ func (s *simulator) running(kind string) error {
 // setReplicas plays replicas.
 func (s *simulator) setReplicas(n int) {
 	if n < 2 {
-		s.active = 1
+		s.ctl.active = 1
 	}
-	s.scale(n)
-	s.add(Row{Actor: "user", What: "replicas", Detail: fmt.Sprintf("%d, leader is controller-%d", len(s.replicas), s.replicas[s.leader].id)})
+	s.ctl.scale(n, s.newReplica)
+	s.add(Row{Actor: "user", What: "replicas", Detail: fmt.Sprintf("%d, leader is controller-%d", len(s.ctl.replicas), s.ctl.leading().id)})
 }
 
 // setActive plays active: with 2, both replicas act as leader at once (a
@@ -164,14 +164,14 @@ func (s *simulator) setActive(n int) error {
 	if err := s.running("active"); err != nil {
 		return err
 	}
-	if n == 2 && len(s.replicas) < 2 {
+	if n == 2 && len(s.ctl.replicas) < 2 {
 		return fmt.Errorf("step %d (active): needs replicas: 2 first", s.step)
 	}
-	s.active = n
+	s.ctl.active = n
 	s.add(Row{Actor: "user", What: "active", Detail: fmt.Sprintf("%d controller(s) act at once", n)})
-	for _, r := range s.acting() {
+	for _, r := range s.ctl.acting() {
 		// A running controller's informer has the ConfigMap in force.
-		r.engine.SetConfig(s.ctx, s.configMap()) // wakes every Service
+		r.engine.SetConfig(s.ctx, s.cm.kubevip()) // wakes every Service
 	}
 	return nil
 }
@@ -181,15 +181,15 @@ func (s *simulator) handover() error {
 	if err := s.running("handover"); err != nil {
 		return err
 	}
-	if len(s.replicas) < 2 {
+	if len(s.ctl.replicas) < 2 {
 		return fmt.Errorf("step %d (handover): needs replicas: 2 first", s.step)
 	}
 	// The new leader builds its ledger from a fresh list after it has
 	// won the Lease, as the real controller does after WaitForCacheSync;
 	// the old one stops.
-	s.leader = (s.leader + 1) % len(s.replicas)
-	s.replicas[s.leader] = s.newReplica(s.replicas[s.leader].id)
-	s.add(Row{Actor: "user", What: "handover", Detail: fmt.Sprintf("leader is controller-%d", s.replicas[s.leader].id)})
+	s.ctl.leader = (s.ctl.leader + 1) % len(s.ctl.replicas)
+	s.ctl.restart(s.ctl.leader, s.newReplica)
+	s.add(Row{Actor: "user", What: "handover", Detail: fmt.Sprintf("leader is controller-%d", s.ctl.leading().id)})
 	return nil
 }
 
@@ -201,7 +201,7 @@ func (s *simulator) syncOutOfTurn(key string) error {
 	if err := s.running("sync"); err != nil {
 		return err
 	}
-	r := s.replicas[s.leader]
+	r := s.ctl.leading()
 	r.deliver(s.cluster, len(s.cluster.log))
 	if r.queued[key] {
 		delete(r.queued, key)

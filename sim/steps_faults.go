@@ -60,6 +60,64 @@ func kindConflict() stepKind {
 	}
 }
 
+// faults are the hazards a scenario injects: the informer's lag, and the
+// simulated API server's answers to the controller's writes.
+type faults struct {
+	// lag is how many writes the controller's caches are behind.
+	lag int
+	// conflicts: the next n writes fail with a conflict; conflictFor,
+	// the next n writes of a key.
+	conflicts   int
+	conflictFor map[string]int
+	// lost is how many of the next writes land but lose their answer;
+	// dropped, how many are lost on their way and never land.
+	lost, dropped int
+}
+
+// conflict reports whether a write of key meets an injected conflict, and
+// uses it up: one injected for key first, else one for any write.
+func (f *faults) conflict(key string) bool {
+	switch {
+	case f.conflictFor[key] > 0:
+		f.conflictFor[key]--
+	case f.conflicts > 0:
+		f.conflicts--
+	default:
+		return false
+	}
+	return true
+}
+
+// drop reports whether the next write is lost on its way, and uses it up.
+func (f *faults) drop() bool { return take(&f.dropped) }
+
+// lose reports whether the next write that lands loses its answer, and
+// uses it up.
+func (f *faults) lose() bool { return take(&f.lost) }
+
+// take uses up one of n, if there is one.
+func take(n *int) bool {
+	if *n == 0 {
+		return false
+	}
+	*n--
+	return true
+}
+
+// inject adds the conflicts c asks for and returns how many writes fail.
+func (f *faults) inject(c *Conflict) int {
+	n := c.writes()
+	if c.Service == "" {
+		f.conflicts += n
+		return n
+	}
+	if f.conflictFor == nil {
+		f.conflictFor = map[string]int{}
+	}
+	f.conflictFor[c.Service] += n
+	return n
+}
+
 // Conflict makes the controller's next writes fail with a conflict (409):
 // the next Count of them (0 means 1), or, with Service, the next Count
 // writes of that Service.
@@ -140,29 +198,24 @@ func conflictCount(n int) (*Conflict, error) {
 
 // setLag plays lag.
 func (s *simulator) setLag(n int) {
-	s.lag = n
-	s.add(Row{Actor: "user", What: "lag", Detail: strconv.Itoa(s.lag)})
+	s.faults.lag = n
+	s.add(Row{Actor: "user", What: "lag", Detail: strconv.Itoa(n)})
 }
 
 // loseAnswers plays lose.
 func (s *simulator) loseAnswers(n int) {
-	s.lost += n
+	s.faults.lost += n
 	s.add(Row{Actor: "user", What: "lose", Detail: fmt.Sprintf("the answers to the next %d write(s)", n)})
 }
 
 // dropWrites plays drop.
 func (s *simulator) dropWrites(n int) {
-	s.dropped += n
+	s.faults.dropped += n
 	s.add(Row{Actor: "user", What: "drop", Detail: fmt.Sprintf("the next %d write(s), on their way", n)})
 }
 
 // injectConflicts plays conflict.
 func (s *simulator) injectConflicts(c *Conflict) {
-	n := c.writes()
-	if c.Service != "" {
-		s.conflictFor[c.Service] += n
-	} else {
-		s.conflicts += n
-	}
+	n := s.faults.inject(c)
 	s.add(Row{Actor: "user", What: "conflict", Service: c.Service, Detail: fmt.Sprintf("next %d write(s)", n)})
 }

@@ -410,11 +410,11 @@ func (s *simulator) deleteService(key string) error {
 // every Service again, as the controller does.
 func (s *simulator) deleteConfigMap() {
 	s.add(Row{Actor: "user", What: "delete", Detail: "ConfigMap kube-system/kubevip"})
-	s.data, s.cmDeleted = nil, true
-	if s.stopped {
+	s.cm.remove()
+	if s.ctl.stopped {
 		return
 	}
-	s.replicas[s.leader].engine.SetConfig(s.ctx, nil) // wakes every Service
+	s.ctl.leading().engine.SetConfig(s.ctx, nil) // wakes every Service
 }
 
 // changeConfig plays config: the data is replaced; the leader loads it.

@@ -13,10 +13,10 @@ import (
 // work lets the leader do one thing: deliver a lagging cache update, or
 // process one queued key. It reports whether anything was left to do.
 func (s *simulator) work() (bool, error) {
-	if s.stopped {
+	if s.ctl.stopped {
 		return false, nil
 	}
-	acting := s.acting()
+	acting := s.ctl.acting()
 	if len(acting) > 1 {
 		// Two controllers act at once: a seeded one goes first; when
 		// it has nothing to do, the other.
@@ -34,18 +34,18 @@ func (s *simulator) work() (bool, error) {
 // workOn lets replica r do one thing.
 func (s *simulator) workOn(r *replica) (bool, error) {
 	// The informer delivers every write older than the lag at once...
-	r.deliver(s.cluster, len(s.cluster.log)-s.lag)
+	r.deliver(s.cluster, len(s.cluster.log)-s.faults.lag)
 	key, ok := r.pop()
 	if !ok {
 		// ...and, when the controller is idle, the rest one by one.
 		if r.deliver(s.cluster, r.cache.pos+1) {
 			return true, nil
 		}
-		if len(s.retry) > 0 {
-			for _, k := range s.retry {
+		if len(s.ctl.retry) > 0 {
+			for _, k := range s.ctl.retry {
 				r.enqueue(k)
 			}
-			s.retry = nil
+			s.ctl.retry = nil
 			return true, nil
 		}
 		return false, nil
@@ -76,7 +76,7 @@ func (s *simulator) process(r *replica, key string) error {
 		return broken
 	}
 	if err != nil || res == engine.BackOff {
-		s.retry = append(s.retry, key)
+		s.ctl.retry = append(s.ctl.retry, key)
 	}
 	return nil
 }
@@ -145,7 +145,7 @@ func (a *adapter) observe(o engine.Outcome) (broken error) {
 			// Carried but in conflict (a user's doing): reported.
 			s.failed[key] = true
 			s.reindex(key)
-		case s.failed[key] && s.active > 1:
+		case s.failed[key] && s.ctl.active > 1:
 			// Two controllers acting at once may each name a different
 			// loser of a collision users made: the Service counts as
 			// holding only once no one reports it (an update or a write

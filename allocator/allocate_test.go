@@ -321,14 +321,14 @@ func TestUsageBookkeeping(t *testing.T) {
 	if got := u.Used(p, IPv4); got != countOf(2) {
 		t.Errorf("used = %v, want 2 (a shared address counts once)", got)
 	}
-	if got := u.Free(p, IPv4); got != countOf(5) {
+	if got := u.free(p, IPv4); got != countOf(5) {
 		t.Errorf("free = %v, want 5 (.0 is not allocatable)", got)
 	}
 	u.Release("ns/a")
 	if got := u.Used(p, IPv4); got != countOf(1) {
 		t.Errorf("after releasing a: used = %v, want 1 (b still holds .1)", got)
 	}
-	c := u.Clone()
+	c := u.clone()
 	u.Release("ns/b")
 	if u.Len() != 0 || c.Len() != 1 {
 		t.Errorf("Len = %d, clone %d: the clone must be independent", u.Len(), c.Len())
@@ -409,8 +409,8 @@ func TestNeverHandsOutAnAddressAssignCannotTrack(t *testing.T) {
 				if addrList(got) != tc.want {
 					t.Errorf("handed out %s, want %s", addrList(got), tc.want)
 				}
-				if p.Size(IPv6) != countOf(tc.size) || !u.Free(p, IPv6).isZero() {
-					t.Errorf("size %v free %v, want %d and 0", p.Size(IPv6), u.Free(p, IPv6), tc.size)
+				if p.Size(IPv6) != countOf(tc.size) || !u.free(p, IPv6).isZero() {
+					t.Errorf("size %v free %v, want %d and 0", p.Size(IPv6), u.free(p, IPv6), tc.size)
 				}
 				return
 			}
@@ -495,8 +495,8 @@ func TestStoryAcrossASlash24Boundary(t *testing.T) {
 			t.Errorf("%s: handed out %s, want %s", order, addrList(got), want)
 		}
 		p := cfg.PoolFor("ns")
-		if p.Size(IPv4) != countOf(10) || u.Used(p, IPv4) != countOf(10) || !u.Free(p, IPv4).isZero() {
-			t.Errorf("%s: size %v used %v free %v", order, p.Size(IPv4), u.Used(p, IPv4), u.Free(p, IPv4))
+		if p.Size(IPv4) != countOf(10) || u.Used(p, IPv4) != countOf(10) || !u.free(p, IPv4).isZero() {
+			t.Errorf("%s: size %v used %v free %v", order, p.Size(IPv4), u.Used(p, IPv4), u.free(p, IPv4))
 		}
 		// ns/s5 holds the sixth address handed out; once released it is the
 		// only free one, so the next Service gets it.
@@ -524,7 +524,7 @@ func TestHugeIPv6Pool(t *testing.T) {
 	if addrList(got) != "2001:db8::ffff:ffff:ffff:ffff,2001:db8::ffff:ffff:ffff:fffe" {
 		t.Errorf("desc handed out %s", addrList(got))
 	}
-	if free := u.Free(p, IPv6).String(); free != "18446744073709551613" {
+	if free := u.free(p, IPv6).String(); free != "18446744073709551613" {
 		t.Errorf("free = %s, want 2^64-3", free)
 	}
 }

@@ -59,7 +59,7 @@ func checkKeyErrors(t *testing.T, data map[string]string, err error) []*KeyError
 // FuzzParse feeds arbitrary values to every kind of key. Parse must never
 // panic; a bad value must be a KeyError naming its key and entry that
 // costs no other key anything and, given a last good config, keeps its
-// value; a good config must survive Parse(Data()) and allocate only
+// value; a good config must survive Parse(data()) and allocate only
 // addresses of its pool.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
@@ -127,8 +127,8 @@ func FuzzParse(f *testing.F) {
 			}
 			next, nerr := Parse(map[string]string{key: value}, last)
 			if kes := checkKeyErrors(t, map[string]string{key: value}, nerr); len(kes) > 0 {
-				if kes[0].Kept == nil || *kes[0].Kept != good || !next.Equal(last) {
-					t.Fatalf("%s=%q after %q: kept %v, config %v", key, value, good, kes[0].Kept, next.Data())
+				if kes[0].Kept == nil || *kes[0].Kept != good || !next.equal(last) {
+					t.Fatalf("%s=%q after %q: kept %v, config %v", key, value, good, kes[0].Kept, next.data())
 				}
 			}
 		}
@@ -136,9 +136,9 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 
-		again, err := Parse(cfg.Data(), nil)
-		if err != nil || !again.Equal(cfg) {
-			t.Fatalf("Parse(Data()) of %q=%q: %v, data %v", key, value, err, cfg.Data())
+		again, err := Parse(cfg.data(), nil)
+		if err != nil || !again.equal(cfg) {
+			t.Fatalf("Parse(data()) of %q=%q: %v, data %v", key, value, err, cfg.data())
 		}
 		for _, p := range cfg.Pools() {
 			u := NewUsage()
@@ -231,10 +231,10 @@ func FuzzAllocate(f *testing.F) {
 		}
 		p := cfg.PoolFor("ns")
 		for i := 0; i < 8; i++ {
-			if got := u.Free(p, fam); got != countOf(uint64(len(free))) {
+			if got := u.free(p, fam); got != countOf(uint64(len(free))) {
 				t.Fatalf("free = %v, brute force %d", got, len(free))
 			}
-			if got := u.Used(p, fam).Add(u.Free(p, fam)); got != p.Size(fam) {
+			if got := u.Used(p, fam).Add(u.free(p, fam)); got != p.Size(fam) {
 				t.Fatalf("used + free = %v, size %v", got, p.Size(fam))
 			}
 			owner := fmt.Sprint("ns/q", i)

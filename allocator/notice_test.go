@@ -85,7 +85,7 @@ func TestAZeroRangeIsNotDHCP(t *testing.T) {
 		if !errors.As(err, &ke) || ke.Key != key || ke.Entry != "0.0.0.0-0.0.0.0" || !strings.Contains(err.Error(), "not DHCP: for DHCP, write 0.0.0.0/32") {
 			t.Fatalf("%s: err %v, want a KeyError naming the entry and 0.0.0.0/32", key, err)
 		}
-		if p := cfg.PoolFor("x"); p == nil || p.Invalid() == "" {
+		if p := cfg.PoolFor("x"); p == nil || p.invalid == "" {
 			t.Errorf("%s: the pool should be invalid (NoPool), not empty", key)
 		}
 	}

@@ -579,9 +579,9 @@ func (c *Config) Accepted() map[string]string {
 	return out
 }
 
-// Data formats c as ConfigMap data in canonical form (pools as merged
-// ranges). Parse(c.Data(), nil) yields a Config equal to c.
-func (c *Config) Data() map[string]string {
+// data formats c as ConfigMap data in canonical form (pools as merged
+// ranges). Parse(c.data(), nil) yields a Config equal to c.
+func (c *Config) data() map[string]string {
 	out := map[string]string{}
 	for name, p := range c.pools {
 		if p.dhcp {
@@ -611,8 +611,8 @@ func (c *Config) Data() map[string]string {
 	return out
 }
 
-// Equal reports whether c and o hand out the same addresses the same way.
-func (c *Config) Equal(o *Config) bool {
+// equal reports whether c and o hand out the same addresses the same way.
+func (c *Config) equal(o *Config) bool {
 	if c.desc != o.desc || len(c.pools) != len(o.pools) ||
 		len(c.allowShare) != len(o.allowShare) || len(c.interfaces) != len(o.interfaces) {
 		return false

@@ -232,7 +232,7 @@ func TestBadKeyInvalidatesOnlyItself(t *testing.T) {
 	// A namespace whose only key is bad has no addresses (it does not fall
 	// back to global, which would hand it addresses meant for others).
 	p := cfg.PoolFor("broken")
-	if p == nil || p.Name() != "broken" || p.Invalid() == "" || p.Has(IPv4) {
+	if p == nil || p.Name() != "broken" || p.invalid == "" || p.Has(IPv4) {
 		t.Errorf("broken pool = %+v", p)
 	}
 	if cfg.AllowShare("x") {
@@ -286,15 +286,15 @@ func TestDataRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := Parse(cfg.Data(), nil)
+	again, err := Parse(cfg.data(), nil)
 	if err != nil {
-		t.Fatalf("Parse(Data()): %v (data %v)", err, cfg.Data())
+		t.Fatalf("Parse(data()): %v (data %v)", err, cfg.data())
 	}
-	if !again.Equal(cfg) {
-		t.Fatalf("Parse(Data()) differs: %v", again.Data())
+	if !again.equal(cfg) {
+		t.Fatalf("Parse(data()) differs: %v", again.data())
 	}
 	other, _ := Parse(map[string]string{"cidr-global": "192.168.0.200/30"}, nil)
-	if other.Equal(cfg) {
+	if other.equal(cfg) {
 		t.Fatal("Equal says two different configs are equal")
 	}
 }
@@ -329,8 +329,8 @@ func TestConfigAccessors(t *testing.T) {
 		t.Error("Accepted() exposes the Config's own map")
 	}
 	a := cfg.PoolFor("a")
-	if !a.Has(IPv4) || !a.Has(IPv6) || a.DHCP() || a.Invalid() != "" {
-		t.Errorf("pool a: has v4 %v v6 %v dhcp %v invalid %q", a.Has(IPv4), a.Has(IPv6), a.DHCP(), a.Invalid())
+	if !a.Has(IPv4) || !a.Has(IPv6) || a.DHCP() || a.invalid != "" {
+		t.Errorf("pool a: has v4 %v v6 %v dhcp %v invalid %q", a.Has(IPv4), a.Has(IPv6), a.DHCP(), a.invalid)
 	}
 	if d := cfg.PoolFor("d"); !d.DHCP() || d.Has(IPv4) || d.Contains(netip.IPv4Unspecified()) {
 		t.Errorf("DHCP pool: dhcp %v, has %v, contains 0.0.0.0 %v; want a marker without addresses", d.DHCP(), d.Has(IPv4), d.Contains(netip.IPv4Unspecified()))

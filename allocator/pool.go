@@ -84,10 +84,6 @@ func (p *Pool) Size(f Family) Count { return p.size[f.index()] }
 // or not: a pool of only .0/.255 IPv4 addresses is exhausted from the start).
 func (p *Pool) Has(f Family) bool { return p.has[f.index()] }
 
-// Invalid returns why the pool has no addresses when all its keys are
-// malformed, or "".
-func (p *Pool) Invalid() string { return p.invalid }
-
 // spanAt returns the index of the first span of family i whose hi >= k.
 func (p *Pool) spanAt(i int, k key) int {
 	s := p.spans[i]

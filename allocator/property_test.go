@@ -315,8 +315,8 @@ func TestPropertyFreePlusUsedIsSize(t *testing.T) {
 			u.Assign(Holding{Owner: fmt.Sprint("ns/", rapid.IntRange(0, 40).Draw(t, "owner")), Addrs: []netip.Addr{m.genAddr(t, "addr")}})
 		}
 		for _, f := range []Family{IPv4, IPv6} {
-			if got := u.Used(p, f).Add(u.Free(p, f)); got != p.Size(f) {
-				t.Fatalf("%v: used %v + free %v = %v, size %v", f, u.Used(p, f), u.Free(p, f), got, p.Size(f))
+			if got := u.Used(p, f).Add(u.free(p, f)); got != p.Size(f) {
+				t.Fatalf("%v: used %v + free %v = %v, size %v", f, u.Used(p, f), u.free(p, f), got, p.Size(f))
 			}
 		}
 		if p.Size(IPv4) != countOf(uint64(len(m4.order))) || p.Size(IPv6) != countOf(uint64(len(m6.order))) {
@@ -581,12 +581,12 @@ func TestPropertyParseOfDataIsEqual(t *testing.T) {
 			extra[KeySearchOrder] = "desc"
 		}
 		cfg := m.config(t, extra)
-		again, err := Parse(cfg.Data(), nil)
-		if err != nil || !again.Equal(cfg) {
-			t.Fatalf("Parse(Data()) = %v, %v; data %v", again.Data(), err, cfg.Data())
+		again, err := Parse(cfg.data(), nil)
+		if err != nil || !again.equal(cfg) {
+			t.Fatalf("Parse(data()) = %v, %v; data %v", again.data(), err, cfg.data())
 		}
-		if !sameData(again.Data(), cfg.Data()) {
-			t.Fatalf("Data() is not canonical: %v then %v", cfg.Data(), again.Data())
+		if !sameData(again.data(), cfg.data()) {
+			t.Fatalf("data() is not canonical: %v then %v", cfg.data(), again.data())
 		}
 	})
 }
@@ -631,7 +631,7 @@ func TestPropertyAnswersAreDeterministic(t *testing.T) {
 			return fmt.Sprintf("%v %v", res, err)
 		}
 		want := answer(u)
-		for name, v := range map[string]*Usage{"again": u, "clone": u.Clone(), "shuffled": shuffled} {
+		for name, v := range map[string]*Usage{"again": u, "clone": u.clone(), "shuffled": shuffled} {
 			if got := answer(v); got != want {
 				t.Fatalf("%s: %s, first answer %s", name, got, want)
 			}
@@ -788,8 +788,8 @@ func TestPropertyBadKeyInvalidatesOnlyItself(t *testing.T) {
 					t.Fatalf("pool %s changed: %s, was %s", gp.Name(), rangesOf(p), rangesOf(gp))
 				}
 			case data[other] == "":
-				if p.Name() != gp.Name() || p.Invalid() == "" || p.Has(IPv4) || p.Has(IPv6) {
-					t.Fatalf("pool %s of only a bad key: %s (invalid %q)", gp.Name(), rangesOf(p), p.Invalid())
+				if p.Name() != gp.Name() || p.invalid == "" || p.Has(IPv4) || p.Has(IPv6) {
+					t.Fatalf("pool %s of only a bad key: %s (invalid %q)", gp.Name(), rangesOf(p), p.invalid)
 				}
 			default:
 				only, _ := Parse(map[string]string{other: data[other]}, nil)
@@ -803,8 +803,8 @@ func TestPropertyBadKeyInvalidatesOnlyItself(t *testing.T) {
 		if !errors.As(err, &ke) || ke.Kept == nil || *ke.Kept != data[victim] {
 			t.Fatalf("with last: err = %v, want the last good value kept", err)
 		}
-		if !kept.Equal(good) {
-			t.Fatalf("with last: %v, want %v", kept.Data(), good.Data())
+		if !kept.equal(good) {
+			t.Fatalf("with last: %v, want %v", kept.data(), good.data())
 		}
 	})
 }

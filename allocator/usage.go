@@ -159,8 +159,8 @@ func (u *Usage) Owners() []string {
 // Len returns how many owners hold addresses.
 func (u *Usage) Len() int { return len(u.owners) }
 
-// Clone returns an independent copy of u.
-func (u *Usage) Clone() *Usage {
+// clone returns an independent copy of u.
+func (u *Usage) clone() *Usage {
 	c := NewUsage()
 	for _, o := range u.Owners() {
 		h, _ := u.Holding(o)
@@ -322,8 +322,8 @@ func (u *Usage) Used(p *Pool, f Family) Count {
 	return n
 }
 
-// Free returns how many addresses of family f pool p can still hand out.
-func (u *Usage) Free(p *Pool, f Family) Count { return p.Size(f).Sub(u.Used(p, f)) }
+// free returns how many addresses of family f pool p can still hand out.
+func (u *Usage) free(p *Pool, f Family) Count { return p.Size(f).Sub(u.Used(p, f)) }
 
 // String summarises u for debugging.
 func (u *Usage) String() string {

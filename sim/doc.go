@@ -7,8 +7,9 @@
 // hand-overs, two controllers acting at once, and config changes
 // mid-burst. Like the client-go controller it follows the engine's Result
 // (BackOff: retried once idle; Wait: parked until the engine wakes it;
-// Done). The same scenario and seed always give the same trace. After every
-// step it checks the invariants (invariants.go).
+// Done). The same scenario and seed always give the same trace. It checks
+// the invariants (invariants.go) on every write the controller makes, and
+// again once the controller has settled.
 //
 // It must never import client-go: it runs on plain API types.
 package sim

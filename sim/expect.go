@@ -226,21 +226,21 @@ func (s *simulator) expect(e *Expect) error {
 			want[i] = netip.MustParseAddr(a)
 		}
 		if got != decide.JoinAddrs(want) {
-			return fail("addresses %q, want %q (events %v)", got, decide.JoinAddrs(want), reasons(s.events[e.Service]))
+			return fail("addresses %q, want %q (events %v)", got, decide.JoinAddrs(want), reasons(s.outcomes.events[e.Service]))
 		}
 	}
 	if e.NoAddress != nil && *e.NoAddress && got != "" {
 		return fail("has address %q, want none", got)
 	}
 	if e.NoAddress != nil && !*e.NoAddress && got == "" {
-		return fail("has no address, want one (events %v)", reasons(s.events[e.Service]))
+		return fail("has no address, want one (events %v)", reasons(s.outcomes.events[e.Service]))
 	}
-	if e.Event != "" && !hasEvent(s.events[e.Service], e.Event, e.Kind) {
+	if e.Event != "" && !hasEvent(s.outcomes.events[e.Service], e.Event, e.Kind) {
 		want := e.Event
 		if e.Kind != "" {
 			want += " (" + e.Kind + ")"
 		}
-		return fail("no %s event (events %v)", want, reasons(s.events[e.Service]))
+		return fail("no %s event (events %v)", want, reasons(s.outcomes.events[e.Service]))
 	}
 	row := Row{Actor: "expect", What: "ok", Service: e.Service, Addresses: got, Reason: e.Event}
 	switch {

@@ -94,7 +94,7 @@ func (s *simulator) reindex(key string) {
 	if decide.IsLoadBalancer(svc) || svc.Labels[decide.LabelImplementation] == decide.ImplementationKubeVIP {
 		s.index.carry(key, decide.InUse(svc))
 	}
-	if s.failed[key] || !decide.Managed(svc, s.dopts) || svc.Annotations[decide.AnnotationLoadBalancerIPs] == "" {
+	if s.outcomes.failed[key] || !decide.Managed(svc, s.dopts) || svc.Annotations[decide.AnnotationLoadBalancerIPs] == "" {
 		return
 	}
 	as, _, err := decide.Addresses(svc)
@@ -310,7 +310,7 @@ func (s *simulator) checkQuiet() error {
 			continue
 		}
 		as, _, err := decide.Addresses(svc)
-		reported := s.failed[key] && hasReason(s.events[key], decide.ReasonAllocationFailed)
+		reported := s.outcomes.failed[key] && hasReason(s.outcomes.events[key], decide.ReasonAllocationFailed)
 		if err == nil && svc.Annotations[decide.AnnotationLoadBalancerIPs] != "" {
 			continue
 		}

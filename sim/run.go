@@ -30,16 +30,12 @@ type simulator struct {
 	faults  faults
 	// ctl are the controller processes.
 	ctl controllers
-	// events holds the Events recorded on each Service; failed, the
-	// Services whose last decision was a reported failure; granted, per
-	// Service, the resourceVersion of the controller's last write of it.
-	events  map[string][]decide.Event
-	failed  map[string]bool
-	granted map[string]string
+	// outcomes are what the controller's syncs left for each Service;
 	// index indexes the Services by address, for the invariants.
-	index addrIndex
-	step  int
-	res   *Result
+	outcomes outcomes
+	index    addrIndex
+	step     int
+	res      *Result
 }
 
 // Run plays a scenario and returns its trace. A failed expect or a broken
@@ -84,14 +80,12 @@ func newSimulator(sc *Scenario, o Options) *simulator {
 	}
 	s := &simulator{
 		sc: sc, opts: o, seed: seed,
-		rng:     rand.New(rand.NewPCG(uint64(seed), 0x6b7663702d73696d)),
-		cluster: newCluster(),
-		events:  map[string][]decide.Event{},
-		failed:  map[string]bool{},
-		granted: map[string]string{},
-		index:   newAddrIndex(),
-		res:     &Result{Scenario: sc.Name, Seed: seed},
-		ctx:     klog.NewContext(context.Background(), logr.Discard()),
+		rng:      rand.New(rand.NewPCG(uint64(seed), 0x6b7663702d73696d)),
+		cluster:  newCluster(),
+		outcomes: newOutcomes(),
+		index:    newAddrIndex(),
+		res:      &Result{Scenario: sc.Name, Seed: seed},
+		ctx:      klog.NewContext(context.Background(), logr.Discard()),
 	}
 	s.dopts = sc.ControllerOptions()
 	s.dopts.Flaws = o.Flaws

@@ -326,7 +326,7 @@ func (s *simulator) update(spec *ServiceSpec) error {
 		svc.Spec.LoadBalancerClass = nil // cleared by the API server; loadBalancerIP is kept
 	}
 	s.cluster.store(spec.Service, svc)
-	delete(s.failed, spec.Service)
+	delete(s.outcomes.failed, spec.Service)
 	s.reindex(spec.Service)
 	s.add(Row{Actor: "user", What: "update", Service: spec.Service})
 	return nil
@@ -398,9 +398,7 @@ func (s *simulator) deleteService(key string) error {
 	}
 	s.cluster.store(key, nil)
 	s.reindex(key)
-	delete(s.events, key)
-	delete(s.failed, key)
-	delete(s.granted, key)
+	s.outcomes.forget(key)
 	s.add(Row{Actor: "user", What: "delete", Service: key})
 	return nil
 }

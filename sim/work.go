@@ -96,7 +96,7 @@ func (a *adapter) observe(o engine.Outcome) (broken error) {
 	s, r, key, d := a.s, a.r, o.Key, o.Decision
 	for _, e := range d.Events {
 		if o.What != engine.Rejected && o.What != engine.Uncertain {
-			s.events[key] = append(s.events[key], e)
+			s.outcomes.events[key] = append(s.outcomes.events[key], e)
 		}
 	}
 	switch o.What {
@@ -136,27 +136,48 @@ func (a *adapter) observe(o engine.Outcome) (broken error) {
 			s.add(Row{Actor: a.actor(), What: "lost", Service: key, Addresses: decide.JoinAddrs(d.Holding.Addrs), Message: "written, but the answer was lost"})
 		}
 	case engine.Failed:
-		s.failed[key] = true
+		s.outcomes.failed[key] = true
 		s.reindex(key)
 		s.row(r, "fail", key, d, o.Events, false)
 	case engine.Held:
 		switch {
 		case d.Err != nil:
 			// Carried but in conflict (a user's doing): reported.
-			s.failed[key] = true
+			s.outcomes.failed[key] = true
 			s.reindex(key)
-		case s.failed[key] && s.ctl.active > 1:
+		case s.outcomes.failed[key] && s.ctl.active > 1:
 			// Two controllers acting at once may each name a different
 			// loser of a collision users made: the Service counts as
 			// holding only once no one reports it (an update or a write
 			// clears the report). What a write gives is checked apart.
-		case s.failed[key]:
-			delete(s.failed, key)
+		case s.outcomes.failed[key]:
+			delete(s.outcomes.failed, key)
 			s.reindex(key)
 		}
 		s.row(r, "hold", key, d, o.Events, false)
 	}
 	return broken
+}
+
+// outcomes are what the controller's syncs left for each Service, as the
+// trace and the checks need them: the Events recorded on it (events),
+// whether its last decision was a failure it reported (failed), and the
+// resourceVersion of the controller's last write of it (granted).
+type outcomes struct {
+	events  map[string][]decide.Event
+	failed  map[string]bool
+	granted map[string]string
+}
+
+func newOutcomes() outcomes {
+	return outcomes{events: map[string][]decide.Event{}, failed: map[string]bool{}, granted: map[string]string{}}
+}
+
+// forget drops what is known of the Service named key (it is deleted).
+func (o *outcomes) forget(key string) {
+	delete(o.events, key)
+	delete(o.failed, key)
+	delete(o.granted, key)
 }
 
 // row adds the rows of an outcome: one per Event the controller recorded;
@@ -174,8 +195,8 @@ func (s *simulator) row(r *replica, what, key string, d decide.Decision, recorde
 
 // landed notes a controller write that reached the store.
 func (s *simulator) landed(key string, updated *corev1.Service) {
-	delete(s.failed, key)
-	s.granted[key] = updated.ResourceVersion
+	delete(s.outcomes.failed, key)
+	s.outcomes.granted[key] = updated.ResourceVersion
 	s.reindex(key)
 }
 
@@ -184,5 +205,5 @@ func (s *simulator) landed(key string, updated *corev1.Service) {
 // must know of them, whether or not its cache has shown them yet.
 func (s *simulator) controllersDoing(key string) bool {
 	svc := s.cluster.services[key]
-	return svc != nil && s.granted[key] == svc.ResourceVersion && svc.Annotations[decide.AnnotationLoadBalancerIPs] != ""
+	return svc != nil && s.outcomes.granted[key] == svc.ResourceVersion && svc.Annotations[decide.AnnotationLoadBalancerIPs] != ""
 }

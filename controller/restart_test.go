@@ -127,3 +127,38 @@ func TestClaimOfASharerDeletedWhileDownGoesWithTheLastSharer(t *testing.T) {
 	}
 	h.waitClaim(addr, h.ns, "c")
 }
+
+// The Services waiting for an address are known only in memory: the start
+// rebuilds them, so an address freed while no controller ran goes to the
+// oldest of them, not to the first its eight workers happen to sync.
+func TestOldestWaitingServedFirstAfterARestart(t *testing.T) {
+	t.Cleanup(func() { deleteClaims(t) })
+	const addr = "10.67.0.1"
+	h := newHarness(t, map[string]string{"range-global": addr + "-" + addr})
+	h.start(withProductionClaims)
+	h.create("holder")
+	if got := h.addressOf(h.ns, "holder"); got != addr {
+		t.Fatalf("holder got %q, want %s", got, addr)
+	}
+	// Oldest first by creation time (a second's resolution), names in the
+	// other order.
+	for i, name := range []string{"z", "m", "a"} {
+		if i > 0 {
+			time.Sleep(1100 * time.Millisecond)
+		}
+		h.create(name)
+	}
+	h.waitEvent(h.ns, "Service", "a", decide.ReasonAllocationFailed, "PoolExhausted")
+	h.stopController()
+	h.delete(h.ns, "holder")
+
+	h.start(func(o *controller.Options) { o.AddressClaims = true; o.Workers = 8 })
+	if got := h.addressOf(h.ns, "z"); got != addr {
+		t.Fatalf("z, the oldest waiting, got %q, want %s", got, addr)
+	}
+	for _, name := range []string{"m", "a"} {
+		if a := h.get(h.ns, name).Annotations[decide.AnnotationLoadBalancerIPs]; a != "" {
+			t.Fatalf("%s, younger than z, got %q", name, a)
+		}
+	}
+}

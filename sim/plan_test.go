@@ -102,9 +102,9 @@ steps:
 		{
 			// No ConfigMap: plan has the controller installed with the new
 			// one, starting on the Services (replay: stopped, then started
-			// with it); none waited for an address before it started, so
-			// they are served in the order the start queues them (by name).
-			// A Decide pass serves the oldest first.
+			// with it). The start rebuilds the set of Services waiting for
+			// an address, so the oldest is served first, not the first by
+			// name.
 			name: "installed with the new ConfigMap",
 			before: `
 steps:
@@ -114,7 +114,7 @@ steps:
 `,
 			then:    "[stop: {}, config: {range-global: 10.5.0.1-10.5.0.1}, restart: {}, settle: {}]",
 			newData: map[string]string{"range-global": "10.5.0.1-10.5.0.1"},
-			want:    map[string]string{"default/alpha": "10.5.0.1", "default/zeta": ""},
+			want:    map[string]string{"default/zeta": "10.5.0.1", "default/alpha": ""},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

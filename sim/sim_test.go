@@ -231,3 +231,19 @@ steps:
 		t.Errorf("generate: err = %v, want one suggesting 10.9.0.1/32", err)
 	}
 }
+
+// TestOldestWaitingFirstAfterARestartWhateverTheOrder: scenario 35 under
+// interleavings that sync the Services in other orders after the start.
+// The start rebuilds the set of waiting Services; with it left empty, a
+// younger Service synced first takes the address (seed 3, say).
+func TestOldestWaitingFirstAfterARestartWhateverTheOrder(t *testing.T) {
+	sc, err := Load("scenarios/35-waiting-served-oldest-first-after-a-restart.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seed := int64(1); seed <= 40; seed++ {
+		if _, err := Run(sc, Options{Seed: seed}); err != nil {
+			t.Errorf("interleaving %d: %v", seed, err)
+		}
+	}
+}

@@ -103,7 +103,7 @@ type NoticeObserver interface {
 // SetConfig loads a new version of the ConfigMap (nil when it does not
 // exist) and reports its malformed keys. It returns false when cm is the
 // version in force: nothing changed. On true, it wakes every Service the
-// cache shows (in key order) for a sync: waiting ones may get an address,
+// cache shows (oldest first) for a sync: waiting ones may get an address,
 // and those whose address left the pool get a Warning.
 func (e *Engine) SetConfig(ctx context.Context, cm *corev1.ConfigMap) bool {
 	e.mu.Lock()

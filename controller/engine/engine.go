@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -161,8 +160,9 @@ func New(cluster Cluster, recorder Recorder, observer Observer, wake func(key st
 func (e *Engine) UseClaims(c Claims) { e.claims = c }
 
 // Start loads the ConfigMap (nil when there is none) and rebuilds the
-// ledger from services, the cluster being the only state; then it wakes
-// every one of them (in key order) for a sync. First it frees the address
+// ledger and the set of Services waiting for an address from services, the
+// cluster being the only state; then it wakes every one of them (oldest
+// first) for a sync. First it frees the address
 // claims of Services deleted while no controller ran. It returns how many
 // Services hold addresses and how many carry one in conflict.
 func (e *Engine) Start(ctx context.Context, cm *corev1.ConfigMap, services []*corev1.Service) (holding, conflicts int) {
@@ -182,14 +182,15 @@ func (e *Engine) Start(ctx context.Context, cm *corev1.ConfigMap, services []*co
 	return holding, conflicts
 }
 
-// wakeAll wakes every one of services for a sync, in key order.
+// wakeAll wakes every one of services for a sync, oldest first (creation
+// timestamp, then namespace/name): the waiting among them are served in
+// that order.
 func (e *Engine) wakeAll(services []*corev1.Service) {
 	keys := make([]string, 0, len(services))
 	for _, s := range services {
 		keys = append(keys, decide.Key(s))
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range e.oldestFirst(keys) {
 		e.wake(k)
 	}
 }
@@ -211,6 +212,16 @@ func (e *Engine) rebuild(ctx context.Context, cm *corev1.ConfigMap, services []*
 	}
 	usage, cs := decide.RebuildClaimed(e.config.cfg, services, e.opts.Decide, claimed)
 	e.ledger = newLedger(usage, e.opts.Decide.Flaws)
+	// The Services waiting for an address are known only in memory: they
+	// are rebuilt too (every managed LoadBalancer that holds nothing), so
+	// that after a start, as before it, the oldest of them is served first.
+	e.waiting = map[string]bool{}
+	for _, s := range services {
+		if _, held := usage.Holding(decide.Key(s)); !held && decide.IsLoadBalancer(s) && decide.Managed(s, e.opts.Decide) {
+			e.waiting[decide.Key(s)] = true
+		}
+	}
+	e.newGeneration()
 	e.claimants = map[string]bool{}
 	if e.claims != nil {
 		e.registerClaims(freed)

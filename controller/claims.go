@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/ipaddress"
 )
 
 // claimsAdapter keeps the engine's address claims as networking.k8s.io/v1
@@ -38,7 +38,7 @@ func holderKeys(obj interface{}) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
-	cl, ok := claimOf(ip)
+	cl, ok := ipaddress.Claim(ip)
 	if !ok || !cl.Ours() {
 		return nil, nil
 	}
@@ -92,7 +92,7 @@ func (c *Controller) startClaims(ctx context.Context, factory informers.SharedIn
 				obj = d.Obj
 			}
 			if ip, ok := obj.(*networkingv1.IPAddress); ok {
-				if cl, ok := claimOf(ip); ok {
+				if cl, ok := ipaddress.Claim(ip); ok {
 					c.engine.ClaimGone(cl)
 				}
 			}
@@ -106,39 +106,10 @@ func (c *Controller) startClaims(ctx context.Context, factory informers.SharedIn
 
 func (a *claimsAdapter) seen(obj interface{}) {
 	if ip, ok := obj.(*networkingv1.IPAddress); ok {
-		if cl, ok := claimOf(ip); ok {
+		if cl, ok := ipaddress.Claim(ip); ok {
 			a.c.engine.ClaimSeen(cl)
 		}
 	}
-}
-
-// claimOf reads an IPAddress as a claim; false when its name is no address.
-func claimOf(ip *networkingv1.IPAddress) (engine.Claim, bool) {
-	a, err := netip.ParseAddr(ip.Name)
-	if err != nil {
-		return engine.Claim{}, false
-	}
-	cl := engine.Claim{Addr: a.Unmap(), Manager: ip.Labels[networkingv1.LabelManagedBy], ID: string(ip.UID), Created: ip.CreationTimestamp.Time}
-	if p := ip.Spec.ParentRef; p != nil && p.Group == "" && p.Resource == "services" {
-		cl.Owner = p.Namespace + "/" + p.Name
-	}
-	if cl.Ours() {
-		cl.Sharers = parseSharers(ip.Annotations[engine.SharersAnnotation])
-	}
-	return cl, true
-}
-
-// parseSharers reads the sharers annotation: "namespace/name" entries,
-// comma-separated; entries that are no such key are skipped.
-func parseSharers(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		s = strings.TrimSpace(s)
-		if ns, name, err := cache.SplitMetaNamespaceKey(s); err == nil && ns != "" && name != "" && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // Get implements engine.Claims.
@@ -147,7 +118,7 @@ func (a *claimsAdapter) Get(addr netip.Addr) (engine.Claim, bool) {
 	if err != nil {
 		return engine.Claim{}, false
 	}
-	return claimOf(ip)
+	return ipaddress.Claim(ip)
 }
 
 // List implements engine.Claims.
@@ -155,7 +126,7 @@ func (a *claimsAdapter) List() []engine.Claim {
 	ips, _ := a.lister.List(labels.Everything()) // a lister never fails
 	out := make([]engine.Claim, 0, len(ips))
 	for _, ip := range ips {
-		if cl, ok := claimOf(ip); ok {
+		if cl, ok := ipaddress.Claim(ip); ok {
 			out = append(out, cl)
 		}
 	}
@@ -168,7 +139,7 @@ func (a *claimsAdapter) Naming(key string) []engine.Claim {
 	out := make([]engine.Claim, 0, len(objs))
 	for _, o := range objs {
 		if ip, ok := o.(*networkingv1.IPAddress); ok {
-			if cl, ok := claimOf(ip); ok {
+			if cl, ok := ipaddress.Claim(ip); ok {
 				out = append(out, cl)
 			}
 		}
@@ -195,7 +166,7 @@ func (a *claimsAdapter) Create(ctx context.Context, addr netip.Addr, owner strin
 	}
 	created, err := a.c.client.NetworkingV1().IPAddresses().Create(ctx, ip, metav1.CreateOptions{FieldManager: FieldManager})
 	if err == nil {
-		cl, _ := claimOf(created)
+		cl, _ := ipaddress.Claim(created)
 		return cl, nil
 	}
 	if !apierrors.IsAlreadyExists(err) {
@@ -206,7 +177,7 @@ func (a *claimsAdapter) Create(ctx context.Context, addr netip.Addr, owner strin
 		// Gone again, or unreadable: say it exists; the next try decides.
 		return engine.Claim{Addr: addr, Manager: "unknown"}, err
 	}
-	cl, _ := claimOf(existing)
+	cl, _ := ipaddress.Claim(existing)
 	return cl, err
 }
 

@@ -142,39 +142,36 @@ func TestSharersOnTheClaimKeepTwoActiveControllersApart(t *testing.T) {
 	t.Fatalf("with sharers off the claim, no seed of %d broke an invariant: the model cannot tell what recording them prevents", sharerBudget)
 }
 
-// TestClaimsOfDeletedServicesScenarioFailsOnTheBrokenEngine: scenario 33
-// (Services deleted while no controller ran) needs the claims; with claims
-// younger than the grace period kept although no Service they name exists
-// (the broken engine), the address stays blocked and an invariant breaks.
-func TestClaimsOfDeletedServicesScenarioFailsOnTheBrokenEngine(t *testing.T) {
-	const file = "scenarios/33-deleted-while-down.yaml"
-	sc, err := Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Run(sc, Options{}); err != nil {
-		t.Fatalf("%s with the real engine: %v", file, err)
-	}
-	if _, err := Run(sc, Options{Flaws: mutant.Flaws{OrphanClaimsWait: true}}); !IsFailure(err) {
-		t.Errorf("%s with claims of deleted Services kept while young: %v, want a failed expect or a broken invariant", file, err)
-	}
-}
-
-// TestClaimOfASharerDeletedUnseenScenarioFailsOnTheBrokenEngine: scenario
-// 34 (a sharer deleted while no controller ran) needs the claim to drop
-// the Services it names that are gone for good when another Service leaves
-// it; with them kept (the broken engine), the claim outlives its last
-// sharer and an invariant breaks.
-func TestClaimOfASharerDeletedUnseenScenarioFailsOnTheBrokenEngine(t *testing.T) {
-	const file = "scenarios/34-sharer-deleted-while-down.yaml"
-	sc, err := Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Run(sc, Options{}); err != nil {
-		t.Fatalf("%s with the real engine: %v", file, err)
-	}
-	if _, err := Run(sc, Options{Flaws: mutant.Flaws{VanishedSharersStay: true}}); !IsFailure(err) {
-		t.Errorf("%s with vanished sharers kept on the claim: %v, want a failed expect or a broken invariant", file, err)
+// TestClaimScenariosFailOnTheirBrokenEngine: each scenario passes on the
+// real engine and fails (an expect or an invariant) on the broken engine
+// that brings back the bug it was written for.
+func TestClaimScenariosFailOnTheirBrokenEngine(t *testing.T) {
+	for _, tc := range []struct {
+		file, broken string
+		flaws        mutant.Flaws
+	}{
+		// Services deleted while no controller ran: with claims younger
+		// than the grace period kept although no Service they name exists,
+		// the address stays blocked.
+		{"scenarios/33-deleted-while-down.yaml", "claims of deleted Services kept while young",
+			mutant.Flaws{OrphanClaimsWait: true}},
+		// A sharer deleted while no controller ran: with the Services a
+		// claim names kept when gone for good, the claim outlives its last
+		// sharer.
+		{"scenarios/34-sharer-deleted-while-down.yaml", "vanished sharers kept on the claim",
+			mutant.Flaws{VanishedSharersStay: true}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			sc, err := Load(tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Run(sc, Options{}); err != nil {
+				t.Fatalf("with the real engine: %v", err)
+			}
+			if _, err := Run(sc, Options{Flaws: tc.flaws}); !IsFailure(err) {
+				t.Errorf("with %s: %v, want a failed expect or a broken invariant", tc.broken, err)
+			}
+		})
 	}
 }

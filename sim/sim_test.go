@@ -12,31 +12,12 @@ import (
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 )
 
-// TestExplorerRegressionsReplay replays the runs the explorer once broke
-// an invariant with (shrunk, each file says how): they check only the
-// invariants, which must hold on every one.
-func TestExplorerRegressionsReplay(t *testing.T) {
-	files, err := filepath.Glob("testdata/regressions/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("regression files: %v %v", files, err)
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			sc, err := Load(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := Run(sc, Options{}); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
-}
-
-func TestScenariosReplay(t *testing.T) {
-	files, err := filepath.Glob("scenarios/*.yaml")
-	if err != nil || len(files) < 10 {
-		t.Fatalf("scenario files: %v %v", files, err)
+// replayEach replays every scenario file matching pattern (at least min of
+// them), each in a subtest, and hands check its result.
+func replayEach(t *testing.T, pattern string, min int, check func(t *testing.T, res *Result)) {
+	files, err := filepath.Glob(pattern)
+	if err != nil || len(files) < min {
+		t.Fatalf("scenario files %s: %v %v", pattern, files, err)
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
@@ -51,17 +32,30 @@ func TestScenariosReplay(t *testing.T) {
 				}
 				t.Fatal(err)
 			}
-			expects := 0
-			for _, r := range res.Rows {
-				if r.Actor == "expect" {
-					expects++
-				}
-			}
-			if expects == 0 {
-				t.Fatal("the scenario checked nothing")
-			}
+			check(t, res)
 		})
 	}
+}
+
+// TestExplorerRegressionsReplay replays the runs the explorer once broke
+// an invariant with (shrunk, each file says how): they check only the
+// invariants, which must hold on every one.
+func TestExplorerRegressionsReplay(t *testing.T) {
+	replayEach(t, "testdata/regressions/*.yaml", 1, func(*testing.T, *Result) {})
+}
+
+func TestScenariosReplay(t *testing.T) {
+	replayEach(t, "scenarios/*.yaml", 10, func(t *testing.T, res *Result) {
+		expects := 0
+		for _, r := range res.Rows {
+			if r.Actor == "expect" {
+				expects++
+			}
+		}
+		if expects == 0 {
+			t.Fatal("the scenario checked nothing")
+		}
+	})
 }
 
 // A scenario every seed must survive: with the ledger on, lag and bursts

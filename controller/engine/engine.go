@@ -162,9 +162,9 @@ func (e *Engine) UseClaims(c Claims) { e.claims = c }
 // Start loads the ConfigMap (nil when there is none) and rebuilds the
 // ledger and the set of Services waiting for an address from services, the
 // cluster being the only state; then it wakes every one of them (oldest
-// first) for a sync. First it frees the address
-// claims of Services deleted while no controller ran. It returns how many
-// Services hold addresses and how many carry one in conflict.
+// first) for a sync. First it frees the address claims of Services deleted
+// while no controller ran. It returns how many Services hold addresses and
+// how many carry one in conflict.
 func (e *Engine) Start(ctx context.Context, cm *corev1.ConfigMap, services []*corev1.Service) (holding, conflicts int) {
 	var freed map[string]bool
 	if e.claims != nil {

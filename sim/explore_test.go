@@ -51,7 +51,7 @@ func TestGenerateAndPlan(t *testing.T) {
 	}
 	// Shrink red's pool: its Services keep their addresses outside it.
 	newData := map[string]string{"cidr-global": data["cidr-global"], "cidr-red": "10.9.1.0/24"}
-	p, err := MakePlan(svcs, data, newData, decide.Options{})
+	p, err := MakePlan(svcs, nil, data, newData, decide.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,16 +17,20 @@ import (
 // holds oldData now (nil: there is none, the controller is not installed
 // yet): which Services keep their address (inside or outside their pool),
 // which would get one, which would wait, and the counts per pool. Nothing
-// is decided here: the Services are loaded, as they are, into the
-// simulator's in-memory cluster; the controller's own engine starts on
-// them with oldData and settles, then loads newData and settles again
-// (without oldData, it starts with newData); the plan is what the engine
-// did: its writes, its decisions once newData was in force and the Events
-// they carry, its ledger. An error says that the engine broke one of the
-// simulator's invariants on these Services, or did not settle.
-func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o decide.Options) (*Plan, error) {
+// is decided here: the Services and the address claims (the cluster's
+// IPAddress objects; nil when it has none, or plans against a scenario)
+// are loaded, as they are, into the simulator's in-memory cluster; the
+// controller's own engine starts on them with oldData and settles, then
+// loads newData and settles again (without oldData, it starts with
+// newData); the plan is what the engine did: its writes, its decisions
+// once newData was in force and the Events they carry, its ledger. So an
+// address claimed by anyone but a Service of ours (the ClusterIP
+// allocator, another manager) is never handed out. An error says that the
+// engine broke one of the simulator's invariants on these Services, or did
+// not settle.
+func MakePlan(services []*corev1.Service, claims []engine.Claim, oldData, newData map[string]string, o decide.Options) (*Plan, error) {
 	w := &planWatch{}
-	s, err := runPlan(services, oldData, newData, o, w)
+	s, err := runPlan(services, claims, oldData, newData, o, w)
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +84,11 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 	return p, nil
 }
 
-// runPlan loads services into a simulator's in-memory cluster and starts
-// one controller replica on them, so that its engine rebuilds its ledger
-// from them, with w told what it does once newData is loaded.
+// runPlan loads services and claims into a simulator's in-memory cluster
+// and starts one controller replica on them, so that its engine rebuilds
+// its ledger from them, with w told what it does once newData is loaded.
+// The claims are loaded as they are: the engine's start frees a claim of
+// ours that names only Services that do not exist, as the controller's.
 //
 // With oldData (a controller has run with it), the engine starts with
 // oldData and settles first: the Services that cannot have an address
@@ -90,7 +96,7 @@ func MakePlan(services []*corev1.Service, oldData, newData map[string]string, o 
 // are served oldest first once newData frees addresses. Then it loads
 // newData and settles again. Without (oldData nil: no ConfigMap, the
 // controller is being installed), it starts with newData and settles.
-func runPlan(services []*corev1.Service, oldData, newData map[string]string, o decide.Options, w *planWatch) (*simulator, error) {
+func runPlan(services []*corev1.Service, claims []engine.Claim, oldData, newData map[string]string, o decide.Options, w *planWatch) (*simulator, error) {
 	sc := &Scenario{Name: "plan", Config: oldData}
 	if oldData == nil {
 		sc.Config = newData
@@ -103,6 +109,9 @@ func runPlan(services []*corev1.Service, oldData, newData map[string]string, o d
 		key := decide.Key(svc)
 		s.cluster.store(key, svc)
 		s.reindex(key)
+	}
+	for _, c := range claims {
+		s.cluster.claims[c.Addr] = c
 	}
 	w.phase = phaseOld
 	if oldData == nil {

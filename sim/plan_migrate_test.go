@@ -31,7 +31,7 @@ func TestPlanBeforeSwitchingFromAnotherTool(t *testing.T) {
 		lb("clash", "10.60.0.15", nil),
 		lb("new", "", nil),
 	}
-	p, err := MakePlan(svcs, nil, map[string]string{"range-global": "10.60.0.10-10.60.0.20"}, decide.Options{})
+	p, err := MakePlan(svcs, nil, nil, map[string]string{"range-global": "10.60.0.10-10.60.0.20"}, decide.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

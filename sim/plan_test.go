@@ -29,7 +29,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := MakePlan(svcs, oldData, newData, sc.ControllerOptions())
+	p, err := MakePlan(svcs, nil, oldData, newData, sc.ControllerOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ steps:
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := MakePlan(svcs, oldData, tc.newData, sc.ControllerOptions())
+			p, err := MakePlan(svcs, nil, oldData, tc.newData, sc.ControllerOptions())
 			if err != nil {
 				t.Fatal(err)
 			}

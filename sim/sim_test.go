@@ -214,7 +214,7 @@ steps:
 	if !reflect.DeepEqual(messages, want) {
 		t.Errorf("InvalidConfig rows:\n%s\nwant\n%s", strings.Join(messages, "\n"), strings.Join(want, "\n"))
 	}
-	p, err := MakePlan(nil, map[string]string{"cidr-global": "10.0.0.0/30"}, map[string]string{"cidr-global": "10.0.0.9"}, decide.Options{})
+	p, err := MakePlan(nil, nil, map[string]string{"cidr-global": "10.0.0.0/30"}, map[string]string{"cidr-global": "10.0.0.9"}, decide.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "explore":
 		err = explore(args[1:], stdout)
 	case "plan":
-		err = plan(args[1:], stdout)
+		err = plan(args[1:], stdout, stderr)
 	case "generate":
 		err = generate(args[1:], stdout)
 	case "-h", "--help", "help":

@@ -7,21 +7,25 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/ipaddress"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/envvar"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/sim"
 )
 
-func plan(args []string, out io.Writer) error {
+func plan(args []string, out, errOut io.Writer) error {
 	fs := newFlags("plan")
 	config := fs.String("config", "", "the new ConfigMap (a manifest or a map of keys)")
 	kubeconfig := fs.String("kubeconfig", "", "read the live Services and ConfigMap from this cluster (default $KUBECONFIG or ~/.kube/config)")
@@ -44,6 +48,7 @@ func plan(args []string, out io.Writer) error {
 		return err
 	}
 	var svcs []*corev1.Service
+	var claims []engine.Claim
 	var oldData map[string]string
 	var opts decide.Options
 	if *scenario != "" {
@@ -86,6 +91,12 @@ func plan(args []string, out io.Writer) error {
 		for i := range list.Items {
 			svcs = append(svcs, &list.Items[i])
 		}
+		if claims, err = liveClaims(ctx, client); err != nil {
+			return err
+		}
+		if claims == nil {
+			fmt.Fprintln(errOut, "note: the API server does not serve networking.k8s.io/v1 IPAddress (Kubernetes older than 1.33, or the API disabled): planning without address claims, as the controller runs")
+		}
 		cm, err := client.CoreV1().ConfigMaps(*cmNS).Get(ctx, *cmName, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
@@ -106,7 +117,7 @@ func plan(args []string, out io.Writer) error {
 	if opts.EnableLoadBalancerClass && opts.LoadBalancerClass == "" {
 		opts.LoadBalancerClass = decide.DefaultLoadBalancerClass
 	}
-	p, err := sim.MakePlan(svcs, oldData, newData, opts)
+	p, err := sim.MakePlan(svcs, claims, oldData, newData, opts)
 	if sim.IsFailure(err) {
 		// The controller's engine broke an invariant on these Services.
 		return failed{fmt.Errorf("plan: %w", err)}
@@ -122,4 +133,32 @@ func plan(args []string, out io.Writer) error {
 			*config, strings.Join(p.MalformedKeys, ", "))}
 	}
 	return nil
+}
+
+// liveClaims reads the cluster's address claims (IPAddress objects) as
+// the controller's claim store does; nil when the API server does not
+// serve them (Kubernetes older than 1.33, or the API disabled), non-nil
+// (maybe empty) when it does.
+func liveClaims(ctx context.Context, client kubernetes.Interface) ([]engine.Claim, error) {
+	res, err := client.Discovery().ServerResourcesForGroupVersion(networkingv1.SchemeGroupVersion.String())
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("discover %s: %w", networkingv1.SchemeGroupVersion, err)
+	}
+	if !slices.ContainsFunc(res.APIResources, func(r metav1.APIResource) bool { return r.Name == "ipaddresses" }) {
+		return nil, nil
+	}
+	list, err := client.NetworkingV1().IPAddresses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list IPAddresses: %w", err)
+	}
+	claims := make([]engine.Claim, 0, len(list.Items))
+	for i := range list.Items {
+		if c, ok := ipaddress.Claim(&list.Items[i]); ok {
+			claims = append(claims, c)
+		}
+	}
+	return claims, nil
 }

@@ -85,8 +85,8 @@ func (c *Controller) startClaims(ctx context.Context, factory informers.SharedIn
 	}
 	a := &claimsAdapter{c: c, lister: inf.Lister(), indexer: inf.Informer().GetIndexer()}
 	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj interface{}) { a.seen(obj) },
-		UpdateFunc: func(_, obj interface{}) { a.seen(obj) },
+		AddFunc:    func(obj interface{}) { a.seen(logger, obj) },
+		UpdateFunc: func(_, obj interface{}) { a.seen(logger, obj) },
 		DeleteFunc: func(obj interface{}) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
@@ -104,9 +104,15 @@ func (c *Controller) startClaims(ctx context.Context, factory informers.SharedIn
 	return nil
 }
 
-func (a *claimsAdapter) seen(obj interface{}) {
+// seen tells the engine of a claim the informer shows. A claim of ours
+// whose uids annotation is malformed is read as one that records no UIDs
+// (its Services are judged by their creation times): said in the log.
+func (a *claimsAdapter) seen(logger klog.Logger, obj interface{}) {
 	if ip, ok := obj.(*networkingv1.IPAddress); ok {
 		if cl, ok := ipaddress.Claim(ip); ok {
+			if _, err := engine.ParseUIDs(ip.Annotations[engine.UIDsAnnotation]); err != nil && cl.Ours() {
+				logger.Error(err, "Address claim with a malformed UIDs annotation: its Services are judged by their creation times", "address", cl.Addr, "claimedFor", cl.Owner)
+			}
 			a.c.engine.ClaimSeen(cl)
 		}
 	}
@@ -149,25 +155,16 @@ func (a *claimsAdapter) Naming(key string) []engine.Claim {
 
 // Create implements engine.Claims: on AlreadyExists it reads the claim
 // that exists from the API server and returns it with the error.
-func (a *claimsAdapter) Create(ctx context.Context, addr netip.Addr, owner string, sharers []string) (engine.Claim, error) {
-	ns, name, err := cache.SplitMetaNamespaceKey(owner)
+func (a *claimsAdapter) Create(ctx context.Context, cl engine.Claim) (engine.Claim, error) {
+	ip, err := claimObject(cl)
 	if err != nil {
-		return engine.Claim{}, fmt.Errorf("claim %s: owner %q: %w", addr, owner, err)
+		return engine.Claim{}, err
 	}
-	ip := &networkingv1.IPAddress{
-		ObjectMeta: metav1.ObjectMeta{Name: addr.String(), Labels: map[string]string{
-			networkingv1.LabelManagedBy:       engine.ManagedBy,
-			networkingv1.LabelIPAddressFamily: family(addr),
-		}},
-		Spec: networkingv1.IPAddressSpec{ParentRef: &networkingv1.ParentReference{Group: "", Resource: "services", Namespace: ns, Name: name}},
-	}
-	if len(sharers) > 0 {
-		ip.Annotations = map[string]string{engine.SharersAnnotation: strings.Join(sharers, ",")}
-	}
+	addr := cl.Addr
 	created, err := a.c.client.NetworkingV1().IPAddresses().Create(ctx, ip, metav1.CreateOptions{FieldManager: FieldManager})
 	if err == nil {
-		cl, _ := ipaddress.Claim(created)
-		return cl, nil
+		made, _ := ipaddress.Claim(created)
+		return made, nil
 	}
 	if !apierrors.IsAlreadyExists(err) {
 		return engine.Claim{}, err
@@ -177,8 +174,37 @@ func (a *claimsAdapter) Create(ctx context.Context, addr netip.Addr, owner strin
 		// Gone again, or unreadable: say it exists; the next try decides.
 		return engine.Claim{Addr: addr, Manager: "unknown"}, err
 	}
-	cl, _ := ipaddress.Claim(existing)
-	return cl, err
+	cur, _ := ipaddress.Claim(existing)
+	return cur, err
+}
+
+// claimObject is the IPAddress that stands for the claim cl, one of ours,
+// as Create makes it: named by the address, labelled as ours, its parent
+// the owner, its sharers and their UIDs in annotations (ipaddress.Claim
+// reads it back).
+func claimObject(cl engine.Claim) (*networkingv1.IPAddress, error) {
+	ns, name, err := cache.SplitMetaNamespaceKey(cl.Owner)
+	if err != nil || ns == "" || name == "" {
+		return nil, fmt.Errorf("claim %s: owner %q is no namespace/name", cl.Addr, cl.Owner)
+	}
+	ip := &networkingv1.IPAddress{
+		ObjectMeta: metav1.ObjectMeta{Name: cl.Addr.String(), Labels: map[string]string{
+			networkingv1.LabelManagedBy:       engine.ManagedBy,
+			networkingv1.LabelIPAddressFamily: family(cl.Addr),
+		}},
+		Spec: networkingv1.IPAddressSpec{ParentRef: &networkingv1.ParentReference{Group: "", Resource: "services", Namespace: ns, Name: name}},
+	}
+	annotations := map[string]string{}
+	if len(cl.Sharers) > 0 {
+		annotations[engine.SharersAnnotation] = strings.Join(cl.Sharers, ",")
+	}
+	if uids := engine.FormatUIDs(append([]string{cl.Owner}, cl.Sharers...), cl.UIDs); uids != "" {
+		annotations[engine.UIDsAnnotation] = uids
+	}
+	if len(annotations) > 0 {
+		ip.Annotations = annotations
+	}
+	return ip, nil
 }
 
 // Delete implements engine.Claims, with the claim's UID as a precondition:

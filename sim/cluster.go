@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
 )
@@ -31,6 +32,8 @@ type cluster struct {
 	// claims are the address claims (IPAddress objects), by address.
 	claims   map[netip.Addr]engine.Claim
 	claimSeq int
+	// uidSeq numbers the UIDs of the Services created.
+	uidSeq int
 }
 
 func newCluster() *cluster {
@@ -42,6 +45,13 @@ func (c *cluster) store(key string, svc *corev1.Service) {
 	if svc != nil {
 		svc = svc.DeepCopy()
 		svc.ResourceVersion = strconv.FormatInt(c.rv, 10)
+		if svc.UID == "" {
+			// Created now (an update keeps the stored UID): one created
+			// again after a delete is another object, as in the API
+			// server.
+			c.uidSeq++
+			svc.UID = types.UID("uid-" + strconv.Itoa(c.uidSeq))
+		}
 		c.services[key] = svc
 	} else {
 		delete(c.services, key)

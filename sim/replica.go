@@ -301,18 +301,28 @@ func (c claimStore) Naming(key string) []engine.Claim {
 }
 
 // Create implements engine.Claims.
-func (c claimStore) Create(_ context.Context, a netip.Addr, owner string, sharers []string) (engine.Claim, error) {
-	if cl, ok := c.s.cluster.claims[a]; ok {
-		return cl, apierrors.NewAlreadyExists(ipAddresses, a.String())
+func (c claimStore) Create(_ context.Context, cl engine.Claim) (engine.Claim, error) {
+	if cur, ok := c.s.cluster.claims[cl.Addr]; ok {
+		return cur, apierrors.NewAlreadyExists(ipAddresses, cl.Addr.String())
 	}
 	c.s.cluster.claimSeq++
 	// Created now: a run lasts far less than the grace period, so no claim
 	// is ever old enough to be taken over as stale (the simulator runs no
-	// repair either), as none is in the seconds a write takes.
-	cl := engine.Claim{Addr: a, Owner: owner, Sharers: slices.Clone(sharers), Manager: engine.ManagedBy,
+	// repair either), as none is in the seconds a write takes. The UIDs
+	// are stored as the annotation would keep them (those of Services the
+	// claim names).
+	made := engine.Claim{Addr: cl.Addr, Owner: cl.Owner, Sharers: slices.Clone(cl.Sharers), Manager: engine.ManagedBy,
 		ID: strconv.Itoa(c.s.cluster.claimSeq), Created: time.Now()}
-	c.s.cluster.claims[a] = cl
-	return cl, nil
+	for _, h := range append([]string{cl.Owner}, cl.Sharers...) {
+		if uid := cl.UIDs[h]; uid != "" {
+			if made.UIDs == nil {
+				made.UIDs = map[string]string{}
+			}
+			made.UIDs[h] = uid
+		}
+	}
+	c.s.cluster.claims[cl.Addr] = made
+	return made, nil
 }
 
 // Delete implements engine.Claims: only the claim it names (its ID, when

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -16,15 +17,41 @@ import (
 	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
 
-// create makes a claim and remembers it as this engine's own.
-func (e *Engine) create(ctx context.Context, a netip.Addr, owner string, sharers []string) (Claim, error) {
-	c, err := e.claims.Create(ctx, a, owner, sharers)
+// create makes a claim of a naming holders (the first its owner) and
+// remembers it as this engine's own. It records the UID of each holder:
+// the one known gives (the Service written, or read live, now), else the
+// cache's copy's, else the one prev (the record of the claim it replaces)
+// gives; none when the UID is nowhere.
+func (e *Engine) create(ctx context.Context, a netip.Addr, holders []string, known, prev map[string]string) (Claim, error) {
+	uids := map[string]string{}
+	for _, h := range holders {
+		uid := known[h]
+		if svc, ok := e.cluster.Cached(h); uid == "" && ok {
+			uid = string(svc.UID)
+		}
+		if uid == "" {
+			uid = prev[h]
+		}
+		if uid != "" {
+			uids[h] = uid
+		}
+	}
+	c, err := e.claims.Create(ctx, Claim{Addr: a, Owner: holders[0], Sharers: slices.Clone(holders[1:]), UIDs: uids})
 	if err == nil && c.ID != "" {
 		e.mu.Lock()
 		e.made[c.ID] = true
 		e.mu.Unlock()
 	}
 	return c, err
+}
+
+// uidOf returns svc's UID as a record of known UIDs for create; nil for
+// no Service.
+func uidOf(svc *corev1.Service) map[string]string {
+	if svc == nil || svc.UID == "" {
+		return nil
+	}
+	return map[string]string{decide.Key(svc): string(svc.UID)}
 }
 
 // claim makes sure every address the write of d gives is claimed for the
@@ -59,11 +86,11 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 		if !ok {
 			// The Services it shares with (none: it is the owner), as the
 			// ledger knows them; this claim records them.
-			owner, sharers := key, []string(nil)
+			holders := []string{key}
 			if len(others) > 0 {
-				owner, sharers = others[0], append(slices.Clone(others[1:]), key)
+				holders = append(slices.Clone(others), key)
 			}
-			c, err = e.create(ctx, a, owner, sharers)
+			c, err = e.create(ctx, a, holders, uidOf(d.Service), nil)
 			switch {
 			case err == nil:
 				claimed = append(claimed, a)
@@ -78,7 +105,7 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 		case c.Ours() && len(others) > 0:
 			// The ledger shares a with a Service of ours: the claim must
 			// record key, and may name sharers the ledger does not know.
-			joined, err := e.join(ctx, c, key, others, e.asks(key, a))
+			joined, err := e.join(ctx, c, key, uidOf(d.Service), others, e.asks(key, a))
 			if err != nil {
 				return claimed, nil, false, err
 			}
@@ -94,8 +121,8 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 }
 
 // join adds the Service key to the sharers of c, one of our claims
-// (others: the Services the ledger has holding its address besides key,
-// recorded too). Every
+// (known: key's UID; others: the Services the ledger has holding its
+// address besides key, recorded too). Every
 // Service c names that the ledger does not know on its address is read
 // from the API server first: one that carries the address, or whose write
 // may still be on its way (c is younger than the grace period), is
@@ -109,13 +136,17 @@ func (e *Engine) claim(ctx context.Context, key string, d decide.Decision) (clai
 // claim names), the claim arbitrates once per claim: should the ledger
 // decide against it again (two controllers' views of which came first
 // differ), key's own request stands rather than the two deciding for ever.
-func (e *Engine) join(ctx context.Context, c Claim, key string, others []string, asked bool) (bool, error) {
+func (e *Engine) join(ctx context.Context, c Claim, key string, known map[string]string, others []string, asked bool) (bool, error) {
 	a := c.Addr
 	e.mu.Lock()
 	arbitrated := asked && e.arbitrated[key] == c.ID
 	e.mu.Unlock()
 	var keep []string
 	learned := false
+	uids := maps.Clone(known)
+	if uids == nil {
+		uids = map[string]string{}
+	}
 	for _, u := range c.holders() {
 		if u == key || slices.Contains(keep, u) {
 			continue
@@ -137,8 +168,11 @@ func (e *Engine) join(ctx context.Context, c Claim, key string, others []string,
 		live = live.DeepCopy()
 		inFlight := !slices.Contains(decide.InUse(live), a)
 		if inFlight {
-			if time.Since(c.Created) >= e.grace {
-				continue // it never took the address: off the record
+			if time.Since(c.Created) >= e.grace || !madeFor(live, c) {
+				// It never took the address, or it is another Service
+				// of that name (no write for the claim's can be on its
+				// way to it): off the record.
+				continue
 			}
 			// Admitted by another controller, its write on its way: it
 			// is served on a from now on.
@@ -163,6 +197,7 @@ func (e *Engine) join(ctx context.Context, c Claim, key string, others []string,
 		}
 		learned = promoted || (!before && e.servedOn(u, a)) || learned
 		e.mu.Unlock()
+		uids[u] = string(live.UID)
 	}
 	if learned {
 		return false, nil
@@ -173,15 +208,17 @@ func (e *Engine) join(ctx context.Context, c Claim, key string, others []string,
 			keep = append(keep, o)
 		}
 	}
-	return e.replace(ctx, c, append(keep, key))
+	return e.replace(ctx, c, append(keep, key), uids)
 }
 
 // replace puts a claim naming holders (the first its owner) in the place
-// of c: c is deleted by its ID, then the new one created. It returns false
+// of c: c is deleted by its ID, then the new one created, recording the
+// UIDs known (the Services read live now), else the cache's, else those c
+// records (see create). It returns false
 // when another claim of the address came first (c had been replaced, or
 // was recreated meanwhile); an error when the new claim could not be made
 // (the address is then unclaimed until the repair claims it again).
-func (e *Engine) replace(ctx context.Context, c Claim, holders []string) (bool, error) {
+func (e *Engine) replace(ctx context.Context, c Claim, holders []string, known map[string]string) (bool, error) {
 	if err := e.claims.Delete(ctx, c); err != nil {
 		if goneOrReplaced(err) {
 			return false, nil
@@ -191,7 +228,7 @@ func (e *Engine) replace(ctx context.Context, c Claim, holders []string) (bool, 
 	if len(holders) == 0 {
 		return true, nil
 	}
-	if _, err := e.create(ctx, c.Addr, holders[0], holders[1:]); err != nil {
+	if _, err := e.create(ctx, c.Addr, holders, known, c.UIDs); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return false, nil
 		}

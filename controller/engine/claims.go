@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +22,11 @@ const (
 	// SharersAnnotation, on a claim of ours, lists the Services that share
 	// its address with the parent ("namespace/name", comma-separated).
 	SharersAnnotation = "kube-vip-cloud-provider.kube-vip.io/sharers"
+	// UIDsAnnotation, on a claim of ours, records the UID of each Service
+	// it names ("namespace/name=uid", comma-separated, the owner first):
+	// a Service of that name with another UID is not the one the claim
+	// was made for. Claims made by versions before it have none.
+	UIDsAnnotation = "kube-vip-cloud-provider.kube-vip.io/uids"
 )
 
 // Claim is the API server's record that one address is taken: an IPAddress
@@ -34,6 +41,10 @@ type Claim struct {
 	// and creates it again, so that two controllers admitting sharers at
 	// once cannot both succeed.
 	Sharers []string
+	// UIDs maps the Services the claim names to the UIDs of those it was
+	// made for; a Service without an entry (every one, on a claim made by
+	// an older version) is judged by its creation time (see madeFor).
+	UIDs map[string]string
 	// Manager is the claim's managed-by label.
 	Manager string
 	// ID is the object's identity (its UID): Delete removes only that one.
@@ -72,13 +83,53 @@ type Claims interface {
 	// Naming returns the claims of ours that name the Service key, as its
 	// owner or among its sharers, as the cache shows them.
 	Naming(key string) []Claim
-	// Create claims addr for the Service named owner, recording sharers
-	// as the Services that share it.
-	Create(ctx context.Context, addr netip.Addr, owner string, sharers []string) (Claim, error)
+	// Create makes the claim c: its address for the Service c.Owner,
+	// recording c.Sharers as the Services that share it and c.UIDs as
+	// their UIDs (ID and Created are the store's to set).
+	Create(ctx context.Context, c Claim) (Claim, error)
 	// Delete removes the claim c, only if it is still c (its ID): a
 	// Conflict when another claim of the address has replaced it,
 	// NotFound when there is none.
 	Delete(ctx context.Context, c Claim) error
+}
+
+// FormatUIDs writes the UIDsAnnotation of a claim naming holders (the
+// owner first): "namespace/name=uid" for each that has a UID in uids, in
+// the order of holders; empty when none has.
+func FormatUIDs(holders []string, uids map[string]string) string {
+	var b strings.Builder
+	for _, h := range holders {
+		if uid := uids[h]; uid != "" {
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(h + "=" + uid)
+		}
+	}
+	return b.String()
+}
+
+// ParseUIDs reads a UIDsAnnotation: nil for an empty value; an error
+// quoting the value when an entry is no "namespace/name=uid" or names a
+// Service twice with different UIDs (a claim with such a value is read as
+// one that records none).
+func ParseUIDs(v string) (map[string]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, entry := range strings.Split(v, ",") {
+		key, uid, ok := strings.Cut(strings.TrimSpace(entry), "=")
+		ns, name, slash := strings.Cut(key, "/")
+		if !ok || !slash || ns == "" || name == "" || strings.Contains(name, "/") || uid == "" {
+			return nil, fmt.Errorf("annotation %s=%q: entry %q is not namespace/name=uid", UIDsAnnotation, v, entry)
+		}
+		if prev, dup := out[key]; dup && prev != uid {
+			return nil, fmt.Errorf("annotation %s=%q: %s has two UIDs", UIDsAnnotation, v, key)
+		}
+		out[key] = uid
+	}
+	return out, nil
 }
 
 // goneOrReplaced reports whether a Delete failed because the claim was no longer

@@ -60,19 +60,26 @@ func (e *Engine) leave(ctx context.Context, key string, a netip.Addr) error {
 	}
 	others := e.otherHolders(a, key)
 	var rest []string
+	live := map[string]string{} // the UIDs of the Services read live
 	for _, o := range slices.Concat(others, c.holders()) {
 		if o == key || slices.Contains(rest, o) {
 			continue
 		}
-		if !e.opts.Decide.Flaws.Has(mutant.VanishedSharersStay) && e.vanished(ctx, o, c, slices.Contains(others, o)) {
-			// Deleted unseen (while no controller ran, before a
-			// handover, or not yet in a lagging cache): it can receive
-			// no write, so the claim must not pass to it.
-			continue
+		if !e.opts.Decide.Flaws.Has(mutant.VanishedSharersStay) {
+			gone, uid := e.vanished(ctx, o, c, slices.Contains(others, o))
+			if gone {
+				// Deleted unseen (while no controller ran, before a
+				// handover, or not yet in a lagging cache): it can
+				// receive no write, so the claim must not pass to it.
+				continue
+			}
+			if uid != "" {
+				live[o] = uid
+			}
 		}
 		rest = append(rest, o)
 	}
-	if _, err := e.replace(ctx, c, rest); err != nil {
+	if _, err := e.replace(ctx, c, rest, live); err != nil {
 		return fmt.Errorf("release %s for Service %s: %w", a, key, err)
 	}
 	return nil
@@ -96,9 +103,9 @@ func (e *Engine) releaseClaims(ctx context.Context, key string, addrs []netip.Ad
 // claims that still name it beyond those on the addresses released (the
 // ledger's holding): a claim made for a write that never landed, say, or
 // made by another controller or before a restart. A live read must find
-// no such Service first (or one created after the claim, not carrying
-// its address: not the Service it was made for); otherwise the repair
-// judges them.
+// no such Service first (or one that is not the Service the claim was made
+// for, not carrying its address: see madeFor); otherwise the repair judges
+// them.
 func (e *Engine) leaveDeleted(ctx context.Context, key string, released []netip.Addr) {
 	if e.claims == nil || e.opts.Decide.Flaws.Has(mutant.OrphanClaimsWait) {
 		return
@@ -120,7 +127,7 @@ func (e *Engine) leaveDeleted(ctx context.Context, key string, released []netip.
 		return // unknown: the repair judges them later
 	}
 	for _, c := range left {
-		if live != nil && (!createdAfter(live, c) || slices.Contains(decide.InUse(live), c.Addr)) {
+		if live != nil && (madeFor(live, c) || slices.Contains(decide.InUse(live), c.Addr)) {
 			continue
 		}
 		if err := e.leave(ctx, key, c.Addr); err != nil {
@@ -133,16 +140,17 @@ func (e *Engine) leaveDeleted(ctx context.Context, key string, released []netip.
 // is gone for good, as a live read tells (the cache may lag, and may never
 // show the delete to a controller that stops first): there is none, or,
 // unless the ledger has it holding c's address (holds: its write may be on
-// its way), one created after c that does not carry the address. One that
-// could not be read has not vanished.
-func (e *Engine) vanished(ctx context.Context, u string, c Claim, holds bool) bool {
+// its way), one that is not the Service c was made for (see madeFor) and
+// does not carry the address. One that could not be read has not
+// vanished. uid is the UID of the Service read, when one was.
+func (e *Engine) vanished(ctx context.Context, u string, c Claim, holds bool) (gone bool, uid string) {
 	svc, err := e.cluster.Live(ctx, u)
 	switch {
 	case apierrors.IsNotFound(err):
-		return true
+		return true, ""
 	case err != nil:
-		return false
+		return false, ""
 	}
 	e.Observe(svc) // fresher than the cache: what it is served on is in use now
-	return !holds && createdAfter(svc, c) && !slices.Contains(decide.InUse(svc), c.Addr)
+	return !holds && !madeFor(svc, c) && !slices.Contains(decide.InUse(svc), c.Addr), string(svc.UID)
 }

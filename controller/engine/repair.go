@@ -18,8 +18,8 @@ import (
 
 // stale reports whether c, a claim of ours, may go. Whatever its age, it
 // may when no Service it names exists any more: a live read finds none,
-// or one created after the claim (deleted and created again since, so not
-// the Service it was made for) that does not carry the address. No write
+// or one that is not the Service it was made for (deleted and created
+// again since: see madeFor) and does not carry the address. No write
 // can be on its way to a Service that does not exist. Otherwise it may once
 // older than the grace period (no write can still be on its way relying on
 // it) when no Service it names, read from the API server, carries the
@@ -33,7 +33,7 @@ func (e *Engine) stale(ctx context.Context, c Claim) bool {
 		return false
 	}
 	for _, u := range c.holders() {
-		if svc, ok := e.cluster.Cached(u); young && ok && !createdAfter(svc, c) {
+		if svc, ok := e.cluster.Cached(u); young && ok && madeFor(svc, c) {
 			return false // there: its write may be on its way
 		}
 		svc, err := e.cluster.Live(ctx, u)
@@ -46,7 +46,7 @@ func (e *Engine) stale(ctx context.Context, c Claim) bool {
 		e.Observe(svc) // fresher than the cache: what it is served on is in use now
 		carries := slices.Contains(decide.InUse(svc), c.Addr)
 		switch {
-		case createdAfter(svc, c) && !carries:
+		case !madeFor(svc, c) && !carries:
 			continue // another Service of the same name: not the claim's
 		case young || carries:
 			return false
@@ -55,12 +55,19 @@ func (e *Engine) stale(ctx context.Context, c Claim) bool {
 	return true
 }
 
-// createdAfter reports whether svc was created after the claim c: it
-// cannot be the Service c was made for (creation times have a resolution
-// of a second, so one created in the same second is given the benefit of
-// the doubt).
-func createdAfter(svc *corev1.Service, c Claim) bool {
-	return svc.CreationTimestamp.Time.Truncate(time.Second).After(c.Created.Truncate(time.Second))
+// madeFor reports whether svc may be the Service the claim c was made
+// for: every judgement of a claim's Service goes through it. When c
+// records a UID for svc's name, svc is that Service only if it has that
+// UID. Otherwise (a claim made by a version that recorded none, or a
+// Service whose UID was not known when the claim was made) svc is not
+// when it was created after c, to the second (creation times have a
+// resolution of a second, so one created in the same second is given the
+// benefit of the doubt).
+func madeFor(svc *corev1.Service, c Claim) bool {
+	if uid, ok := c.UIDs[decide.Key(svc)]; ok {
+		return string(svc.UID) == uid
+	}
+	return !svc.CreationTimestamp.Time.Truncate(time.Second).After(c.Created.Truncate(time.Second))
 }
 
 // freeOrphans deletes, at start, the claims of ours that name only
@@ -76,7 +83,7 @@ func (e *Engine) freeOrphans(ctx context.Context) map[string]bool {
 		}
 		if slices.ContainsFunc(c.holders(), func(u string) bool {
 			svc, ok := e.cluster.Cached(u)
-			return ok && !createdAfter(svc, c)
+			return ok && madeFor(svc, c)
 		}) {
 			continue // the repair judges it, knowing the ledger
 		}
@@ -188,7 +195,7 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 			}
 			r.Deleted++
 		default:
-			if ok, err := e.replace(ctx, c, owners); !ok {
+			if ok, err := e.replace(ctx, c, owners, nil); !ok {
 				if err != nil {
 					logger.Error(err, "Repair: moving an address claim", "address", c.Addr, "to", owners[0])
 				}
@@ -201,7 +208,7 @@ func (e *Engine) Repair(ctx context.Context) RepairReport {
 		if claimed[a] {
 			continue
 		}
-		if _, err := e.create(ctx, a, held[a][0], held[a][1:]); err != nil {
+		if _, err := e.create(ctx, a, held[a], nil, nil); err != nil {
 			if !apierrors.IsAlreadyExists(err) { // claimed meanwhile: the next repair judges it
 				logger.Error(err, "Repair: claiming a held address", "address", a, "for", held[a][0])
 			}

@@ -18,8 +18,9 @@ import (
 
 // Claim reads an IPAddress as a claim: the address from its name, the
 // manager from its managed-by label, the owner from a parentRef to a
-// Service, the sharers from the sharers annotation (only on a claim of
-// ours), the ID from its UID, Created from its creationTimestamp. False
+// Service, the sharers and their UIDs from the sharers and uids
+// annotations (only on a claim of ours; a malformed uids annotation reads
+// as none), the ID from its UID, Created from its creationTimestamp. False
 // when its name is no address.
 func Claim(ip *networkingv1.IPAddress) (engine.Claim, bool) {
 	a, err := netip.ParseAddr(ip.Name)
@@ -32,6 +33,7 @@ func Claim(ip *networkingv1.IPAddress) (engine.Claim, bool) {
 	}
 	if cl.Ours() {
 		cl.Sharers = ParseSharers(ip.Annotations[engine.SharersAnnotation])
+		cl.UIDs, _ = engine.ParseUIDs(ip.Annotations[engine.UIDsAnnotation])
 	}
 	return cl, true
 }

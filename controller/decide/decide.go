@@ -278,7 +278,9 @@ func sharing(usage *allocator.Usage, svc *corev1.Service, shared []netip.Addr) s
 	var with []string
 	for _, a := range shared {
 		for _, o := range usage.Holders(a) {
-			if o != Key(svc) && !slices.Contains(with, o) {
+			// One only served on a (contesting it, asking for it) does
+			// not share it.
+			if h, _ := usage.Holding(o); o != Key(svc) && slices.Contains(h.Addrs, a) && !h.Contested && !h.Releasing && !slices.Contains(with, o) {
 				with = append(with, o)
 			}
 		}

@@ -200,6 +200,9 @@ func (u *Usage) conflictWith(cfg *Config, a netip.Addr, req Request, auto bool) 
 		if h.Contested && req.Carries && !auto {
 			continue // it came later: the Service that carried it first keeps it
 		}
+		if h.Contested && h.OnlyAsks && !h.Exclusive && !auto {
+			continue // it only asks too: which of the askers is granted it is the caller's to say
+		}
 		if h.Exclusive {
 			return h // never shared: not ours, or only served on it
 		}

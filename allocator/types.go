@@ -148,6 +148,14 @@ type Holding struct {
 	// loadBalancerClass, kube-vip.io/ignore, another load-balancer): its
 	// addresses are never shared, whatever its ports.
 	Exclusive bool
+	// OnlyAsks marks a Service that carries none of its addresses: it only
+	// asks for them (spec.loadBalancerIP, another tool's request
+	// annotation), they are neither in the annotation kube-vip advertises
+	// nor in its status. What it contests does not stand in the way of
+	// another request for the same address: of the Services asking, the
+	// caller grants the address to one (the oldest waiting). Ignored on an
+	// Exclusive holding.
+	OnlyAsks bool
 	// Also lists further addresses the Service is served on without
 	// holding them as its own: its status.loadBalancer.ingress, a refused
 	// or stale spec.loadBalancerIP. They are in use, as Contested ones

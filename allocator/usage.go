@@ -46,11 +46,11 @@ func NewUsage() *Usage {
 func (u *Usage) Assign(h Holding) {
 	u.Release(h.Owner)
 	c := &Holding{Owner: h.Owner, Namespace: h.Namespace, Ports: slices.Clone(h.Ports), Releasing: h.Releasing,
-		Contested: h.Contested, Exclusive: h.Exclusive}
+		Contested: h.Contested, Exclusive: h.Exclusive, OnlyAsks: h.OnlyAsks}
 	c.Addrs = appendAddrs(nil, nil, h.Addrs)
 	// The extra addresses are held by a contested twin of c: in use, but
 	// yielding to a Service that carries them.
-	e := &Holding{Owner: h.Owner, Namespace: h.Namespace, Ports: c.Ports, Contested: true, Exclusive: h.Exclusive}
+	e := &Holding{Owner: h.Owner, Namespace: h.Namespace, Ports: c.Ports, Contested: true, Exclusive: h.Exclusive, OnlyAsks: h.OnlyAsks}
 	e.Addrs = appendAddrs(nil, c.Addrs, h.Also)
 	if len(c.Addrs) == 0 && len(e.Addrs) == 0 {
 		return
@@ -131,7 +131,7 @@ func (u *Usage) Holding(owner string) (Holding, bool) {
 		return Holding{}, false
 	}
 	return Holding{Owner: c.Owner, Namespace: c.Namespace, Ports: slices.Clone(c.Ports), Addrs: slices.Clone(c.Addrs),
-		Releasing: c.Releasing, Contested: c.Contested, Exclusive: c.Exclusive, Also: slices.Clone(c.Also)}, true
+		Releasing: c.Releasing, Contested: c.Contested, Exclusive: c.Exclusive, OnlyAsks: c.OnlyAsks, Also: slices.Clone(c.Also)}, true
 }
 
 // Holders returns the owners holding a (or served on it), sorted.

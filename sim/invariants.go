@@ -152,6 +152,14 @@ func (s *simulator) servedOn(svc *corev1.Service) []netip.Addr {
 	return slices.DeleteFunc(all, func(a netip.Addr) bool { return a == stale.Unmap() })
 }
 
+// asksOnly reports whether svc asks for a without carrying it: a is its
+// spec.loadBalancerIP (or another tool's request), it has no annotation of
+// ours, and no status shows a.
+func asksOnly(svc *corev1.Service, a netip.Addr) bool {
+	return svc.Annotations[decide.AnnotationLoadBalancerIPs] == "" && len(svc.Status.LoadBalancer.Ingress) == 0 &&
+		slices.Contains(decide.InUse(svc), a)
+}
+
 // known returns the Service named key as the controller could know it:
 // as its own last write left it, else as the newer of its cache and its
 // last read from the API server itself (nil when neither shows it). A
@@ -275,6 +283,13 @@ func (s *simulator) checkWrite(r *replica, key string, before, after *corev1.Ser
 			}
 			if !decide.IsLoadBalancer(o) {
 				continue // no longer a LoadBalancer: not served
+			}
+			if old == "" && slices.Contains(had, a) && asksOnly(o, a) {
+				// Both ask for a (spec.loadBalancerIP, say) and neither
+				// carries it: the user's doing, each served on it already;
+				// the controller grants it to one of them (the oldest
+				// waiting), and the write serves this one on nothing new.
+				continue
 			}
 			if ok, why := s.mayShare(r.engine.Config(), after, o, a, d.Allocated); !ok {
 				return s.invariant(fmt.Sprintf("address %s is held by two Services that may not share: the controller gave it while the other is served on it (%s)", a, why), key, other)

@@ -184,7 +184,18 @@ func failed(svc *corev1.Service, err error, msg string) Decision {
 	// What an invalid request carries is no one's to share.
 	as, _, perr := Addresses(svc)
 	h.Exclusive = perr != nil || !OnePerFamily(as)
+	h.OnlyAsks = !h.Exclusive && onlyAsks(svc)
 	return Decision{Action: Hold, Holding: h, Err: err, Events: evs}
+}
+
+// onlyAsks reports whether svc carries none of the addresses it is in use
+// on: neither our annotation (what kube-vip advertises) nor a status shows
+// one, it only asks for them (spec.loadBalancerIP, another tool's request
+// annotation). Two Services that only ask for one address stand on equal
+// footing: neither may block the other for good, the oldest waiting one is
+// granted it (see the engine's fairness).
+func onlyAsks(svc *corev1.Service) bool {
+	return svc.Annotations[AnnotationLoadBalancerIPs] == "" && len(svc.Status.LoadBalancer.Ingress) == 0
 }
 
 // keep validates the addresses svc already carries.

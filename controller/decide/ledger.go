@@ -176,8 +176,9 @@ func (l *Ledger) Uncertain(key string) (Decision, bool) {
 //
 // What it already holds becomes harder to share, never easier: the ports
 // it shows now are added to those recorded, a Service that is no longer
-// managed (kube-vip.io/ignore, say) holds exclusively from now on, and an
-// address it no longer carries is only served on.
+// managed (kube-vip.io/ignore, say) holds exclusively from now on, one
+// that shows an address carried (annotation, status) no longer only asks,
+// and an address it no longer carries is only served on.
 func (l *Ledger) Observe(svc *corev1.Service, o Options) {
 	if l.Stale(svc) {
 		return
@@ -200,6 +201,9 @@ func (l *Ledger) Observe(svc *corev1.Service, o Options) {
 		if exclusive(svc, o) && !h.Exclusive {
 			h.Exclusive, changed = true, true
 		}
+		if h.OnlyAsks && (h.Exclusive || !onlyAsks(svc)) {
+			h.OnlyAsks, changed = false, true
+		}
 		// An address it no longer asks for (the user moved it) is only
 		// served on until it is decided: in use, but not shared.
 		carried, _, _ := Addresses(svc)
@@ -217,6 +221,7 @@ func (l *Ledger) Observe(svc *corev1.Service, o Options) {
 		h = Holding(svc, nil)
 		h.Also = nil
 		h.Exclusive = exclusive(svc, o)
+		h.OnlyAsks = !h.Exclusive && onlyAsks(svc)
 	}
 	for _, a := range InUse(svc) {
 		if !slices.Contains(h.Addrs, a) && !slices.Contains(h.Also, a) {

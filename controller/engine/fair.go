@@ -29,7 +29,10 @@ import (
 // are queued, and the deferred ones are queued again as soon as a waiting
 // Service's turn ends. Requested addresses (the annotation,
 // spec.loadBalancerIP) go by the same rule: of the Services waiting for a
-// contested address, the oldest is granted it.
+// contested address, the oldest is granted it. For that, a Service that only
+// asks for an address (carrying it neither in our annotation nor in a
+// status) never blocks another's request for it: the decision lets either
+// have it (decide: Holding.OnlyAsks), and the turns here say which.
 //
 // No livelock: the oldest Service owing a turn never gives way, and is
 // queued; every sync of it that does not give way ends its turn (one that

@@ -160,6 +160,11 @@ func TestClaimScenariosFailOnTheirBrokenEngine(t *testing.T) {
 		// sharer.
 		{"scenarios/34-sharer-deleted-while-down.yaml", "vanished sharers kept on the claim",
 			mutant.Flaws{VanishedSharersStay: true}},
+		// A Service deleted and created again while no controller ran:
+		// judged by creation times alone, the new one keeps its
+		// predecessor's claim, and the address stays blocked.
+		{"scenarios/37-recreated-while-down.yaml", "claims judged without their UIDs",
+			mutant.Flaws{ClaimUIDsIgnored: true}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			sc, err := Load(tc.file)

@@ -168,7 +168,7 @@ func (e *Engine) join(ctx context.Context, c Claim, key string, known map[string
 		live = live.DeepCopy()
 		inFlight := !slices.Contains(decide.InUse(live), a)
 		if inFlight {
-			if time.Since(c.Created) >= e.grace || !madeFor(live, c) {
+			if time.Since(c.Created) >= e.grace || !e.madeFor(live, c) {
 				// It never took the address, or it is another Service
 				// of that name (no write for the claim's can be on its
 				// way to it): off the record.

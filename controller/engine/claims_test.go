@@ -120,7 +120,7 @@ func TestMadeFor(t *testing.T) {
 		{name: "only another holder's UID recorded", svc: svc("u2", claimed), c: otherRecorded, want: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := madeFor(tc.svc, tc.c); got != tc.want {
+			if got := (&Engine{}).madeFor(tc.svc, tc.c); got != tc.want {
 				t.Fatalf("madeFor = %v, want %v", got, tc.want)
 			}
 		})

@@ -127,7 +127,7 @@ func (e *Engine) leaveDeleted(ctx context.Context, key string, released []netip.
 		return // unknown: the repair judges them later
 	}
 	for _, c := range left {
-		if live != nil && (madeFor(live, c) || slices.Contains(decide.InUse(live), c.Addr)) {
+		if live != nil && (e.madeFor(live, c) || slices.Contains(decide.InUse(live), c.Addr)) {
 			continue
 		}
 		if err := e.leave(ctx, key, c.Addr); err != nil {
@@ -152,5 +152,5 @@ func (e *Engine) vanished(ctx context.Context, u string, c Claim, holds bool) (g
 		return false, ""
 	}
 	e.Observe(svc) // fresher than the cache: what it is served on is in use now
-	return !holds && !madeFor(svc, c) && !slices.Contains(decide.InUse(svc), c.Addr), string(svc.UID)
+	return !holds && !e.madeFor(svc, c) && !slices.Contains(decide.InUse(svc), c.Addr), string(svc.UID)
 }

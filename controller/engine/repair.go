@@ -33,7 +33,7 @@ func (e *Engine) stale(ctx context.Context, c Claim) bool {
 		return false
 	}
 	for _, u := range c.holders() {
-		if svc, ok := e.cluster.Cached(u); young && ok && madeFor(svc, c) {
+		if svc, ok := e.cluster.Cached(u); young && ok && e.madeFor(svc, c) {
 			return false // there: its write may be on its way
 		}
 		svc, err := e.cluster.Live(ctx, u)
@@ -46,7 +46,7 @@ func (e *Engine) stale(ctx context.Context, c Claim) bool {
 		e.Observe(svc) // fresher than the cache: what it is served on is in use now
 		carries := slices.Contains(decide.InUse(svc), c.Addr)
 		switch {
-		case !madeFor(svc, c) && !carries:
+		case !e.madeFor(svc, c) && !carries:
 			continue // another Service of the same name: not the claim's
 		case young || carries:
 			return false
@@ -63,8 +63,8 @@ func (e *Engine) stale(ctx context.Context, c Claim) bool {
 // when it was created after c, to the second (creation times have a
 // resolution of a second, so one created in the same second is given the
 // benefit of the doubt).
-func madeFor(svc *corev1.Service, c Claim) bool {
-	if uid, ok := c.UIDs[decide.Key(svc)]; ok {
+func (e *Engine) madeFor(svc *corev1.Service, c Claim) bool {
+	if uid, ok := c.UIDs[decide.Key(svc)]; ok && !e.opts.Decide.Flaws.Has(mutant.ClaimUIDsIgnored) {
 		return string(svc.UID) == uid
 	}
 	return !svc.CreationTimestamp.Time.Truncate(time.Second).After(c.Created.Truncate(time.Second))
@@ -83,7 +83,7 @@ func (e *Engine) freeOrphans(ctx context.Context) map[string]bool {
 		}
 		if slices.ContainsFunc(c.holders(), func(u string) bool {
 			svc, ok := e.cluster.Cached(u)
-			return ok && madeFor(svc, c)
+			return ok && e.madeFor(svc, c)
 		}) {
 			continue // the repair judges it, knowing the ledger
 		}

@@ -43,4 +43,9 @@ const (
 	// deleted unseen (while no controller ran, say): the claim outlives
 	// its last sharer, for a Service that does not exist.
 	VanishedSharersStay
+	// ClaimUIDsIgnored judges the Services a claim names by their creation
+	// times alone, as if the claim recorded no UIDs: a Service deleted and
+	// created again no later than its predecessor's claim (within its
+	// second, on an API server) keeps that claim.
+	ClaimUIDsIgnored
 )

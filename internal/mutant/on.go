@@ -13,6 +13,7 @@ type Flaws struct {
 	Unfair              bool
 	OrphanClaimsWait    bool
 	VanishedSharersStay bool
+	ClaimUIDsIgnored    bool
 }
 
 // Has reports whether f is among the flaws.
@@ -34,6 +35,8 @@ func (fs Flaws) Has(f Flaw) bool {
 		return fs.OrphanClaimsWait
 	case VanishedSharersStay:
 		return fs.VanishedSharersStay
+	case ClaimUIDsIgnored:
+		return fs.ClaimUIDsIgnored
 	}
 	return false
 }

@@ -62,3 +62,29 @@ func TestOldestOfTwoRequestsForOneAddressIsGranted(t *testing.T) {
 		})
 	}
 }
+
+// Two Services ask for the address a third holds, with its port: both
+// wait in Conflict. When the holder is deleted, the older of the two is
+// granted the address; the younger is told Conflict, naming it.
+func TestOldestOfTwoWaitingRequestsGetsTheFreedAddress(t *testing.T) {
+	const addr = "10.65.0.1"
+	h := newHarness(t, map[string]string{"range-global": "10.65.0.1-10.65.0.2"})
+	h.start(nil)
+	h.create("holder", ports("443/TCP"), withIP(addr))
+	if got := h.addressOf(h.ns, "holder"); got != addr {
+		t.Fatalf("holder got %q, want %s", got, addr)
+	}
+	h.create("b", ports("443/TCP"), withIP(addr))
+	h.waitEvent(h.ns, "Service", "b", decide.ReasonAllocationFailed, "is held by "+h.ns+"/holder")
+	time.Sleep(1100 * time.Millisecond) // creation timestamps: a second
+	h.create("a", ports("443/TCP"), withIP(addr))
+	h.waitEvent(h.ns, "Service", "a", decide.ReasonAllocationFailed, "is held by ")
+	h.delete(h.ns, "holder")
+	if got := h.addressOf(h.ns, "b"); got != addr {
+		t.Fatalf("b (the older) got %q, want %s", got, addr)
+	}
+	h.waitEvent(h.ns, "Service", "a", decide.ReasonAllocationFailed, "is held by "+h.ns+"/b")
+	if got := h.get(h.ns, "a").Annotations[decide.AnnotationLoadBalancerIPs]; got != "" {
+		t.Fatalf("a (the younger) got %q, want no address", got)
+	}
+}

@@ -45,6 +45,10 @@ func holding(owner string, ports []Port, addrs ...string) Holding {
 
 func contested(h Holding) Holding { h.Contested = true; return h }
 
+func onlyAsks(h Holding) Holding { h.OnlyAsks = true; return h }
+
+func exclusive(h Holding) Holding { h.Exclusive = true; return h }
+
 func TestAllocate(t *testing.T) {
 	v4 := map[string]string{"cidr-global": "192.168.0.200/29"}
 	dual := map[string]string{"range-global": "10.0.0.1-10.0.0.2,2001:db8::1-2001:db8::2"}
@@ -147,6 +151,18 @@ func TestAllocate(t *testing.T) {
 		{name: "a fresh request conflicts with a contested holder", config: map[string]string{"cidr-global": "10.0.0.0/29"},
 			held: []Holding{contested(holding("d/later", tcp(80), "10.0.0.1"))},
 			req:  Request{Owner: "d/new", Namespace: "d", Ports: tcp(80), Requested: addrs("10.0.0.1")}, reason: ReasonConflict},
+		{name: "a fresh request does not conflict with a contested holder that only asks too", config: map[string]string{"cidr-global": "10.0.0.0/29"},
+			held: []Holding{onlyAsks(contested(holding("d/asks", tcp(80), "10.0.0.1")))},
+			req:  Request{Owner: "d/new", Namespace: "d", Ports: tcp(80), Requested: addrs("10.0.0.1")}, want: "10.0.0.1"},
+		{name: "beside a holder it may share with, that only asker is passed over", config: map[string]string{"cidr-global": "10.0.0.0/29"},
+			held: []Holding{holding("d/first", tcp(443), "10.0.0.1"), onlyAsks(contested(holding("d/asks", tcp(80), "10.0.0.1")))},
+			req:  Request{Owner: "d/new", Namespace: "d", Ports: tcp(80), Requested: addrs("10.0.0.1")}, want: "10.0.0.1", shared: "10.0.0.1"},
+		{name: "an exclusive contested holder that only asks still conflicts", config: map[string]string{"cidr-global": "10.0.0.0/29"},
+			held: []Holding{exclusive(onlyAsks(contested(holding("d/asks", tcp(80), "10.0.0.1"))))},
+			req:  Request{Owner: "d/new", Namespace: "d", Ports: tcp(443), Requested: addrs("10.0.0.1")}, reason: ReasonConflict},
+		{name: "an address a contested holder only asks for is not handed out", config: map[string]string{"range-global": "10.0.0.1-10.0.0.2"},
+			held: []Holding{onlyAsks(contested(holding("d/asks", tcp(80), "10.0.0.1")))},
+			req:  Request{Owner: "d/new", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2"},
 		{name: "a contested address is neither handed out nor shared", config: map[string]string{"cidr-global": "10.0.0.0/29", "allow-share-global": "true"},
 			held: []Holding{contested(holding("d/later", tcp(80), "10.0.0.1"))},
 			req:  Request{Owner: "d/new", Namespace: "d", Ports: tcp(443)}, want: "10.0.0.2"},

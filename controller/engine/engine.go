@@ -212,15 +212,7 @@ func (e *Engine) rebuild(ctx context.Context, cm *corev1.ConfigMap, services []*
 	}
 	usage, cs := decide.RebuildClaimed(e.config.cfg, services, e.opts.Decide, claimed)
 	e.ledger = newLedger(usage, e.opts.Decide.Flaws)
-	// The Services waiting for an address are known only in memory: they
-	// are rebuilt too (every managed LoadBalancer that holds nothing), so
-	// that after a start, as before it, the oldest of them is served first.
-	e.waiting = map[string]bool{}
-	for _, s := range services {
-		if _, held := usage.Holding(decide.Key(s)); !held && decide.IsLoadBalancer(s) && decide.Managed(s, e.opts.Decide) {
-			e.waiting[decide.Key(s)] = true
-		}
-	}
+	e.waiting = waitingAtStart(e.config.cfg, usage, services, e.opts.Decide)
 	e.newGeneration()
 	e.claimants = map[string]bool{}
 	if e.claims != nil {

@@ -25,9 +25,11 @@ import (
 // A decision that would give a Service an address it does not hold yet
 // (a new one, a family added, a contested request granted) is not acted on
 // while an older waiting Service still owes its turn: the younger one is
-// deferred (the ledger goes back to what it held, it waits), the older ones
-// are queued, and the deferred ones are queued again as soon as a waiting
-// Service's turn ends. Requested addresses (the annotation,
+// deferred (the ledger goes back to what it held, it waits), the oldest
+// Service owing a turn is queued (all were, as the generation began), and
+// the deferred ones are queued again as soon as a waiting Service's turn
+// ends. Waking every older one instead would cost a start with N Services
+// waiting N squared wake-ups. Requested addresses (the annotation,
 // spec.loadBalancerIP) go by the same rule: of the Services waiting for a
 // contested address, the oldest is granted it. For that, a Service that only
 // asks for an address (carrying it neither in our annotation nor in a
@@ -83,9 +85,9 @@ func (e *Engine) beginTurn(key string) *turn {
 // (before is what svc held until then; uncertain: decided on a live read
 // after a write of unknown outcome). When d would give svc an address it
 // does not hold yet while an older waiting Service owes its turn, the
-// decision is undone and svc waits: yield returns the older Services, to be
-// queued, and the sync must end without acting on d. Otherwise it returns
-// nil.
+// decision is undone and svc waits: yield returns the oldest of those, to
+// be queued (in case it was not: all were when the generation began), and
+// the sync must end without acting on d. Otherwise it returns nil.
 func (t *turn) yield(svc *corev1.Service, d decide.Decision, before allocator.Holding, uncertain bool) []string {
 	e := t.e
 	t.gen = e.fair.gen
@@ -101,8 +103,8 @@ func (t *turn) yield(svc *corev1.Service, d decide.Decision, before allocator.Ho
 	if !gains(before, after) {
 		return nil
 	}
-	older := e.owingTurn(t.key, svc.CreationTimestamp.Time)
-	if len(older) == 0 {
+	oldest, owed := e.oldestOwing(t.key, svc.CreationTimestamp.Time)
+	if !owed {
 		return nil
 	}
 	e.ledger.Revert(t.key, before)
@@ -112,7 +114,7 @@ func (t *turn) yield(svc *corev1.Service, d decide.Decision, before allocator.Ho
 	}
 	e.fair.deferred[t.key] = true
 	t.deferred = true
-	return older
+	return []string{oldest}
 }
 
 // end ends the sync: unless it gave way, the key's turn in the generation
@@ -146,11 +148,15 @@ func (t *turn) end() {
 	}
 }
 
-// owingTurn returns, oldest first, the waiting Services older than the one
-// named key (created at created) that owe a turn in the current
-// generation; one the cache no longer shows owes none. mu is held.
-func (e *Engine) owingTurn(key string, created time.Time) []string {
-	var out []string
+// oldestOwing returns the oldest of the waiting Services older than the
+// one named key (created at created) that owe a turn in the current
+// generation, and whether there is one; one the cache no longer shows owes
+// none. One pass, no sorting: at a start every Service without an address
+// waits, and each sync asks. mu is held.
+func (e *Engine) oldestOwing(key string, created time.Time) (string, bool) {
+	var oldest string
+	var oldestAt time.Time
+	found := false
 	for k := range e.waiting {
 		if k == key || e.fair.turned[k] >= e.fair.gen {
 			continue
@@ -159,11 +165,53 @@ func (e *Engine) owingTurn(key string, created time.Time) []string {
 		if !ok {
 			continue
 		}
-		if olderThan(svc.CreationTimestamp.Time, k, created, key) {
-			out = append(out, k)
+		at := svc.CreationTimestamp.Time
+		if olderThan(at, k, created, key) && (!found || olderThan(at, k, oldestAt, oldest)) {
+			oldest, oldestAt, found = k, at, true
 		}
 	}
-	return e.oldestFirst(out)
+	return oldest, found
+}
+
+// waitingAtStart rebuilds the set of Services waiting for an address, which
+// only the memory of the controller that stopped held: the managed
+// LoadBalancers without an address in a pool that has not enough free
+// addresses of a family for all of them. There the oldest must be served
+// first, after a start as before it. Where the addresses go round (the
+// usual install: every Service gets one) none is marked: the order changes
+// nothing there, and serving them strictly one after the other would cost
+// a large start its speed.
+func waitingAtStart(cfg *allocator.Config, usage *allocator.Usage, services []*corev1.Service, o decide.Options) map[string]bool {
+	without := map[*allocator.Pool][]string{}
+	for _, s := range services {
+		k := decide.Key(s)
+		if _, held := usage.Holding(k); held || cfg == nil || !decide.IsLoadBalancer(s) || !decide.Managed(s, o) {
+			continue
+		}
+		if p := cfg.PoolFor(s.Namespace); p != nil && !p.DHCP() {
+			without[p] = append(without[p], k)
+		}
+	}
+	waiting := map[string]bool{}
+	for p, keys := range without {
+		if short(usage, p, len(keys)) {
+			for _, k := range keys {
+				waiting[k] = true
+			}
+		}
+	}
+	return waiting
+}
+
+// short reports whether the pool p has fewer than n free addresses of a
+// family it has.
+func short(usage *allocator.Usage, p *allocator.Pool, n int) bool {
+	for _, f := range []allocator.Family{allocator.IPv4, allocator.IPv6} {
+		if p.Has(f) && p.Size(f).Sub(usage.Used(p, f)).Float64() < float64(n) {
+			return true
+		}
+	}
+	return false
 }
 
 // gains reports whether after holds an address before did not hold (one

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/kvcp-dev/kube-vip-cloud-provider/allocator"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/decide"
 	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/mutant"
 )
@@ -167,4 +168,52 @@ func (h *harness) addrOf(key string) string {
 		return "(gone)"
 	}
 	return h.addr(key)
+}
+
+// TestWaitingAtStart: a start marks as waiting the Services without an
+// address only where their pool has not enough free addresses for all of
+// them (there the oldest must go first); where the addresses go round,
+// none, so a large install is not served one Service after the other.
+func TestWaitingAtStart(t *testing.T) {
+	held := func(name, addr string) *corev1.Service {
+		return lb(name, map[string]string{decide.AnnotationLoadBalancerIPs: addr})
+	}
+	ignored := lb("ignored", map[string]string{decide.AnnotationIgnore: "true"})
+	for _, tc := range []struct {
+		name     string
+		config   map[string]string
+		services []*corev1.Service
+		want     []string
+	}{
+		{"enough for all", map[string]string{"range-global": "10.0.0.1-10.0.0.9"},
+			[]*corev1.Service{held("h", "10.0.0.1"), lb("a", nil), lb("b", nil)}, nil},
+		{"exactly enough", map[string]string{"range-global": "10.0.0.1-10.0.0.3"},
+			[]*corev1.Service{held("h", "10.0.0.1"), lb("a", nil), lb("b", nil)}, nil},
+		{"one short", map[string]string{"range-global": "10.0.0.1-10.0.0.2"},
+			[]*corev1.Service{held("h", "10.0.0.1"), lb("a", nil), lb("b", nil)}, []string{"ns/a", "ns/b"}},
+		// Counted against every family the pool has, whatever the
+		// Services ask for: marking too many only costs speed.
+		{"short of IPv6 in a dual-stack pool", map[string]string{"range-global": "10.0.0.1-10.0.0.9,2001:db8::1-2001:db8::1"},
+			[]*corev1.Service{lb("a", nil), lb("b", nil)}, []string{"ns/a", "ns/b"}},
+		{"not managed, not counted", map[string]string{"range-global": "10.0.0.1-10.0.0.1"},
+			[]*corev1.Service{ignored, lb("a", nil)}, nil},
+		{"no pool", map[string]string{"range-other": "10.0.0.1-10.0.0.1"},
+			[]*corev1.Service{lb("a", nil), lb("b", nil)}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := allocator.Parse(tc.config, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			usage, _ := decide.Rebuild(cfg, tc.services, decide.Options{})
+			var got []string
+			for k := range waitingAtStart(cfg, usage, tc.services, decide.Options{}) {
+				got = append(got, k)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("waiting %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

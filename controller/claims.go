@@ -45,24 +45,6 @@ func holderKeys(obj interface{}) ([]string, error) {
 	return append([]string{cl.Owner}, cl.Sharers...), nil
 }
 
-// claimsAvailable reports whether the API server serves IPAddress objects
-// (Kubernetes 1.33 and later, unless the API is disabled).
-func (c *Controller) claimsAvailable() (bool, error) {
-	list, err := c.client.Discovery().ServerResourcesForGroupVersion(networkingv1.SchemeGroupVersion.String())
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("discover %s: %w", networkingv1.SchemeGroupVersion, err)
-	}
-	for _, r := range list.APIResources {
-		if r.Name == "ipaddresses" {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // startClaims turns the claims on when asked and available: an informer of
 // IPAddress objects feeds the engine.
 func (c *Controller) startClaims(ctx context.Context, factory informers.SharedInformerFactory) error {
@@ -71,7 +53,7 @@ func (c *Controller) startClaims(ctx context.Context, factory informers.SharedIn
 		logger.Info("Address claims are off (--address-claims=false): uniqueness rests on this process alone")
 		return nil
 	}
-	ok, err := c.claimsAvailable()
+	ok, err := ipaddress.Served(c.client.Discovery())
 	if err != nil {
 		return err
 	}

@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -140,15 +138,9 @@ func plan(args []string, out, errOut io.Writer) error {
 // serve them (Kubernetes older than 1.33, or the API disabled), non-nil
 // (maybe empty) when it does.
 func liveClaims(ctx context.Context, client kubernetes.Interface) ([]engine.Claim, error) {
-	res, err := client.Discovery().ServerResourcesForGroupVersion(networkingv1.SchemeGroupVersion.String())
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", networkingv1.SchemeGroupVersion, err)
-	}
-	if !slices.ContainsFunc(res.APIResources, func(r metav1.APIResource) bool { return r.Name == "ipaddresses" }) {
-		return nil, nil
+	served, err := ipaddress.Served(client.Discovery())
+	if err != nil || !served {
+		return nil, err
 	}
 	list, err := client.NetworkingV1().IPAddresses().List(ctx, metav1.ListOptions{})
 	if err != nil {

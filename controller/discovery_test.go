@@ -2,18 +2,15 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr/funcr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	fakediscovery "k8s.io/client-go/discovery/fake"
 	"k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2"
 
-	"github.com/go-logr/logr/funcr"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/testenv"
 )
 
 // The decision to claim addresses rests on discovery: only an API server
@@ -22,13 +19,6 @@ import (
 // disabled) runs without them, logged once; a discovery failure is an
 // error, not a silent "off".
 func TestClaimsFollowDiscovery(t *testing.T) {
-	netv1 := func(names ...string) *metav1.APIResourceList {
-		l := &metav1.APIResourceList{GroupVersion: "networking.k8s.io/v1"}
-		for _, n := range names {
-			l.APIResources = append(l.APIResources, metav1.APIResource{Name: n})
-		}
-		return l
-	}
 	tests := []struct {
 		name      string
 		resources []*metav1.APIResourceList
@@ -37,9 +27,9 @@ func TestClaimsFollowDiscovery(t *testing.T) {
 		wantLog   string
 		wantErr   bool
 	}{
-		{name: "served", resources: []*metav1.APIResourceList{netv1("ingresses", "ipaddresses", "servicecidrs")},
+		{name: "served", resources: []*metav1.APIResourceList{testenv.NetworkingV1("ingresses", "ipaddresses", "servicecidrs")},
 			on: true, wantLog: "Address claims are on"},
-		{name: "the resource disabled", resources: []*metav1.APIResourceList{netv1("ingresses", "networkpolicies")},
+		{name: "the resource disabled", resources: []*metav1.APIResourceList{testenv.NetworkingV1("ingresses", "networkpolicies")},
 			wantLog: "does not serve networking.k8s.io/v1 IPAddress"},
 		{name: "no networking.k8s.io/v1", resources: []*metav1.APIResourceList{{GroupVersion: "v1"}},
 			wantLog: "does not serve networking.k8s.io/v1 IPAddress"},
@@ -48,13 +38,7 @@ func TestClaimsFollowDiscovery(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := fake.NewClientset()
-			disc := cs.Discovery().(*fakediscovery.FakeDiscovery)
-			disc.Resources = tc.resources
-			if tc.fail {
-				disc.PrependReactor("get", "resource", func(clienttesting.Action) (bool, runtime.Object, error) {
-					return true, nil, errors.New("connection refused")
-				})
-			}
+			testenv.Discovery(cs, tc.fail, tc.resources...)
 			var lines []string
 			logger := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{})
 			c := New(cs, Options{AddressClaims: true})

@@ -2,18 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	fakediscovery "k8s.io/client-go/discovery/fake"
 	"k8s.io/client-go/kubernetes/fake"
-	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kvcp-dev/kube-vip-cloud-provider/controller/engine"
+	"github.com/kvcp-dev/kube-vip-cloud-provider/internal/testenv"
 )
 
 // plan reads the claims when the API server serves IPAddress, as the
@@ -21,13 +18,6 @@ import (
 // than 1.33) or the resource (the API disabled) it plans without them
 // (nil); a discovery failure is an error, not a silent "none".
 func TestLiveClaimsFollowDiscovery(t *testing.T) {
-	netv1 := func(names ...string) *metav1.APIResourceList {
-		l := &metav1.APIResourceList{GroupVersion: "networking.k8s.io/v1"}
-		for _, n := range names {
-			l.APIResources = append(l.APIResources, metav1.APIResource{Name: n})
-		}
-		return l
-	}
 	cip := &networkingv1.IPAddress{
 		ObjectMeta: metav1.ObjectMeta{Name: "10.96.0.1", UID: "u1", Labels: map[string]string{networkingv1.LabelManagedBy: engine.ClusterIPManager}},
 		Spec:       networkingv1.IPAddressSpec{ParentRef: &networkingv1.ParentReference{Resource: "services", Namespace: "default", Name: "kubernetes"}},
@@ -39,20 +29,14 @@ func TestLiveClaimsFollowDiscovery(t *testing.T) {
 		want      []string // the owners of the claims read; nil: none served
 		wantErr   bool
 	}{
-		{name: "served", resources: []*metav1.APIResourceList{netv1("ingresses", "ipaddresses")}, want: []string{"default/kubernetes"}},
-		{name: "the resource disabled", resources: []*metav1.APIResourceList{netv1("ingresses")}},
+		{name: "served", resources: []*metav1.APIResourceList{testenv.NetworkingV1("ingresses", "ipaddresses")}, want: []string{"default/kubernetes"}},
+		{name: "the resource disabled", resources: []*metav1.APIResourceList{testenv.NetworkingV1("ingresses")}},
 		{name: "no networking.k8s.io/v1", resources: []*metav1.APIResourceList{{GroupVersion: "v1"}}},
 		{name: "discovery fails", fail: true, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := fake.NewClientset(cip)
-			disc := cs.Discovery().(*fakediscovery.FakeDiscovery)
-			disc.Resources = tc.resources
-			if tc.fail {
-				disc.PrependReactor("get", "resource", func(clienttesting.Action) (bool, runtime.Object, error) {
-					return true, nil, errors.New("connection refused")
-				})
-			}
+			testenv.Discovery(cs, tc.fail, tc.resources...)
 			claims, err := liveClaims(context.Background(), cs)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want an error: %v", err, tc.wantErr)

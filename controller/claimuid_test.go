@@ -46,6 +46,21 @@ func (h *harness) recreateInTheClaimsSecond(name, addr string) bool {
 	return again.CreationTimestamp.Unix() == getClaim(h.t, addr).CreationTimestamp.Unix()
 }
 
+// inTheClaimsSecond calls try, which sets a claim up and creates its
+// Service again, until the new Service is created within the claim's
+// second (try reports it), at most 5 times; undo clears what a failed
+// attempt left.
+func (h *harness) inTheClaimsSecond(try func() bool, undo func()) {
+	h.t.Helper()
+	for attempt := 1; !try(); attempt++ {
+		if attempt == 5 {
+			h.t.Fatalf("the Service was never created again within its claim's second in %d attempts", attempt)
+		}
+		h.t.Logf("attempt %d: the Service was created again after its claim's second; once more", attempt)
+		undo()
+	}
+}
+
 // A Service deleted and created again with the same name while no
 // controller ran, both within the second its address was claimed in: the
 // claim records the UID of the Service it was made for, so the controller
@@ -56,7 +71,7 @@ func TestClaimOfAServiceRecreatedInTheSameSecondIsFreedAtStart(t *testing.T) {
 	t.Cleanup(func() { deleteClaims(t) })
 	const addr = "10.68.0.1"
 	h := newHarness(t, map[string]string{"range-global": addr + "-10.68.0.2"})
-	for attempt := 1; ; attempt++ {
+	h.inTheClaimsSecond(func() bool {
 		h.start(withProductionClaims)
 		atTheStartOfASecond()
 		first := h.create("a")
@@ -68,16 +83,11 @@ func TestClaimOfAServiceRecreatedInTheSameSecondIsFreedAtStart(t *testing.T) {
 			t.Fatalf("the claim's %s = %q, want %q", engine.UIDsAnnotation, got, want)
 		}
 		h.stopController()
-		if h.recreateInTheClaimsSecond("a", addr) {
-			break
-		}
-		if attempt == 5 {
-			t.Fatalf("the Service was never created again within its claim's second in %d attempts", attempt)
-		}
-		t.Logf("attempt %d: the Service was created again after its claim's second; once more", attempt)
+		return h.recreateInTheClaimsSecond("a", addr)
+	}, func() {
 		h.delete(h.ns, "a")
 		deleteClaims(t)
-	}
+	})
 
 	h.start(withProductionClaims)
 	h.waitClaim(addr, "", "")
@@ -103,22 +113,17 @@ func TestClaimsOfThePreviousVersionAreHonoured(t *testing.T) {
 	h := newHarness(t, map[string]string{"range-global": carried + "-10.69.0.4"})
 	h.annotated("holder", carried)
 	putClaim(t, carried, engine.ManagedBy, h.ns, "holder")
-	for attempt := 1; ; attempt++ {
+	h.inTheClaimsSecond(func() bool {
 		atTheStartOfASecond()
 		h.create("again", clusterIP)
 		putClaim(t, pending, engine.ManagedBy, h.ns, "again")
-		if h.recreateInTheClaimsSecond("again", pending) {
-			break
-		}
-		if attempt == 5 {
-			t.Fatalf("the Service was never created again within its claim's second in %d attempts", attempt)
-		}
-		t.Logf("attempt %d: the Service was created again after its claim's second; once more", attempt)
+		return h.recreateInTheClaimsSecond("again", pending)
+	}, func() {
 		h.delete(h.ns, "again")
 		if err := client.NetworkingV1().IPAddresses().Delete(context.Background(), pending, metav1.DeleteOptions{}); err != nil {
 			t.Fatalf("delete IPAddress %s: %v", pending, err)
 		}
-	}
+	})
 
 	h.start(withProductionClaims)
 	h.create("asks", withIP(pending))
